@@ -1,0 +1,52 @@
+import { readFileSync } from 'node:fs';
+import { dirname, resolve, isAbsolute } from 'node:path';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import type { z } from 'zod';
+import { configSchema, type Config } from './schema.js';
+import { errors } from '../errors.js';
+
+/** Turns zod issues into "key.path: what was expected" lines an operator can act on. */
+export function describeIssues(issues: z.core.$ZodIssue[]): string[] {
+  return issues.map((issue) => {
+    const where = issue.path.length ? issue.path.map(String).join('.') : '(top level)';
+    if (issue.code === 'unrecognized_keys') {
+      const keys = issue.keys.map((k) => (where === '(top level)' ? k : `${where}.${k}`));
+      return `${keys.join(', ')}: unknown key${keys.length > 1 ? 's' : ''} (check the spelling; see README "Configuration")`;
+    }
+    return `${where}: ${issue.message}`;
+  });
+}
+
+export function parseConfig(raw: unknown, source: string, baseDir: string): Config {
+  const result = configSchema.safeParse(raw ?? {});
+  if (!result.success) throw errors.configInvalid(source, describeIssues(result.error.issues));
+  return resolvePaths(result.data, baseDir);
+}
+
+/** Relative file paths in a config file are relative to that file, not to the cwd. */
+function resolvePaths(config: Config, baseDir: string): Config {
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
+  return {
+    ...config,
+    hostKeys: config.hostKeys.map(abs),
+    authorizedKeys: abs(config.authorizedKeys),
+    audit: { ...config.audit, path: abs(config.audit.path) },
+  };
+}
+
+export function loadConfigFile(path: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw errors.configUnreadable(path, (err as Error).message);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (err) {
+    const reason = err instanceof YAMLParseError ? err.message.split('\n')[0]! : (err as Error).message;
+    throw errors.configSyntax(path, reason);
+  }
+  return parseConfig(raw, path, dirname(resolve(path)));
+}

@@ -1,0 +1,63 @@
+import { z } from 'zod';
+
+const port = z.int().min(0, "0 (any free port) to 65535").max(65535);
+const seconds = z.number().positive();
+
+/** Limits that protect the gateway; issue-specific limits extend this object. */
+const limits = z.strictObject({
+  maxConnections: z.int().positive().default(2000),
+  maxCommandBytes: z.int().positive().default(256 * 1024),
+  maxEnvVars: z.int().nonnegative().default(256),
+  maxEnvBytes: z.int().nonnegative().default(256 * 1024),
+  loginGraceSeconds: seconds.default(30),
+});
+
+export const configSchema = z.strictObject({
+  node: z.string().min(1).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only').optional(),
+  listen: z
+    .strictObject({
+      host: z.string().min(1).default('127.0.0.1'),
+      port: port.default(2222),
+    })
+    .prefault({}),
+  hostKeys: z.array(z.string().min(1)).min(1, 'list at least one host key file'),
+  authorizedKeys: z.string().min(1),
+  auth: z
+    .strictObject({
+      /** Old JSch (Rundeck <= 5.9) signs user auth with ssh-rsa (SHA-1) only. */
+      allowSshRsaSha1: z.boolean().default(true),
+    })
+    .prefault({}),
+  runAs: z
+    .strictObject({
+      user: z.string().min(1).optional(),
+    })
+    .prefault({}),
+  env: z
+    .strictObject({
+      allow: z.array(z.string().min(1)).default(['RD_*']),
+    })
+    .prefault({}),
+  exec: z
+    .strictObject({
+      shell: z.string().startsWith('/').default('/bin/sh'),
+      killGraceSeconds: seconds.default(5),
+      /** After the client closes the channel, how long stdin EOF may take to end the command by itself. */
+      closeGraceMs: z.int().nonnegative().default(250),
+      path: z.string().default('/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'),
+    })
+    .prefault({}),
+  limits: limits.prefault({}),
+  audit: z
+    .strictObject({
+      path: z.string().min(1),
+    }),
+  log: z
+    .strictObject({
+      level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+    })
+    .prefault({}),
+});
+
+export type Config = z.infer<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;

@@ -1,0 +1,69 @@
+/**
+ * The catalogue of operator-facing errors. Each message says what is wrong and what
+ * to do about it; the code is stable so logs and docs can refer to it.
+ */
+export class ExecgateError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ExecgateError';
+  }
+}
+
+export const errors = {
+  configUnreadable: (path: string, reason: string) =>
+    new ExecgateError('EG_CONFIG_UNREADABLE', `cannot read config ${path}: ${reason}`),
+  configSyntax: (path: string, reason: string) =>
+    new ExecgateError('EG_CONFIG_SYNTAX', `config ${path} is not valid YAML: ${reason}`),
+  configInvalid: (path: string, problems: string[]) =>
+    new ExecgateError(
+      'EG_CONFIG_INVALID',
+      `config ${path} is invalid: ${problems.join('; ')}`,
+    ),
+  hostKeyMissing: (path: string) =>
+    new ExecgateError(
+      'EG_HOSTKEY_MISSING',
+      `host key ${path} does not exist: create it with "execgate keygen --dir <dir>" and list it under hostKeys`,
+    ),
+  hostKeyUnreadable: (path: string, reason: string) =>
+    new ExecgateError('EG_HOSTKEY_UNREADABLE', `cannot read host key ${path}: ${reason}`),
+  hostKeyInvalid: (path: string, reason: string) =>
+    new ExecgateError('EG_HOSTKEY_INVALID', `host key ${path} is not a usable private key: ${reason}`),
+  hostKeyTooOpen: (path: string, mode: number) =>
+    new ExecgateError(
+      'EG_HOSTKEY_PERMISSIONS',
+      `host key ${path} has mode ${(mode & 0o777).toString(8).padStart(4, '0')}, readable by group or others: run "chmod 600 ${path}"`,
+    ),
+  hostKeyNoLegacyType: () =>
+    new ExecgateError(
+      'EG_HOSTKEY_TYPES',
+      'no RSA or ECDSA host key configured: Rundeck\'s JSch 0.1.x cannot use ed25519 and fails with "Algorithm negotiation fail"; add an RSA key from "execgate keygen"',
+    ),
+  authorizedKeysUnreadable: (path: string, reason: string) =>
+    new ExecgateError(
+      'EG_AUTHKEYS_UNREADABLE',
+      `cannot read authorized_keys ${path}: ${reason}`,
+    ),
+  accountUnknown: (user: string) =>
+    new ExecgateError(
+      'EG_RUNAS_UNKNOWN',
+      `runAs.user "${user}" is not a local account (getent passwd ${user} found nothing): create it or fix runAs.user`,
+    ),
+  runAsNeedsRoot: (user: string, current: string) =>
+    new ExecgateError(
+      'EG_RUNAS_NOT_ROOT',
+      `runAs.user is "${user}" but execgate runs as "${current}" without root: run execgate as root or set runAs.user to "${current}"`,
+    ),
+  ssh2PatchMissing: (file: string) =>
+    new ExecgateError(
+      'EG_SSH2_UNPATCHED',
+      `${file} lacks execgate's flow-control fix (jobs writing stdout and stderr at once would hang): reinstall with "npm ci" so patch-package applies patches/ssh2+*.patch`,
+    ),
+  listenFailed: (host: string, port: number, reason: string) =>
+    new ExecgateError(
+      'EG_LISTEN',
+      `cannot listen on ${host}:${port}: ${reason}`,
+    ),
+} as const;

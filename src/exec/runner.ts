@@ -1,0 +1,173 @@
+import { constants as osConstants } from 'node:os';
+import type { Readable, Writable } from 'node:stream';
+import { execa } from 'execa';
+import { killProcessGroup, signalGroup, type GroupKillResult } from './processGroup.js';
+
+export interface CommandSpec {
+  file: string;
+  args: string[];
+  env: Record<string, string>;
+  cwd: string;
+  killGraceMs: number;
+  /** How long a command may take to end by itself after its client went away. */
+  closeGraceMs: number;
+}
+
+export interface CommandStreams {
+  stdin: Readable;
+  stdout: Writable;
+  stderr: Writable;
+}
+
+export type CommandResult = 'completed' | 'killed' | 'spawn-failed';
+
+export interface CommandOutcome {
+  result: CommandResult;
+  /** What goes back as exit-status: the exit code, or 128 + signal number. */
+  status: number;
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  killReason: string | null;
+  error: string | null;
+  pid: number | null;
+  startedAt: number;
+  endedAt: number;
+  stdoutBytes: number;
+  stderrBytes: number;
+}
+
+const FORWARDABLE_SIGNALS = new Set(['ABRT', 'ALRM', 'FPE', 'HUP', 'ILL', 'INT', 'KILL', 'PIPE', 'QUIT', 'SEGV', 'TERM', 'USR1', 'USR2']);
+
+export function exitStatusFor(code: number | null, signal: NodeJS.Signals | null): number {
+  if (code !== null) return code;
+  if (signal) return 128 + (osConstants.signals[signal] ?? 0);
+  return 255;
+}
+
+/**
+ * One command in its own process group (detached => setsid), streamed with
+ * backpressure, never buffered whole. It knows nothing about SSH.
+ */
+export class RunningCommand {
+  readonly done: Promise<CommandOutcome>;
+  readonly pid: number | null;
+  private killReason: string | null = null;
+  private killing: Promise<GroupKillResult> | null = null;
+  private exited = false;
+  private stdoutBytes = 0;
+  private stderrBytes = 0;
+  private readonly child: { stdin: Writable; stdout: Readable; stderr: Readable };
+
+  constructor(
+    private readonly spec: CommandSpec,
+    private readonly streams: CommandStreams,
+  ) {
+    const startedAt = Date.now();
+    const child = execa(spec.file, spec.args, {
+      env: spec.env,
+      extendEnv: false,
+      cwd: spec.cwd,
+      detached: true,
+      cleanup: false,
+      buffer: false,
+      reject: false,
+      stdin: 'pipe',
+      stdout: 'pipe',
+      stderr: 'pipe',
+      encoding: 'buffer',
+      stripFinalNewline: false,
+    });
+    const pid = child.pid ?? null;
+    this.pid = pid;
+
+    const { stdin, stdout, stderr } = child;
+    this.child = { stdin, stdout, stderr };
+    stdin.on('error', () => {}); // EPIPE when the command does not read its input
+    streams.stdin.pipe(stdin);
+    stdout.on('data', (chunk: Buffer) => (this.stdoutBytes += chunk.length));
+    stderr.on('data', (chunk: Buffer) => (this.stderrBytes += chunk.length));
+    stdout.pipe(streams.stdout, { end: false });
+    stderr.pipe(streams.stderr, { end: false });
+
+    const closed = (s: Readable) => new Promise<void>((r) => (s.closed ? r() : s.once('close', () => r())));
+    const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error: string | null }>((resolve) => {
+      child.once('error', (err) => resolve({ code: null, signal: null, error: err.message }));
+      child.once('exit', (code, signal) => {
+        this.exited = true;
+        resolve({ code, signal, error: null });
+      });
+    });
+    // execa's own promise settles with a result object (reject: false); keep it handled.
+    void Promise.resolve(child).catch(() => {});
+
+    this.done = (async () => {
+      const { code, signal, error } = await exit;
+      if (error !== null && pid === null) {
+        return this.outcome('spawn-failed', null, null, error, startedAt);
+      }
+      // Output still in the pipes belongs to the command: read it all (as sshd does).
+      await Promise.all([closed(stdout), closed(stderr)]);
+      streams.stdin.unpipe(stdin);
+      if (this.killing) await this.killing;
+      const result = this.killReason !== null ? 'killed' : 'completed';
+      return this.outcome(result, code, signal, error, startedAt);
+    })();
+  }
+
+  private outcome(
+    result: CommandResult,
+    exitCode: number | null,
+    signal: NodeJS.Signals | null,
+    error: string | null,
+    startedAt: number,
+  ): CommandOutcome {
+    return {
+      result,
+      status: result === 'spawn-failed' ? 127 : exitStatusFor(exitCode, signal),
+      exitCode,
+      signal,
+      killReason: this.killReason,
+      error,
+      pid: this.pid,
+      startedAt,
+      endedAt: Date.now(),
+      stdoutBytes: this.stdoutBytes,
+      stderrBytes: this.stderrBytes,
+    };
+  }
+
+  /** Forwards an SSH "signal" request (name without SIG) to the whole group. */
+  signal(name: string): boolean {
+    if (this.pid === null || !FORWARDABLE_SIGNALS.has(name)) return false;
+    return signalGroup(this.pid, `SIG${name}` as NodeJS.Signals);
+  }
+
+  /** Kills the whole process tree: SIGTERM, SIGKILL after the grace (or at once). */
+  terminate(reason: string, immediate = false): Promise<GroupKillResult> | null {
+    if (this.pid === null) return null;
+    if (!this.killing) {
+      // Once the command itself has exited, only leftovers are killed: its result stands.
+      if (!this.exited) this.killReason = reason;
+      this.killing = killProcessGroup(this.pid, this.spec.killGraceMs, immediate);
+    } else if (immediate) {
+      signalGroup(this.pid, 'SIGKILL');
+    }
+    return this.killing;
+  }
+
+  /**
+   * The client went away: give the command stdin EOF and a moment to end by itself
+   * (scp -t exits 0 right after its last ack), then kill the tree.
+   */
+  clientGone(): void {
+    const { stdin, stdout, stderr } = this.child;
+    this.streams.stdin.unpipe(stdin);
+    stdin.end();
+    for (const out of [stdout, stderr]) {
+      out.unpipe();
+      out.resume(); // nobody reads it any more; do not let the command block on a full pipe
+    }
+    if (this.pid === null) return;
+    setTimeout(() => void this.terminate('client disconnected'), this.spec.closeGraceMs).unref();
+  }
+}

@@ -1,0 +1,70 @@
+import { hostname } from 'node:os';
+import type { Config } from './config/schema.js';
+import { createLogger, type Logger } from './log.js';
+import { loadHostKeys, type HostKey } from './ssh/hostKeys.js';
+import { PublicKeyAuthenticator } from './ssh/auth.js';
+import { SshServer } from './ssh/server.js';
+import { assertSsh2Patched } from './ssh/ssh2Patch.js';
+import { AuditLog } from './audit/auditLog.js';
+import { StaticLeadership } from './leadership/static.js';
+import type { Leadership } from './leadership/types.js';
+import { CommandRegistry } from './exec/registry.js';
+import { envAllowList } from './exec/environment.js';
+import { resolveRunAs } from './exec/account.js';
+
+export interface Gateway {
+  node: string;
+  log: Logger;
+  hostKeys: HostKey[];
+  leadership: Leadership;
+  registry: CommandRegistry;
+  ssh: SshServer;
+  address: { host: string; port: number };
+  stop(reason: string): Promise<void>;
+}
+
+/** Builds every part from the config and starts listening. */
+export async function startGateway(config: Config): Promise<Gateway> {
+  assertSsh2Patched();
+  const node = config.node ?? hostname();
+  const log = createLogger(config.log.level, node);
+  const hostKeys = loadHostKeys(config.hostKeys);
+  const { account, switchUser } = resolveRunAs(config.runAs.user);
+  if (account.uid === 0) {
+    log.warn('commands run as root: set runAs.user to an unprivileged account for production');
+  }
+  const authenticator = new PublicKeyAuthenticator({
+    authorizedKeysPath: config.authorizedKeys,
+    allowSshRsaSha1: config.auth.allowSshRsaSha1,
+    log,
+  });
+  const audit = new AuditLog(config.audit.path);
+  await audit.open();
+  const leadership = new StaticLeadership(node);
+  await leadership.start();
+  const registry = new CommandRegistry();
+  const ssh = new SshServer({
+    hostKeys,
+    authenticator,
+    services: { node, config, log, account, switchUser, audit, leadership, registry, envAllowed: envAllowList(config.env.allow) },
+  });
+  const address = await ssh.listen(config.listen.host, config.listen.port);
+  log.info(
+    { listen: `${address.host}:${address.port}`, runAs: account.name, leadership: leadership.kind, hostKeys: hostKeys.map((k) => `${k.type} ${k.fingerprint}`) },
+    'execgate listening',
+  );
+
+  let stopping: Promise<void> | null = null;
+  const stop = (reason: string) =>
+    (stopping ??= (async () => {
+      log.info({ reason, running: registry.size }, 'stopping');
+      await ssh.stopListening();
+      await registry.terminateAll(`gateway stopping: ${reason}`);
+      ssh.destroyConnections();
+      await leadership.stop();
+      await audit.close();
+      log.info('stopped');
+    })());
+
+  return { node, log, hostKeys, leadership, registry, ssh, address, stop };
+}
