@@ -1,0 +1,107 @@
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { stringify } from 'yaml';
+
+export const ROOT = resolve(import.meta.dirname, '../..');
+export const CLI = join(ROOT, 'dist/src/cli.js');
+
+export interface ClientKeys {
+  ed25519: string;
+  /** RSA in PEM ("BEGIN RSA PRIVATE KEY"), the only form old JSch reads. */
+  rsaPem: string;
+}
+
+export interface TestGateway {
+  dir: string;
+  port: number;
+  keys: ClientKeys;
+  auditPath: string;
+  proc: ChildProcess;
+  output: () => string;
+  audit: () => Array<Record<string, unknown>>;
+  stop: () => Promise<void>;
+}
+
+export function makeClientKeys(dir: string): ClientKeys {
+  const ed25519 = join(dir, 'id_ed25519');
+  const rsaPem = join(dir, 'id_rsa');
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', ed25519]);
+  execFileSync('ssh-keygen', ['-q', '-t', 'rsa', '-b', '3072', '-m', 'PEM', '-N', '', '-f', rsaPem]);
+  return { ed25519, rsaPem };
+}
+
+/** Waits for a log line matching the predicate on the process's stdout/stderr. */
+export function waitForOutput(proc: ChildProcess, buffer: () => string, pattern: RegExp, timeoutMs = 15_000): Promise<RegExpMatchArray> {
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      const m = buffer().match(pattern);
+      if (m) {
+        cleanup();
+        resolve(m);
+      }
+    };
+    const onExit = (code: number | null) => {
+      cleanup();
+      reject(new Error(`process exited (${code}) before ${pattern}:\n${buffer()}`));
+    };
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`timed out waiting for ${pattern}:\n${buffer()}`));
+    }, timeoutMs);
+    const cleanup = () => {
+      clearTimeout(timer);
+      proc.stdout?.off('data', check);
+      proc.stderr?.off('data', check);
+      proc.off('exit', onExit);
+    };
+    proc.stdout?.on('data', check);
+    proc.stderr?.on('data', check);
+    proc.once('exit', onExit);
+    check();
+  });
+}
+
+/** Starts a real `execgate serve --config` process on an ephemeral loopback port. */
+export async function startTestGateway(overrides: Record<string, unknown> = {}): Promise<TestGateway> {
+  const dir = mkdtempSync(join(tmpdir(), 'execgate-test-'));
+  execFileSync(process.execPath, [CLI, 'keygen', '--dir', join(dir, 'host')]);
+  const keys = makeClientKeys(dir);
+  const authorizedKeys = join(dir, 'authorized_keys');
+  writeFileSync(authorizedKeys, readFileSync(`${keys.ed25519}.pub`, 'utf8') + readFileSync(`${keys.rsaPem}.pub`, 'utf8'));
+  const auditPath = join(dir, 'audit.jsonl');
+  const config = {
+    node: 'gw-test',
+    listen: { host: '127.0.0.1', port: 0 },
+    hostKeys: [join(dir, 'host/ssh_host_ed25519_key'), join(dir, 'host/ssh_host_rsa_key')],
+    authorizedKeys,
+    audit: { path: auditPath },
+    exec: { killGraceSeconds: 2 },
+    ...overrides,
+  };
+  const configPath = join(dir, 'config.yaml');
+  writeFileSync(configPath, stringify(config));
+  const proc = spawn(process.execPath, [CLI, 'serve', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const output = () => out;
+  const m = await waitForOutput(proc, output, /"listen":"127\.0\.0\.1:(\d+)"/);
+  const port = Number(m[1]);
+  const stop = async () => {
+    if (proc.exitCode === null && proc.signalCode === null) {
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const audit = () =>
+    existsSync(auditPath)
+      ? readFileSync(auditPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
+      : [];
+  return { dir, port, keys, auditPath, proc, output, audit, stop };
+}
