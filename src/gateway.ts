@@ -11,6 +11,8 @@ import type { Leadership } from './leadership/types.js';
 import { CommandRegistry } from './exec/registry.js';
 import { envAllowList } from './exec/environment.js';
 import { resolveRunAs } from './exec/account.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import type { LeadershipState } from './leadership/types.js';
 
 export interface Gateway {
   node: string;
@@ -18,6 +20,7 @@ export interface Gateway {
   hostKeys: HostKey[];
   leadership: Leadership;
   registry: CommandRegistry;
+  metrics: Metrics;
   ssh: SshServer;
   address: { host: string; port: number };
   stop(reason: string): Promise<void>;
@@ -33,20 +36,32 @@ export async function startGateway(config: Config): Promise<Gateway> {
   if (account.uid === 0) {
     log.warn('commands run as root: set runAs.user to an unprivileged account for production');
   }
+  const metrics = createMetrics(node);
   const authenticator = new PublicKeyAuthenticator({
     authorizedKeysPath: config.authorizedKeys,
     allowSshRsaSha1: config.auth.allowSshRsaSha1,
     log,
+    metrics,
   });
   const audit = new AuditLog(config.audit.path);
   await audit.open();
   const leadership = new StaticLeadership(node);
+  const reflect = (state: LeadershipState) => {
+    metrics.leader.set(state.role === 'leader' ? 1 : 0);
+    metrics.fencingToken.set(state.role === 'leader' && state.token !== null ? Number(state.token) : 0);
+  };
+  leadership.onChange((state) => {
+    metrics.leadershipTransitions.inc({ to: state.role });
+    reflect(state);
+    log.info({ role: state.role, token: state.token?.toString() ?? null, leader: state.leader ?? null }, 'leadership changed');
+  });
   await leadership.start();
+  reflect(leadership.current());
   const registry = new CommandRegistry();
   const ssh = new SshServer({
     hostKeys,
     authenticator,
-    services: { node, config, log, account, switchUser, audit, leadership, registry, envAllowed: envAllowList(config.env.allow) },
+    services: { node, config, log, account, switchUser, audit, leadership, registry, metrics, envAllowed: envAllowList(config.env.allow) },
   });
   const address = await ssh.listen(config.listen.host, config.listen.port);
   log.info(
@@ -66,5 +81,5 @@ export async function startGateway(config: Config): Promise<Gateway> {
       log.info('stopped');
     })());
 
-  return { node, log, hostKeys, leadership, registry, ssh, address, stop };
+  return { node, log, hostKeys, leadership, registry, metrics, ssh, address, stop };
 }

@@ -11,6 +11,8 @@ export interface CommandSpec {
   killGraceMs: number;
   /** How long a command may take to end by itself after its client went away. */
   closeGraceMs: number;
+  /** Called for every chunk of output, for live byte counters. */
+  onOutput?: (stream: 'stdout' | 'stderr', bytes: number) => void;
 }
 
 export interface CommandStreams {
@@ -84,8 +86,14 @@ export class RunningCommand {
     this.child = { stdin, stdout, stderr };
     stdin.on('error', () => {}); // EPIPE when the command does not read its input
     streams.stdin.pipe(stdin);
-    stdout.on('data', (chunk: Buffer) => (this.stdoutBytes += chunk.length));
-    stderr.on('data', (chunk: Buffer) => (this.stderrBytes += chunk.length));
+    stdout.on('data', (chunk: Buffer) => {
+      this.stdoutBytes += chunk.length;
+      spec.onOutput?.('stdout', chunk.length);
+    });
+    stderr.on('data', (chunk: Buffer) => {
+      this.stderrBytes += chunk.length;
+      spec.onOutput?.('stderr', chunk.length);
+    });
     stdout.pipe(streams.stdout, { end: false });
     stderr.pipe(streams.stderr, { end: false });
 

@@ -13,7 +13,7 @@ export class StaticLeadership implements Leadership {
     return this.state;
   }
 
-  onChange(): () => void {
+  onChange(_listener: (state: LeadershipState) => void): () => void {
     return () => {};
   }
 

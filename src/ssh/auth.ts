@@ -4,6 +4,7 @@ import { readAuthorizedKeys, type AuthorizedKey } from './authorizedKeys.js';
 import { fingerprintOf } from './hostKeys.js';
 import type { Logger } from '../log.js';
 import { errors } from '../errors.js';
+import type { Metrics } from '../metrics.js';
 
 export interface AuthenticatedIdentity {
   username: string;
@@ -15,6 +16,7 @@ export interface AuthOptions {
   authorizedKeysPath: string;
   allowSshRsaSha1: boolean;
   log: Logger;
+  metrics: Metrics;
 }
 
 /**
@@ -59,12 +61,15 @@ export class PublicKeyAuthenticator {
    */
   handle(ctx: AuthContext, client: string, onAuthenticated: (identity: AuthenticatedIdentity) => void): void {
     if (ctx.method !== 'publickey') {
+      // OpenSSH always probes with "none" first: that is not a failure worth counting.
+      if (ctx.method !== 'none') this.options.metrics.authFailures.inc({ method: ctx.method, reason: 'method_not_allowed' });
       ctx.reject(['publickey']);
       return;
     }
     this.reloadIfChanged();
     const fingerprint = fingerprintOf(ctx.key.data);
-    const fail = (reason: string) => {
+    const fail = (reason: string, category: string) => {
+      this.options.metrics.authFailures.inc({ method: 'publickey', reason: category });
       this.options.log.warn(
         { client, user: ctx.username, keyType: ctx.key.algo, fingerprint, reason },
         `authentication failed for ${ctx.username} from ${client}: ${reason}`,
@@ -72,15 +77,15 @@ export class PublicKeyAuthenticator {
       ctx.reject(['publickey']);
     };
     const key = this.keys.get(ctx.key.data.toString('base64'));
-    if (!key) return fail(`key ${fingerprint} is not in ${this.options.authorizedKeysPath}`);
+    if (!key) return fail(`key ${fingerprint} is not in ${this.options.authorizedKeysPath}`, 'unknown_key');
     if (ctx.key.algo === 'ssh-rsa' && !this.options.allowSshRsaSha1) {
-      return fail('ssh-rsa (SHA-1) signatures are disabled (auth.allowSshRsaSha1: false)');
+      return fail('ssh-rsa (SHA-1) signatures are disabled (auth.allowSshRsaSha1: false)', 'sha1_disabled');
     }
     if (!ctx.signature) {
       ctx.accept(); // PK_OK: the client may now sign with this key
       return;
     }
-    if (!key.verify(ctx.blob!, ctx.signature, ctx.hashAlgo)) return fail('signature does not verify');
+    if (!key.verify(ctx.blob!, ctx.signature, ctx.hashAlgo)) return fail('signature does not verify', 'bad_signature');
     onAuthenticated({ username: ctx.username, keyFingerprint: fingerprint, key });
     ctx.accept();
   }

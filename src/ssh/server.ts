@@ -40,6 +40,7 @@ export class SshServer {
     socket.on('error', () => {}); // ssh2 reports protocol-level errors; resets are routine
     socket.setNoDelay(true);
     if (this.sockets.size >= config.limits.maxConnections) {
+      this.options.services.metrics.sshConnections.inc({ result: 'refused_limit' });
       log.warn({ client: socket.remoteAddress, limit: config.limits.maxConnections }, 'connection refused: limits.maxConnections reached');
       socket.end('execgate: too many connections (limits.maxConnections); try again later\r\n');
       setTimeout(() => socket.destroy(), 1000).unref();
@@ -51,7 +52,7 @@ export class SshServer {
   }
 
   private onConnection(client: Connection, ip: string, port: number): void {
-    const { log, config } = this.options.services;
+    const { log, config, metrics } = this.options.services;
     const socket = (client as unknown as { _sock: Socket })._sock;
     const clientLabel = `${ip}:${port}`;
     let identity: AuthenticatedIdentity | null = null;
@@ -62,7 +63,10 @@ export class SshServer {
       client.end();
     }, config.limits.loginGraceSeconds * 1000);
     loginTimer.unref();
-    client.once('close', () => clearTimeout(loginTimer));
+    client.once('close', () => {
+      clearTimeout(loginTimer);
+      if (!identity) metrics.sshConnections.inc({ result: 'closed_unauthenticated' });
+    });
 
     client.on('authentication', (ctx) => {
       this.options.authenticator.handle(ctx, clientLabel, (who) => (identity = who));
@@ -72,9 +76,12 @@ export class SshServer {
       if (!identity) return client.end();
       const who = identity;
       log.info({ client: clientLabel, user: who.username, fingerprint: who.keyFingerprint }, 'authenticated');
+      metrics.sshConnections.inc({ result: 'authenticated' });
       client.on('session', (accept) => {
         const session = accept();
         session.on('error', () => {});
+        metrics.sshSessions.inc();
+        session.once('close', () => metrics.sshSessions.dec());
         new SessionHandler(session, this.options.services, {
           clientAddress: ip,
           clientPort: port,

@@ -7,6 +7,7 @@ import type { Account } from '../exec/account.js';
 import type { AuditLog, AuditRecord } from '../audit/auditLog.js';
 import type { Leadership } from '../leadership/types.js';
 import type { CommandRegistry } from '../exec/registry.js';
+import type { Metrics } from '../metrics.js';
 import { admit, EXIT_TEMPFAIL } from '../leadership/gate.js';
 import { buildEnvironment } from '../exec/environment.js';
 import { RunningCommand, type CommandOutcome } from '../exec/runner.js';
@@ -23,6 +24,7 @@ export interface ExecutionServices {
   audit: AuditLog;
   leadership: Leadership;
   registry: CommandRegistry;
+  metrics: Metrics;
   envAllowed: (name: string) => boolean;
 }
 
@@ -97,6 +99,8 @@ export class SessionHandler {
     const startedAt = Date.now();
     const refuse = async (reason: string, message: string, token: bigint | null) => {
       services.log.warn({ execId, reason, client: this.clientLabel() }, message);
+      services.metrics.commandsRefused.inc({ reason });
+      services.metrics.commands.inc({ result: 'refused' });
       await this.writeAudit(execId, commandLine, token, {
         result: `refused:${reason}`, status: EXIT_TEMPFAIL, exitCode: null, signal: null, killReason: null,
         error: message, pid: null, startedAt, endedAt: Date.now(), stdoutBytes: 0, stderrBytes: 0,
@@ -139,10 +143,12 @@ export class SessionHandler {
         cwd,
         killGraceMs: config.exec.killGraceSeconds * 1000,
         closeGraceMs: config.exec.closeGraceMs,
+        onOutput: (stream, bytes) => services.metrics.outputBytes.inc({ stream }, bytes),
       },
       { stdin: channel, stdout: channel, stderr: channel.stderr },
     );
     this.command = command;
+    services.metrics.commandsRunning.inc();
     const token = decision.token === null ? null : decision.token.toString();
     services.registry.add(
       { execId, user: conn.identity.username, command: commandLine, client: this.clientLabel(), startedAt, pid: command.pid, token },
@@ -158,6 +164,9 @@ export class SessionHandler {
 
     const outcome = await command.done;
     services.registry.finish(execId, outcome);
+    services.metrics.commandsRunning.dec();
+    services.metrics.commands.inc({ result: outcome.result.replace('-', '_') });
+    services.metrics.commandDuration.observe((outcome.endedAt - outcome.startedAt) / 1000);
     services.log.info(
       { execId, result: outcome.result, status: outcome.status, killReason: outcome.killReason, ms: outcome.endedAt - outcome.startedAt },
       'command finished',

@@ -1,0 +1,88 @@
+import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client';
+import { VERSION } from './version.js';
+
+/**
+ * Every metric execgate exports, on a dedicated registry (never prom-client's global
+ * one). Labels are low-cardinality only: never a job, execution id or user.
+ */
+export function createMetrics(node: string) {
+  const registry = new Registry();
+  registry.setDefaultLabels({ node });
+  collectDefaultMetrics({ register: registry, prefix: 'execgate_' });
+
+  const m = {
+    registry,
+    sshConnections: new Counter({
+      name: 'execgate_ssh_connections_total',
+      help: 'SSH connections by outcome (authenticated, auth_failed, refused_limit, closed_unauthenticated).',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+    sshSessions: new Gauge({
+      name: 'execgate_ssh_sessions',
+      help: 'Open SSH session channels.',
+      registers: [registry],
+    }),
+    authFailures: new Counter({
+      name: 'execgate_auth_failures_total',
+      help: 'Failed authentication attempts by method and reason.',
+      labelNames: ['method', 'reason'] as const,
+      registers: [registry],
+    }),
+    commands: new Counter({
+      name: 'execgate_commands_total',
+      help: 'Finished commands by result (completed, killed, spawn_failed, refused).',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+    commandsRunning: new Gauge({
+      name: 'execgate_commands_running',
+      help: 'Commands running now.',
+      registers: [registry],
+    }),
+    commandDuration: new Histogram({
+      name: 'execgate_command_duration_seconds',
+      help: 'Command duration from start to the process group gone.',
+      buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800],
+      registers: [registry],
+    }),
+    outputBytes: new Counter({
+      name: 'execgate_output_bytes_total',
+      help: 'Bytes of command output by stream.',
+      labelNames: ['stream'] as const,
+      registers: [registry],
+    }),
+    leader: new Gauge({
+      name: 'execgate_leader',
+      help: '1 while this node is the leader, else 0.',
+      registers: [registry],
+    }),
+    fencingToken: new Gauge({
+      name: 'execgate_fencing_token',
+      help: 'Fencing token of the current leadership term (0 when not leading).',
+      registers: [registry],
+    }),
+    leadershipTransitions: new Counter({
+      name: 'execgate_leadership_transitions_total',
+      help: 'Leadership role changes by the role entered.',
+      labelNames: ['to'] as const,
+      registers: [registry],
+    }),
+    commandsRefused: new Counter({
+      name: 'execgate_commands_refused_total',
+      help: 'Commands refused before starting, by reason (standby, draining, fenced, limit names).',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    buildInfo: new Gauge({
+      name: 'execgate_build_info',
+      help: 'Always 1; the version label says which execgate runs.',
+      labelNames: ['version'] as const,
+      registers: [registry],
+    }),
+  };
+  m.buildInfo.set({ version: VERSION }, 1);
+  return m;
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
