@@ -3,9 +3,13 @@ import type { Leadership, LeadershipState } from './types.js';
 /** A single node that always leads: the embedded default of `npm start`. */
 export class StaticLeadership implements Leadership {
   readonly kind = 'static';
-  private readonly state: LeadershipState;
+  private state: LeadershipState;
+  private readonly listeners = new Set<(state: LeadershipState) => void>();
 
-  constructor(node: string, token = 1n) {
+  constructor(
+    private readonly node: string,
+    private readonly token = 1n,
+  ) {
     this.state = { role: 'leader', token, leader: node, since: Date.now() };
   }
 
@@ -13,10 +17,25 @@ export class StaticLeadership implements Leadership {
     return this.state;
   }
 
-  onChange(_listener: (state: LeadershipState) => void): () => void {
-    return () => {};
+  onChange(listener: (state: LeadershipState) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private set(state: LeadershipState): void {
+    this.state = state;
+    for (const l of this.listeners) l(state);
   }
 
   async start(): Promise<void> {}
   async stop(): Promise<void> {}
+
+  /** A single node has nobody to hand over to: after a drain it stands by until rejoin. */
+  async release(): Promise<void> {
+    this.set({ role: 'standby', token: null, since: Date.now(), reason: 'released after drain' });
+  }
+
+  async rejoin(): Promise<void> {
+    this.set({ role: 'leader', token: this.token, leader: this.node, since: Date.now() });
+  }
 }

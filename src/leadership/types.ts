@@ -14,12 +14,24 @@ export interface LeadershipState {
 
 /**
  * Where leadership comes from (static, keepalived, etcd). Implementations emit every
- * change to their listeners; current() is always cheap and synchronous.
+ * change to their listeners; current() is always cheap, synchronous and exact at the
+ * moment it is called (the gate calls it for every command, so an etcd leader past
+ * its fence deadline must already answer "fenced" here, before any timer fired).
+ *
+ * The gateway reacts to states: on "fenced" it SIGKILLs every running command at once.
  */
 export interface Leadership {
   readonly kind: string;
   current(): LeadershipState;
   onChange(listener: (state: LeadershipState) => void): () => void;
   start(): Promise<void>;
+  /** Shut down; a leader hands over first (etcd: revoke its lease; track file -254). */
   stop(): Promise<void>;
+  /**
+   * Give leadership away now (after a drain) and do not campaign again until
+   * rejoin(); resolves once another node can take over.
+   */
+  release(): Promise<void>;
+  /** Campaign again (as standby first) after release(). */
+  rejoin(): Promise<void>;
 }
