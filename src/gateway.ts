@@ -6,7 +6,8 @@ import { PublicKeyAuthenticator } from './ssh/auth.js';
 import { SshServer } from './ssh/server.js';
 import { assertSsh2Patched } from './ssh/ssh2Patch.js';
 import { AuditLog } from './audit/auditLog.js';
-import { StaticLeadership } from './leadership/static.js';
+import { createLeadership } from './leadership/factory.js';
+import type { Cluster } from './config/cluster.js';
 import type { Leadership } from './leadership/types.js';
 import { CommandRegistry } from './exec/registry.js';
 import { envAllowList } from './exec/environment.js';
@@ -27,7 +28,7 @@ export interface Gateway {
 }
 
 /** Builds every part from the config and starts listening. */
-export async function startGateway(config: Config): Promise<Gateway> {
+export async function startGateway(config: Config, cluster?: Cluster): Promise<Gateway> {
   assertSsh2Patched();
   const node = config.node ?? hostname();
   const log = createLogger(config.log.level, node);
@@ -45,7 +46,7 @@ export async function startGateway(config: Config): Promise<Gateway> {
   });
   const audit = new AuditLog(config.audit.path);
   await audit.open();
-  const leadership = new StaticLeadership(node);
+  const leadership = createLeadership({ node, cluster, log });
   const reflect = (state: LeadershipState) => {
     metrics.leader.set(state.role === 'leader' ? 1 : 0);
     metrics.fencingToken.set(state.role === 'leader' && state.token !== null ? Number(state.token) : 0);
@@ -64,8 +65,9 @@ export async function startGateway(config: Config): Promise<Gateway> {
     services: { node, config, log, account, switchUser, audit, leadership, registry, metrics, envAllowed: envAllowList(config.env.allow) },
   });
   const address = await ssh.listen(config.listen.host, config.listen.port);
+  for (const extra of config.alsoListen) await ssh.listen(extra.host, extra.port);
   log.info(
-    { listen: `${address.host}:${address.port}`, runAs: account.name, leadership: leadership.kind, hostKeys: hostKeys.map((k) => `${k.type} ${k.fingerprint}`) },
+    { listen: `${address.host}:${address.port}`, alsoListen: config.alsoListen.map((l) => `${l.host}:${l.port}`), runAs: account.name, leadership: leadership.kind, hostKeys: hostKeys.map((k) => `${k.type} ${k.fingerprint}`) },
     'execgate listening',
   );
 

@@ -20,6 +20,21 @@ export const configSchema = z.strictObject({
       port: port.default(2222),
     })
     .prefault({}),
+  /**
+   * More SSH listeners, e.g. the cluster VIP (bound with net.ipv4.ip_nonlocal_bind=1
+   * so it can listen before the VIP arrives).
+   */
+  alsoListen: z.array(z.strictObject({ host: z.string().min(1), port })).default([]),
+  /** Health, leader, status, metrics and admin endpoints. */
+  http: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      host: z.string().min(1).default('127.0.0.1'),
+      port: port.default(9422),
+      /** Bearer token for /admin/* and command lines from non-loopback callers. */
+      token: z.string().min(16, 'use at least 16 characters').optional(),
+    })
+    .prefault({}),
   hostKeys: z.array(z.string().min(1)).min(1, 'list at least one host key file'),
   authorizedKeys: z.string().min(1),
   auth: z

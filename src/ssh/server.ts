@@ -19,7 +19,7 @@ export interface SshServerOptions {
  */
 export class SshServer {
   private readonly ssh: InstanceType<typeof ssh2.Server>;
-  private readonly tcp: NetServer;
+  private readonly listeners: NetServer[] = [];
   private readonly sockets = new Set<Socket>();
 
   constructor(private readonly options: SshServerOptions) {
@@ -28,7 +28,6 @@ export class SshServer {
       (client, info) => this.onConnection(client, info.ip ?? 'unknown', info.port ?? 0),
     );
     this.ssh.on('error', (err: Error) => options.services.log.error({ err: err.message }, 'ssh server error'));
-    this.tcp = createServer({ noDelay: true, pauseOnConnect: false }, (socket) => this.onSocket(socket));
   }
 
   get connectionCount(): number {
@@ -93,21 +92,30 @@ export class SshServer {
     });
   }
 
+  /** Adds a listener; may be called for several addresses (node address, VIP). */
   listen(host: string, port: number): Promise<{ host: string; port: number }> {
+    const tcp = createServer({ noDelay: true }, (socket) => this.onSocket(socket));
     return new Promise((resolve, reject) => {
       const onError = (err: Error) => reject(errors.listenFailed(host, port, err.message));
-      this.tcp.once('error', onError);
-      this.tcp.listen(port, host, () => {
-        this.tcp.off('error', onError);
-        const addr = this.tcp.address();
+      tcp.once('error', onError);
+      tcp.listen(port, host, () => {
+        tcp.off('error', onError);
+        tcp.on('error', (err) => this.options.services.log.error({ err: err.message, host, port }, 'listener error'));
+        this.listeners.push(tcp);
+        const addr = tcp.address();
         resolve({ host, port: typeof addr === 'object' && addr ? addr.port : port });
       });
     });
   }
 
+  /** True while every listener accepts connections. */
+  get listening(): boolean {
+    return this.listeners.length > 0 && this.listeners.every((l) => l.listening);
+  }
+
   /** Stops accepting; existing connections are left to the caller's shutdown. */
-  stopListening(): Promise<void> {
-    return new Promise((resolve) => this.tcp.close(() => resolve()));
+  async stopListening(): Promise<void> {
+    await Promise.all(this.listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
   }
 
   destroyConnections(): void {

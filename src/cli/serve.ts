@@ -1,0 +1,57 @@
+import { userInfo } from 'node:os';
+import { relative } from 'node:path';
+import { loadConfigFile, parseConfig } from '../config/load.js';
+import { loadClusterFile, nodeConfigFromCluster } from '../config/clusterLoad.js';
+import { prepareEmbeddedSetup } from '../bootstrap/stateDir.js';
+import { loadHostKeys } from '../ssh/hostKeys.js';
+import { startGateway } from '../gateway.js';
+import { ExecgateError } from '../errors.js';
+import { VERSION } from '../version.js';
+import { stringFlag, type Verb } from './common.js';
+
+export const serve: Verb = {
+  summary: 'run the gateway',
+  usage: `execgate serve                                 single node, embedded defaults (state in ./.execgate)
+  execgate serve --config FILE                   single node from a YAML config
+  execgate serve --cluster FILE --node NAME      one node of a cluster file
+  add --check to validate and exit; embedded defaults take --state-dir DIR --host ADDR --port N`,
+  async run(flags) {
+    let hint: string | null = null;
+    const configPath = stringFlag(flags, 'config');
+    const clusterPath = stringFlag(flags, 'cluster');
+    let start;
+    if (clusterPath) {
+      const node = stringFlag(flags, 'node');
+      if (!node) throw new ExecgateError('EG_USAGE', 'serve --cluster needs --node NAME (one of the nodes in the cluster file)');
+      const cluster = loadClusterFile(clusterPath);
+      start = { config: nodeConfigFromCluster(cluster, node, clusterPath), cluster };
+    } else if (configPath) {
+      start = { config: loadConfigFile(configPath) };
+    } else {
+      const host = stringFlag(flags, 'host') ?? '127.0.0.1';
+      const port = Number(stringFlag(flags, 'port') ?? 2222);
+      const stateDir = stringFlag(flags, 'state-dir') ?? process.env.EXECGATE_STATE_DIR ?? '.execgate';
+      const setup = prepareEmbeddedSetup(stateDir, host, port);
+      start = { config: parseConfig(setup.config, 'embedded defaults', setup.stateDir) };
+      const rel = (p: string) => (relative(process.cwd(), p).startsWith('..') ? p : relative(process.cwd(), p));
+      hint =
+        `execgate ${VERSION}: single-node gateway on ${host}:${port}, state in ${rel(setup.stateDir)}\n` +
+        `Try it:\n  ssh -i ${rel(setup.clientKey)} -o IdentitiesOnly=yes -o UserKnownHostsFile=${rel(setup.knownHosts)} ` +
+        `-p ${port} ${userInfo().username}@${host} 'echo hello from $EXECGATE_NODE'\n`;
+    }
+    if (flags.check) {
+      loadHostKeys(start.config.hostKeys);
+      process.stdout.write('config OK\n');
+      return;
+    }
+    const gateway = await startGateway(start.config, start.cluster);
+    if (hint) process.stderr.write(hint);
+    let signals = 0;
+    const onSignal = (signal: string) => {
+      if (++signals > 1) process.exit(1);
+      void gateway.stop(signal).then(() => process.exit(0));
+    };
+    process.on('SIGTERM', () => onSignal('SIGTERM'));
+    process.on('SIGINT', () => onSignal('SIGINT'));
+  },
+};

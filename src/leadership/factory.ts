@@ -1,0 +1,22 @@
+import type { Cluster } from '../config/cluster.js';
+import type { Logger } from '../log.js';
+import { ExecgateError } from '../errors.js';
+import { StaticLeadership } from './static.js';
+import type { Leadership } from './types.js';
+
+export interface LeadershipDeps {
+  node: string;
+  cluster?: Cluster;
+  log: Logger;
+}
+
+/** Picks the leadership source: static for a single node, else the cluster file's. */
+export function createLeadership({ node, cluster }: LeadershipDeps): Leadership {
+  const source = cluster?.leadership.source ?? 'static';
+  switch (source) {
+    case 'static':
+      return new StaticLeadership(node);
+    default:
+      throw new ExecgateError('EG_LEADERSHIP_SOURCE', `leadership.source "${source}" is not available in this build`);
+  }
+}
