@@ -2,6 +2,7 @@ import type { Cluster } from '../config/cluster.js';
 import type { Logger } from '../log.js';
 import { ExecgateError } from '../errors.js';
 import { StaticLeadership } from './static.js';
+import { createEtcdLeadership } from './etcd.js';
 import type { Leadership } from './types.js';
 
 export interface LeadershipDeps {
@@ -11,11 +12,16 @@ export interface LeadershipDeps {
 }
 
 /** Picks the leadership source: static for a single node, else the cluster file's. */
-export function createLeadership({ node, cluster }: LeadershipDeps): Leadership {
+export function createLeadership({ node, cluster, log }: LeadershipDeps): Leadership {
   const source = cluster?.leadership.source ?? 'static';
   switch (source) {
     case 'static':
       return new StaticLeadership(node);
+    case 'etcd': {
+      const etcd = cluster?.leadership.etcd;
+      if (!cluster || !etcd) throw new ExecgateError('EG_LEADERSHIP_SOURCE', 'leadership.source "etcd" needs leadership.etcd (endpoints, ttlSeconds, marginSeconds)');
+      return createEtcdLeadership(node, cluster.cluster, etcd, log);
+    }
     default:
       throw new ExecgateError('EG_LEADERSHIP_SOURCE', `leadership.source "${source}" is not available in this build`);
   }

@@ -1,0 +1,375 @@
+import type { Logger } from '../log.js';
+import { EtcdClient, type EtcdApi, type EtcdKeyValue } from './etcdClient.js';
+import type { Leadership, LeadershipState } from './types.js';
+
+/**
+ * Leadership from an etcd 3 cluster: the safe (fencing) mode.
+ *
+ * Every node holds its own lease and one election key bound to it,
+ * `<prefix>/<cluster>/leader/<node>-<leaseId>`, created with a put-if-absent txn. The
+ * leader is the key with the lowest create revision; that revision is its fencing token
+ * (strictly increasing across leaders, since every campaign creates a new key).
+ *
+ * The leader keeps its lease alive every ttl/3. Its fence deadline is the send time of
+ * the last ACKNOWLEDGED keepalive (or of the grant) + the TTL etcd reported − margin, on
+ * the monotonic clock: etcd can only expire the lease after that instant, so the old
+ * leader has stopped (and killed its commands) before anybody else can take over.
+ * current() compares the clock with the deadline on every call, so a leader past its
+ * deadline answers "fenced" even before its timer fires (e.g. right after SIGCONT).
+ *
+ * A node whose lease is gone (deadline passed, keepalive TTL 0, key deleted) emits
+ * "fenced" if it led, then campaigns again with a NEW lease and key: a token is never
+ * reused. Standbys poll the election prefix to know the leader and its token.
+ */
+
+export interface EtcdLeadershipOptions {
+  node: string;
+  cluster: string;
+  /** Key prefix, e.g. "/execgate". */
+  prefix: string;
+  ttlSeconds: number;
+  marginSeconds: number;
+  api: EtcdApi;
+  log?: Logger;
+  /** Monotonic milliseconds (performance.now() by default). */
+  now?: () => number;
+  /** How often the election prefix is read (default: ttl/8, at most 250 ms). */
+  pollIntervalMs?: number;
+  /** Delay before another campaign after etcd could not be reached (default 500 ms, backing off to 2 s). */
+  retryMs?: number;
+  /** How long start() waits for the first election result (default: min(ttl, 3 s)). */
+  startWaitMs?: number;
+}
+
+interface Term {
+  /** Increases with every campaign; async results from an older term are dropped. */
+  id: number;
+  leaseId: string | null;
+  key: string;
+  revision: bigint | null;
+  ttlMs: number;
+  timers: Set<ReturnType<typeof setTimeout>>;
+}
+
+const describe = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+export class EtcdLeadership implements Leadership {
+  readonly kind = 'etcd';
+  private state: LeadershipState;
+  private readonly listeners = new Set<(state: LeadershipState) => void>();
+  private readonly now: () => number;
+  private readonly electionPrefix: string;
+  private readonly marginMs: number;
+  private readonly pollMs: number;
+  private readonly retryBaseMs: number;
+  private term: Term | null = null;
+  private termSeq = 0;
+  /** Monotonic instant after which this node must not act as leader. */
+  private deadline = Number.NEGATIVE_INFINITY;
+  private fenceTimer: ReturnType<typeof setTimeout> | null = null;
+  private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  private failures = 0;
+  private stopped = false;
+  private released = false;
+  private firstResult: (() => void) | null = null;
+
+  constructor(private readonly options: EtcdLeadershipOptions) {
+    this.now = options.now ?? (() => performance.now());
+    this.electionPrefix = `${options.prefix.replace(/\/+$/, '')}/${options.cluster}/leader/`;
+    this.marginMs = options.marginSeconds * 1000;
+    this.pollMs = options.pollIntervalMs ?? Math.min(250, (options.ttlSeconds * 1000) / 8);
+    this.retryBaseMs = options.retryMs ?? 500;
+    this.state = { role: 'standby', token: null, since: Date.now(), reason: 'campaigning: waiting for etcd' };
+  }
+
+  /** The monotonic fence deadline of the current lease (for tests and status). */
+  get fenceDeadline(): number {
+    return this.deadline;
+  }
+
+  current(): LeadershipState {
+    if (this.state.role === 'leader' && this.now() >= this.deadline) {
+      this.fence(`lease not renewed in time (fence deadline passed ${Math.round(this.now() - this.deadline)} ms ago)`);
+    }
+    return this.state;
+  }
+
+  onChange(listener: (state: LeadershipState) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async start(): Promise<void> {
+    this.stopped = false;
+    const first = new Promise<void>((resolve) => (this.firstResult = resolve));
+    this.campaign();
+    const waitMs = this.options.startWaitMs ?? Math.min(this.options.ttlSeconds * 1000, 3000);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([first, new Promise<void>((r) => (timer = setTimeout(r, waitMs)))]);
+    clearTimeout(timer);
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    const old = this.endTerm();
+    this.set({ role: 'standby', token: null, since: Date.now(), reason: 'stopped' });
+    if (old?.leaseId) await this.revoke(old.leaseId, 'stop');
+  }
+
+  async release(): Promise<void> {
+    this.released = true;
+    const old = this.endTerm();
+    const expiresBy = this.deadline + this.marginMs;
+    this.set({ role: 'standby', token: null, since: Date.now(), reason: 'released: not campaigning until rejoin' });
+    if (!old?.leaseId) return;
+    if (!(await this.revoke(old.leaseId, 'release'))) {
+      // Could not revoke: another node can take over once the lease has expired.
+      const wait = expiresBy - this.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+
+  async rejoin(): Promise<void> {
+    if (!this.released || this.stopped) return;
+    this.released = false;
+    this.set({ role: 'standby', token: null, since: Date.now(), reason: 'campaigning after rejoin' });
+    this.campaign();
+  }
+
+  // ---- state -------------------------------------------------------------------------
+
+  private set(state: LeadershipState): void {
+    const prev = this.state;
+    this.state = state;
+    const same =
+      prev.role === state.role && prev.token === state.token && prev.leader === state.leader && prev.reason === state.reason;
+    if (same) {
+      this.state = prev; // keep "since"
+      return;
+    }
+    const fields = { role: state.role, token: state.token?.toString() ?? null, leader: state.leader ?? null, reason: state.reason ?? null };
+    if (state.role === 'fenced') this.options.log?.warn(fields, 'etcd leadership: fenced');
+    else this.options.log?.info(fields, 'etcd leadership state');
+    // Listeners only hear about changes of role, token or leader (not of the wording of a reason).
+    if (prev.role !== state.role || prev.token !== state.token || prev.leader !== state.leader) {
+      for (const l of this.listeners) l(state);
+    }
+  }
+
+  /** This node lost (or may have lost) its lease: fence if it led, then campaign afresh. */
+  private fence(reason: string): void {
+    const wasLeader = this.state.role === 'leader';
+    this.endTerm();
+    if (wasLeader) {
+      this.set({ role: 'fenced', token: null, since: Date.now(), reason: `fenced: ${reason}` });
+    } else if (this.state.role !== 'fenced') {
+      this.set({ ...this.state, role: 'standby', reason: `lease lost: ${reason}; campaigning again` });
+    }
+    if (!this.stopped && !this.released) this.scheduleCampaign(0);
+  }
+
+  private endTerm(): Term | null {
+    const old = this.term;
+    this.term = null;
+    if (old) for (const t of old.timers) clearTimeout(t);
+    if (this.fenceTimer) clearTimeout(this.fenceTimer);
+    this.fenceTimer = null;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.deadline = Number.NEGATIVE_INFINITY;
+    return old;
+  }
+
+  private live(term: Term): boolean {
+    return this.term === term && !this.stopped;
+  }
+
+  private later(term: Term, ms: number, fn: () => void): void {
+    const t = setTimeout(() => {
+      term.timers.delete(t);
+      if (this.live(term)) fn();
+    }, Math.max(0, ms));
+    term.timers.add(t);
+  }
+
+  private resolveFirst(): void {
+    const r = this.firstResult;
+    this.firstResult = null;
+    r?.();
+  }
+
+  // ---- campaign ----------------------------------------------------------------------
+
+  private scheduleCampaign(ms: number): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (!this.stopped && !this.released && !this.term) this.campaign();
+    }, ms);
+  }
+
+  private campaign(): void {
+    if (this.stopped || this.released) return;
+    this.endTerm();
+    const term: Term = { id: ++this.termSeq, leaseId: null, key: '', revision: null, ttlMs: 0, timers: new Set() };
+    this.term = term;
+    void this.runCampaign(term);
+  }
+
+  private async runCampaign(term: Term): Promise<void> {
+    const { api } = this.options;
+    try {
+      const sent = this.now();
+      const grant = await api.grantLease(this.options.ttlSeconds);
+      if (!this.live(term)) {
+        void this.revoke(grant.id, 'superseded campaign');
+        return;
+      }
+      term.leaseId = grant.id;
+      term.ttlMs = grant.ttlSeconds * 1000;
+      this.extendDeadline(term, sent, grant.ttlSeconds);
+      term.key = `${this.electionPrefix}${this.options.node}-${BigInt(grant.id).toString(16)}`;
+      const put = await api.putIfAbsent(term.key, this.options.node, grant.id);
+      if (!this.live(term)) return;
+      if (!put.kv) throw new Error('election key vanished right after its creation');
+      term.revision = put.kv.createRevision;
+      this.failures = 0;
+      this.options.log?.debug({ key: term.key, revision: term.revision.toString(), ttl: grant.ttlSeconds }, 'etcd campaign: key created');
+      this.later(term, term.ttlMs / 3, () => void this.keepAliveLoop(term));
+      await this.poll(term);
+    } catch (err) {
+      if (!this.live(term)) return;
+      const leaseId = term.leaseId;
+      this.endTerm();
+      if (leaseId) void this.revoke(leaseId, 'failed campaign');
+      const reason = `etcd unreachable: ${describe(err)}`;
+      if (this.state.role === 'fenced') this.set({ ...this.state, reason: `${this.state.reason?.split('; etcd unreachable')[0]}; ${reason}` });
+      else this.set({ role: 'standby', token: null, since: Date.now(), reason });
+      this.resolveFirst();
+      this.failures++;
+      this.scheduleCampaign(Math.min(this.retryBaseMs * 2 ** Math.min(this.failures - 1, 4), 2000));
+    }
+  }
+
+  private extendDeadline(term: Term, sentAt: number, ttlSeconds: number): void {
+    const deadline = sentAt + ttlSeconds * 1000 - this.marginMs;
+    if (deadline <= this.deadline) return;
+    this.deadline = deadline;
+    if (this.state.role === 'leader' && this.term === term) this.armFenceTimer();
+  }
+
+  private armFenceTimer(): void {
+    if (this.fenceTimer) clearTimeout(this.fenceTimer);
+    this.fenceTimer = setTimeout(() => {
+      this.fenceTimer = null;
+      if (this.state.role !== 'leader') return;
+      if (this.now() >= this.deadline) this.fence('lease not renewed before the fence deadline');
+      else this.armFenceTimer();
+    }, Math.max(0, this.deadline - this.now()));
+  }
+
+  private async keepAliveLoop(term: Term): Promise<void> {
+    const interval = term.ttlMs / 3;
+    const sent = this.now();
+    try {
+      const { ttlSeconds } = await this.options.api.keepAlive(term.leaseId!);
+      if (!this.live(term)) return;
+      if (ttlSeconds <= 0) {
+        this.fence('etcd says the lease is gone (keepalive TTL 0)');
+        return;
+      }
+      this.extendDeadline(term, sent, ttlSeconds);
+      this.later(term, interval - (this.now() - sent), () => void this.keepAliveLoop(term));
+    } catch (err) {
+      if (!this.live(term)) return;
+      this.options.log?.debug({ err: describe(err) }, 'etcd keepalive failed');
+      if (this.state.role !== 'leader' && this.now() >= this.deadline) {
+        // A standby whose lease has surely expired: start over with a new one.
+        this.fence(`lease expired while etcd was unreachable (${describe(err)})`);
+        return;
+      }
+      this.later(term, Math.min(interval, 200), () => void this.keepAliveLoop(term));
+    }
+  }
+
+  private async poll(term: Term): Promise<void> {
+    try {
+      const { kvs } = await this.options.api.rangePrefix(this.electionPrefix);
+      if (!this.live(term)) return;
+      this.evaluate(term, kvs);
+    } catch (err) {
+      if (!this.live(term)) return;
+      if (this.state.role === 'standby') {
+        this.set({ ...this.state, reason: `etcd unreachable: ${describe(err)}` });
+      }
+    }
+    this.resolveFirst();
+    if (this.live(term)) this.later(term, this.pollMs, () => void this.poll(term));
+  }
+
+  private evaluate(term: Term, kvs: EtcdKeyValue[]): void {
+    const mine = kvs.find((kv) => kv.key === term.key);
+    if (!mine) {
+      this.fence('election key is gone from etcd (lease expired or revoked)');
+      return;
+    }
+    const lowest = kvs[0]!;
+    if (lowest.key === term.key) {
+      if (this.now() >= this.deadline) {
+        this.fence('lease not renewed before the fence deadline');
+        return;
+      }
+      const wasLeader = this.state.role === 'leader';
+      this.set({ role: 'leader', token: mine.createRevision, leader: this.options.node, since: Date.now() });
+      if (!wasLeader) this.armFenceTimer();
+      return;
+    }
+    if (this.state.role === 'leader') {
+      // Someone else's key is older than ours: ours must have been recreated. Never lead twice.
+      this.fence('another election key is older than ours');
+      return;
+    }
+    const leaderName = lowest.value || lowest.key.slice(this.electionPrefix.length).replace(/-[0-9a-f]+$/, '');
+    this.set({
+      role: 'standby',
+      token: lowest.createRevision,
+      leader: leaderName,
+      since: Date.now(),
+      reason: `following ${leaderName} (token ${lowest.createRevision})`,
+    });
+  }
+
+  /** Best effort; true when etcd confirmed the lease is gone. */
+  private async revoke(leaseId: string, why: string): Promise<boolean> {
+    try {
+      await this.options.api.revokeLease(leaseId);
+      this.options.log?.info({ lease: leaseId, why }, 'etcd lease revoked');
+      return true;
+    } catch (err) {
+      this.options.log?.warn({ lease: leaseId, why, err: describe(err) }, 'etcd lease revoke failed; it will expire by itself');
+      return false;
+    }
+  }
+}
+
+export interface EtcdSettings {
+  endpoints: string[];
+  ttlSeconds: number;
+  marginSeconds: number;
+  prefix: string;
+}
+
+/** The production wiring: the JSON-gateway client with timeouts derived from the TTL. */
+export function createEtcdLeadership(node: string, cluster: string, settings: EtcdSettings, log?: Logger): EtcdLeadership {
+  const requestTimeoutMs = Math.round(Math.min(1000, Math.max(200, (settings.ttlSeconds * 1000) / 4)));
+  return new EtcdLeadership({
+    node,
+    cluster,
+    prefix: settings.prefix,
+    ttlSeconds: settings.ttlSeconds,
+    marginSeconds: settings.marginSeconds,
+    api: new EtcdClient({ endpoints: settings.endpoints, requestTimeoutMs }),
+    log,
+  });
+}
