@@ -59,6 +59,10 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
   await leadership.start();
   reflect(leadership.current());
   const registry = new CommandRegistry();
+  // Fencing: a node that lost (or may have lost) its lease SIGKILLs every running command at once.
+  leadership.onChange((state) => {
+    if (state.role === 'fenced') void registry.terminateAll('fenced: lease lost', true);
+  });
   const ssh = new SshServer({
     hostKeys,
     authenticator,
