@@ -2,6 +2,7 @@ import { constants as osConstants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import { execa } from 'execa';
 import { killProcessGroup, signalGroup, type GroupKillResult } from './processGroup.js';
+import { CommandCgroup } from './cgroup.js';
 
 export interface CommandSpec {
   file: string;
@@ -59,6 +60,8 @@ export class RunningCommand {
   private stdoutBytes = 0;
   private stderrBytes = 0;
   private readonly child: { stdin: Writable; stdout: Readable; stderr: Readable };
+  /** Its own cgroup v2 where available: a setsid child cannot leave it (see cgroup.ts). */
+  private cgroup: CommandCgroup | null = null;
 
   constructor(
     private readonly spec: CommandSpec,
@@ -81,6 +84,7 @@ export class RunningCommand {
     });
     const pid = child.pid ?? null;
     this.pid = pid;
+    this.cgroup = pid === null ? null : CommandCgroup.adopt(pid);
 
     const { stdin, stdout, stderr } = child;
     this.child = { stdin, stdout, stderr };
@@ -117,6 +121,7 @@ export class RunningCommand {
       await Promise.all([closed(stdout), closed(stderr)]);
       streams.stdin.unpipe(stdin);
       if (this.killing) await this.killing;
+      this.cgroup?.release();
       const result = this.killReason !== null ? 'killed' : 'completed';
       return this.outcome(result, code, signal, error, startedAt);
     })();
@@ -153,6 +158,7 @@ export class RunningCommand {
   /** Kills the whole process tree: SIGTERM, SIGKILL after the grace (or at once). */
   terminate(reason: string, immediate = false): Promise<GroupKillResult> | null {
     if (this.pid === null) return null;
+    if (immediate) this.cgroup?.kill(); // fencing: every process of the command, setsid or not
     if (!this.killing) {
       // Once the command itself has exited, only leftovers are killed: its result stands.
       if (!this.exited) this.killReason = reason;

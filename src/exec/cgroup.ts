@@ -1,0 +1,183 @@
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { processGroupMembers } from './processGroup.js';
+
+/**
+ * One cgroup v2 per command, so a process that leaves the command's process group
+ * (`setsid`, a double fork) is still killed when the gateway fences: cgroup.kill (Linux
+ * 5.14+) SIGKILLs every member atomically, including ones forked during the kill.
+ *
+ * Parent: $EXECGATE_CGROUP_PARENT (a cgroup2 directory; "off" disables), else
+ * `<cgroup2 mount><execgate's own cgroup>/execgate-<pid>` (under systemd that needs
+ * Delegate=yes). Where cgroup v2 is missing or not writable, commands run without one
+ * (the process-group kill still applies) and this is logged once.
+ */
+
+export interface CgroupSupport {
+  available: boolean;
+  /** Where command cgroups are created, when available. */
+  parent: string | null;
+  /** Why not, or how. */
+  detail: string;
+  /** cgroup.kill exists (else: freeze, SIGKILL every member, thaw). */
+  killFile: boolean;
+}
+
+let support: CgroupSupport | null = null;
+let sequence = 0;
+const lingering = new Set<string>();
+
+const log = () => pino({ base: { component: 'exec/cgroup' }, timestamp: pino.stdTimeFunctions.isoTime });
+
+/** The cgroup2 mount point, from /proc/self/mountinfo. */
+function cgroup2Mount(): string | null {
+  try {
+    for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+      const [left, right] = line.split(' - ');
+      if (!left || !right) continue;
+      if (right.split(' ')[0] === 'cgroup2') return left.split(' ')[4] ?? null;
+    }
+  } catch {
+    // not Linux, or no /proc
+  }
+  return null;
+}
+
+/** This process's cgroup v2 path ("0::/path" in /proc/self/cgroup). */
+function ownCgroup(): string | null {
+  try {
+    const line = readFileSync('/proc/self/cgroup', 'utf8').split('\n').find((l) => l.startsWith('0::'));
+    return line ? line.slice(3) : null;
+  } catch {
+    return null;
+  }
+}
+
+function detect(): CgroupSupport {
+  const configured = process.env.EXECGATE_CGROUP_PARENT;
+  if (configured === 'off') return { available: false, parent: null, detail: 'disabled by EXECGATE_CGROUP_PARENT=off', killFile: false };
+  let parent: string;
+  if (configured) {
+    parent = configured;
+  } else {
+    const mount = cgroup2Mount();
+    if (!mount) return { available: false, parent: null, detail: 'no cgroup2 filesystem is mounted', killFile: false };
+    const own = ownCgroup();
+    if (own === null) return { available: false, parent: null, detail: 'this process has no cgroup v2 membership', killFile: false };
+    parent = join(mount, own, `execgate-${process.pid}`);
+  }
+  try {
+    mkdirSync(parent, { recursive: true });
+    accessSync(join(parent, 'cgroup.procs'), constants.W_OK);
+    const probe = join(parent, `probe-${process.pid}`);
+    mkdirSync(probe);
+    const killFile = existsSync(join(probe, 'cgroup.kill'));
+    rmdirSync(probe);
+    process.once('exit', () => {
+      for (const dir of lingering) tryRemove(dir);
+      if (!configured) tryRemove(parent);
+    });
+    return { available: true, parent, detail: `one cgroup per command under ${parent}`, killFile };
+  } catch (err) {
+    return { available: false, parent: null, detail: `cannot create cgroups under ${parent}: ${(err as Error).message}`, killFile: false };
+  }
+}
+
+/** Detects (once) whether commands can get their own cgroup; logs the answer once. */
+export function cgroupSupport(): CgroupSupport {
+  if (!support) {
+    support = detect();
+    if (support.available) log().info({ parent: support.parent, cgroupKill: support.killFile }, 'commands run in their own cgroup v2');
+    else log().warn({ reason: support.detail }, 'cgroup v2 not usable: a command that calls setsid can escape the fence kill');
+  }
+  return support;
+}
+
+function tryRemove(dir: string): boolean {
+  try {
+    rmdirSync(dir);
+    lingering.delete(dir);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT';
+  }
+}
+
+function members(dir: string): number[] {
+  try {
+    return readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** A command's own cgroup. */
+export class CommandCgroup {
+  private constructor(
+    readonly path: string,
+    private readonly killFile: boolean,
+  ) {}
+
+  /**
+   * Moves a freshly spawned command (and whatever its process group already holds)
+   * into a new cgroup. Returns null where cgroups are not usable.
+   */
+  static adopt(pid: number): CommandCgroup | null {
+    const s = cgroupSupport();
+    if (!s.available || !s.parent) return null;
+    for (const dir of [...lingering]) tryRemove(dir);
+    const path = join(s.parent, `cmd-${++sequence}`);
+    try {
+      mkdirSync(path);
+      writeFileSync(join(path, 'cgroup.procs'), String(pid));
+    } catch {
+      tryRemove(path);
+      return null; // exited already, or the hierarchy went away
+    }
+    // Children forked before the move stayed behind: take every member of its group.
+    for (const member of processGroupMembers(pid)) {
+      if (member === pid) continue;
+      try {
+        writeFileSync(join(path, 'cgroup.procs'), String(member));
+      } catch {
+        // gone meanwhile
+      }
+    }
+    return new CommandCgroup(path, s.killFile);
+  }
+
+  /** SIGKILLs every process in the cgroup, whatever its session or process group. */
+  kill(): void {
+    if (this.killFile) {
+      try {
+        writeFileSync(join(this.path, 'cgroup.kill'), '1');
+        return;
+      } catch {
+        // fall through
+      }
+    }
+    // Older kernels: freeze so nothing forks while we kill, kill all, thaw.
+    const freeze = (v: string) => {
+      try {
+        writeFileSync(join(this.path, 'cgroup.freeze'), v);
+      } catch {
+        // no freezer
+      }
+    };
+    freeze('1');
+    for (const pid of members(this.path)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+    freeze('0');
+  }
+
+  /** Removes the cgroup once empty; processes that outlived the command keep it until they end. */
+  release(): void {
+    if (!tryRemove(this.path)) lingering.add(this.path);
+  }
+}
