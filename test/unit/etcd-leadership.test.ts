@@ -1,0 +1,309 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { EtcdLeadership } from '../../src/leadership/etcd.js';
+import { EtcdUnavailableError, prefixRangeEnd, type EtcdApi, type EtcdKeyValue } from '../../src/leadership/etcdClient.js';
+import type { LeadershipState } from '../../src/leadership/types.js';
+
+/**
+ * An in-memory etcd: leases expire on the (fake) clock, keys die with their lease,
+ * every write bumps the revision. Each node talks to it through its own client,
+ * which the test can cut off (like the TCP relays of the integration test).
+ */
+class FakeEtcd {
+  revision = 1n;
+  private leaseSeq = 7000;
+  /** Granted TTL = max(requested, minTtl), like etcd's 1.5 x election timeout floor. */
+  minTtl = 2;
+  readonly leases = new Map<string, { ttl: number; expiresAt: number }>();
+  readonly kvs = new Map<string, EtcdKeyValue>();
+  readonly cut = new Set<string>();
+  calls: Array<{ node: string; op: string }> = [];
+
+  private expire(): void {
+    const now = Date.now();
+    for (const [id, lease] of this.leases) if (lease.expiresAt <= now) this.dropLease(id);
+  }
+
+  private dropLease(id: string): void {
+    this.leases.delete(id);
+    let changed = false;
+    for (const [k, kv] of this.kvs) {
+      if (kv.lease === id) {
+        this.kvs.delete(k);
+        changed = true;
+      }
+    }
+    if (changed) this.revision++;
+  }
+
+  client(node: string): EtcdApi {
+    const gate = async (op: string) => {
+      await Promise.resolve();
+      if (this.cut.has(node)) throw new EtcdUnavailableError(`fake: ${node} is cut off`);
+      this.calls.push({ node, op });
+      this.expire();
+    };
+    return {
+      grantLease: async (ttl) => {
+        await gate('grant');
+        const id = String(++this.leaseSeq);
+        const granted = Math.max(ttl, this.minTtl);
+        this.leases.set(id, { ttl: granted, expiresAt: Date.now() + granted * 1000 });
+        return { id, ttlSeconds: granted };
+      },
+      keepAlive: async (id) => {
+        await gate('keepalive');
+        const lease = this.leases.get(id);
+        if (!lease) return { ttlSeconds: 0 };
+        lease.expiresAt = Date.now() + lease.ttl * 1000;
+        return { ttlSeconds: lease.ttl };
+      },
+      revokeLease: async (id) => {
+        await gate('revoke');
+        this.dropLease(id);
+      },
+      putIfAbsent: async (key, value, lease) => {
+        await gate('put');
+        const existing = this.kvs.get(key);
+        if (existing) return { created: false, kv: existing };
+        if (!this.leases.has(lease)) throw new Error('etcdserver: requested lease not found');
+        this.revision++;
+        const kv = { key, value, createRevision: this.revision, modRevision: this.revision, lease };
+        this.kvs.set(key, kv);
+        return { created: true, kv };
+      },
+      rangePrefix: async (prefix) => {
+        await gate('range');
+        const kvs = [...this.kvs.values()]
+          .filter((kv) => kv.key.startsWith(prefix))
+          .sort((a, b) => (a.createRevision < b.createRevision ? -1 : 1));
+        return { kvs, revision: this.revision };
+      },
+    };
+  }
+}
+
+const TTL = 2;
+const MARGIN = 0.5;
+
+function node(etcd: FakeEtcd, name: string, skew = { ms: 0 }) {
+  const leadership = new EtcdLeadership({
+    node: name,
+    cluster: 'c1',
+    prefix: '/execgate',
+    ttlSeconds: TTL,
+    marginSeconds: MARGIN,
+    api: etcd.client(name),
+    now: () => Date.now() + skew.ms,
+    pollIntervalMs: 100,
+    retryMs: 200,
+    startWaitMs: 1000,
+  });
+  const events: LeadershipState[] = [];
+  leadership.onChange((s) => events.push(s));
+  return { leadership, events, skew };
+}
+
+const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
+
+describe('EtcdLeadership state machine (in-memory etcd)', () => {
+  let etcd: FakeEtcd;
+  const started: EtcdLeadership[] = [];
+  const start = async (n: ReturnType<typeof node>) => {
+    started.push(n.leadership);
+    const p = n.leadership.start();
+    await advance(50);
+    await p;
+    return n;
+  };
+
+  beforeEach(() => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    etcd = new FakeEtcd();
+  });
+  afterEach(async () => {
+    etcd.cut.clear();
+    for (const l of started.splice(0)) {
+      const p = l.stop();
+      await advance(10);
+      await p;
+    }
+    vi.useRealTimers();
+  });
+
+  it('range_end of a prefix is the prefix with its last byte incremented', () => {
+    expect(Buffer.from(prefixRangeEnd('/a/leader/'), 'base64').toString()).toBe('/a/leader0');
+  });
+
+  it('a lone node leads with its key create revision as token', async () => {
+    const a = await start(node(etcd, 'gw1'));
+    const state = a.leadership.current();
+    expect(state.role).toBe('leader');
+    expect(state.leader).toBe('gw1');
+    const key = [...etcd.kvs.values()][0]!;
+    expect(key.key).toMatch(/^\/execgate\/c1\/leader\/gw1-[0-9a-f]+$/);
+    expect(state.token).toBe(key.createRevision);
+  });
+
+  it('a second node stands by and knows the leader and its token', async () => {
+    const a = await start(node(etcd, 'gw1'));
+    const b = await start(node(etcd, 'gw2'));
+    await advance(300);
+    const sa = a.leadership.current();
+    const sb = b.leadership.current();
+    expect(sb.role).toBe('standby');
+    expect(sb.leader).toBe('gw1');
+    expect(sb.token).toBe(sa.token);
+  });
+
+  it('the fence deadline is the send time of the last acknowledged keepalive + granted TTL - margin', async () => {
+    etcd.minTtl = 3; // etcd grants more than asked: the granted TTL counts
+    const a = await start(node(etcd, 'gw1'));
+    await advance(5000); // several keepalives
+    const lastKeepalive = etcd.calls.filter((c) => c.op === 'keepalive').length;
+    expect(lastKeepalive).toBeGreaterThan(3);
+    const deadline = a.leadership.fenceDeadline;
+    const now = Date.now();
+    // keepalive every ttl/3 = 1 s: the last ack was sent at most ~1 s ago
+    expect(deadline).toBeGreaterThan(now + 3000 - 500 - 1100);
+    expect(deadline).toBeLessThanOrEqual(now + 3000 - 500);
+  });
+
+  it('a leader cut off from etcd fences itself before its lease expires, then a standby takes over with a larger token', async () => {
+    const a = await start(node(etcd, 'gw1'));
+    const b = await start(node(etcd, 'gw2'));
+    await advance(300);
+    const oldToken = a.leadership.current().token!;
+    const leaseA = [...etcd.kvs.values()].find((kv) => kv.value === 'gw1')!.lease;
+    etcd.cut.add('gw1');
+    let fencedAt: number | null = null;
+    let leaseGoneAt: number | null = null;
+    let bLeaderAt: number | null = null;
+    for (let t = 0; t < 4000; t += 10) {
+      await advance(10);
+      if (fencedAt === null && a.leadership.current().role === 'fenced') fencedAt = Date.now();
+      if (leaseGoneAt === null) {
+        // the fake expires lazily on calls; b's polls trigger it
+        if (!etcd.leases.has(leaseA)) leaseGoneAt = Date.now();
+      }
+      if (bLeaderAt === null && b.leadership.current().role === 'leader') bLeaderAt = Date.now();
+    }
+    expect(a.events.some((e) => e.role === 'fenced')).toBe(true);
+    expect(fencedAt).not.toBeNull();
+    expect(leaseGoneAt).not.toBeNull();
+    expect(bLeaderAt).not.toBeNull();
+    expect(fencedAt!).toBeLessThan(leaseGoneAt!);
+    expect(fencedAt!).toBeLessThan(bLeaderAt!);
+    expect(b.leadership.current().token! > oldToken).toBe(true);
+    // while cut off, the fenced node stays fenced and never leads
+    expect(a.leadership.current().role).toBe('fenced');
+    expect(a.leadership.current().reason).toMatch(/etcd unreachable/);
+    // reconnected: a new key, and it follows the new leader
+    etcd.cut.delete('gw1');
+    await advance(2000);
+    const sa = a.leadership.current();
+    expect(sa.role).toBe('standby');
+    expect(sa.leader).toBe('gw2');
+    const keysA = [...etcd.kvs.values()].filter((kv) => kv.value === 'gw1');
+    expect(keysA).toHaveLength(1);
+    expect(keysA[0]!.lease).not.toBe(leaseA);
+    expect(keysA[0]!.createRevision > b.leadership.current().token!).toBe(true);
+  });
+
+  it('current() is exact: past the deadline it answers fenced before any timer fires', async () => {
+    const skew = { ms: 0 };
+    const a = await start(node(etcd, 'gw1', skew));
+    expect(a.leadership.current().role).toBe('leader');
+    skew.ms = 10_000; // the process was paused: the clock jumped, no timer ran yet
+    const state = a.leadership.current();
+    expect(state.role).toBe('fenced');
+    expect(state.token).toBeNull();
+    expect(a.events.at(-1)!.role).toBe('fenced');
+  });
+
+  it('a keepalive answered with TTL 0 (lease gone) fences at once and the node campaigns with a new key and token', async () => {
+    const a = await start(node(etcd, 'gw1'));
+    const first = a.leadership.current().token!;
+    const lease = [...etcd.kvs.values()][0]!.lease;
+    etcd.leases.delete(lease); // revoked behind our back (keys stay until the next write in this fake)
+    for (const [k, kv] of etcd.kvs) if (kv.lease === lease) etcd.kvs.delete(k);
+    etcd.revision++;
+    await advance(800);
+    expect(a.events.map((e) => e.role)).toContain('fenced');
+    await advance(500);
+    const again = a.leadership.current();
+    expect(again.role).toBe('leader');
+    expect(again.token! > first).toBe(true);
+  });
+
+  it('etcd unreachable at start: standby with a clear reason, recovering by itself', async () => {
+    etcd.cut.add('gw1');
+    const a = await start(node(etcd, 'gw1'));
+    await advance(1000);
+    const s = a.leadership.current();
+    expect(s.role).toBe('standby');
+    expect(s.reason).toMatch(/^etcd unreachable: /);
+    etcd.cut.delete('gw1');
+    await advance(3000);
+    expect(a.leadership.current().role).toBe('leader');
+  });
+
+  it('stop() revokes the lease so the standby leads at once', async () => {
+    const a = await start(node(etcd, 'gw1'));
+    const b = await start(node(etcd, 'gw2'));
+    await advance(300);
+    const t0 = Date.now();
+    const p = a.leadership.stop();
+    await advance(10);
+    await p;
+    let took = 0;
+    while (b.leadership.current().role !== 'leader' && took < 5000) {
+      await advance(10);
+      took = Date.now() - t0;
+    }
+    expect(b.leadership.current().role).toBe('leader');
+    expect(took).toBeLessThan(500); // well under the 2 s TTL
+  });
+
+  it('release() hands over and stays out until rejoin()', async () => {
+    const a = await start(node(etcd, 'gw1'));
+    const b = await start(node(etcd, 'gw2'));
+    await advance(300);
+    const p = a.leadership.release();
+    await advance(10);
+    await p;
+    await advance(500);
+    expect(a.leadership.current().role).toBe('standby');
+    expect(a.leadership.current().reason).toMatch(/released/);
+    expect(b.leadership.current().role).toBe('leader');
+    expect([...etcd.kvs.values()].filter((kv) => kv.value === 'gw1')).toHaveLength(0);
+    await a.leadership.rejoin();
+    await advance(500);
+    const sa = a.leadership.current();
+    expect(sa.role).toBe('standby');
+    expect(sa.leader).toBe('gw2');
+  });
+
+  it('tokens strictly increase over many forced transitions', async () => {
+    const nodes = [await start(node(etcd, 'gw1')), await start(node(etcd, 'gw2'))];
+    const tokens: bigint[] = [];
+    for (let i = 0; i < 20; i++) {
+      await advance(300);
+      const leader = nodes.find((n) => n.leadership.current().role === 'leader')!;
+      expect(leader).toBeDefined();
+      tokens.push(leader.leadership.current().token!);
+      // alternate: cut off (fence by deadline) or release/rejoin
+      if (i % 2 === 0) {
+        etcd.cut.add(leader.leadership === nodes[0]!.leadership ? 'gw1' : 'gw2');
+        await advance(2500);
+        etcd.cut.clear();
+      } else {
+        const p = leader.leadership.release();
+        await advance(10);
+        await p;
+        await advance(300);
+        await leader.leadership.rejoin();
+      }
+    }
+    for (let i = 1; i < tokens.length; i++) expect(tokens[i]! > tokens[i - 1]!).toBe(true);
+  });
+});
