@@ -46,15 +46,15 @@ export const errors = {
       'EG_AUTHKEYS_UNREADABLE',
       `cannot read authorized_keys ${path}: ${reason}`,
     ),
-  accountUnknown: (user: string) =>
+  accountUnknown: (user: string, key: string) =>
     new ExecgateError(
       'EG_RUNAS_UNKNOWN',
-      `runAs.user "${user}" is not a local account (getent passwd ${user} found nothing): create it or fix runAs.user`,
+      `${key} "${user}" is not a local account (getent passwd ${user} found nothing): create it or fix ${key}`,
     ),
-  runAsNeedsRoot: (user: string, current: string) =>
+  runAsNeedsRoot: (user: string, current: string, key: string) =>
     new ExecgateError(
       'EG_RUNAS_NOT_ROOT',
-      `runAs.user is "${user}" but execgate runs as "${current}" without root: run execgate as root or set runAs.user to "${current}"`,
+      `${key} is "${user}" but execgate runs as "${current}" without root, so it can only run commands as "${current}": run execgate as root or set ${key} to "${current}"`,
     ),
   ssh2PatchMissing: (file: string) =>
     new ExecgateError(

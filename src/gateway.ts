@@ -11,8 +11,12 @@ import type { Cluster } from './config/cluster.js';
 import type { Leadership } from './leadership/types.js';
 import { CommandRegistry } from './exec/registry.js';
 import { envAllowList } from './exec/environment.js';
-import { resolveRunAs } from './exec/account.js';
+import { RunAsPolicy } from './exec/runAs.js';
+import { AuthFailureLimiter, KeyedCounter } from './ssh/limits.js';
 import { createMetrics, type Metrics } from './metrics.js';
+import { SystemdNotifier } from './systemd/notify.js';
+import { DrainController } from './leadership/drain.js';
+import { startHttp } from './http/index.js';
 import type { LeadershipState } from './leadership/types.js';
 
 export interface Gateway {
@@ -33,20 +37,28 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
   const node = config.node ?? hostname();
   const log = createLogger(config.log.level, node);
   const hostKeys = loadHostKeys(config.hostKeys);
-  const { account, switchUser } = resolveRunAs(config.runAs.user);
-  if (account.uid === 0) {
-    log.warn('commands run as root: set runAs.user to an unprivileged account for production');
+  const runAs = new RunAsPolicy(config.runAs);
+  if (runAs.targets().some((t) => t.account.uid === 0)) {
+    log.warn('commands run as root: set runAs.user (or runAs.accounts) to an unprivileged account for production');
   }
   const metrics = createMetrics(node);
   const authenticator = new PublicKeyAuthenticator({
     authorizedKeysPath: config.authorizedKeys,
     allowSshRsaSha1: config.auth.allowSshRsaSha1,
+    permitKeyEnvironment: config.auth.permitKeyEnvironment,
+    runAs,
+    failures: new AuthFailureLimiter(config.limits.authFailures),
     log,
     metrics,
   });
   const audit = new AuditLog(config.audit.path);
   await audit.open();
-  const leadership = createLeadership({ node, cluster, log });
+  const leadership = new DrainController(createLeadership({ node, cluster, log }), {
+    running: () => registry.size,
+    terminate: (why) => registry.terminateAll(why),
+    timeoutSeconds: config.drainTimeoutSeconds ?? cluster?.leadership.drainTimeoutSeconds ?? 600,
+    log,
+  });
   const reflect = (state: LeadershipState) => {
     metrics.leader.set(state.role === 'leader' ? 1 : 0);
     metrics.fencingToken.set(state.role === 'leader' && state.token !== null ? Number(state.token) : 0);
@@ -66,25 +78,37 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
   const ssh = new SshServer({
     hostKeys,
     authenticator,
-    services: { node, config, log, account, switchUser, audit, leadership, registry, metrics, envAllowed: envAllowList(config.env.allow) },
+    services: { node, config, log, runAs, audit, leadership, registry, metrics, envAllowed: envAllowList(config.env.allow),
+      commandSlots: new KeyedCounter(config.limits.maxCommands, config.limits.maxCommandsPerUser) },
   });
   const address = await ssh.listen(config.listen.host, config.listen.port);
   for (const extra of config.alsoListen) await ssh.listen(extra.host, extra.port);
+  const listen = () => [address, ...config.alsoListen].map((l) => `${l.host}:${l.port}`);
+  const http = await startHttp({ config, node, log, leadership, registry, metrics, ssh, audit, hostKeys, listen });
   log.info(
-    { listen: `${address.host}:${address.port}`, alsoListen: config.alsoListen.map((l) => `${l.host}:${l.port}`), runAs: account.name, leadership: leadership.kind, hostKeys: hostKeys.map((k) => `${k.type} ${k.fingerprint}`) },
+    { listen: `${address.host}:${address.port}`, alsoListen: config.alsoListen.map((l) => `${l.host}:${l.port}`), runAs: runAs.targets().map((t) => t.account.name), leadership: leadership.kind, hostKeys: hostKeys.map((k) => `${k.type} ${k.fingerprint}`) },
     'execgate listening',
   );
+  // systemd (Type=notify): READY=1 now, then WATCHDOG=1 from the event loop; no-op without NOTIFY_SOCKET.
+  const notifier = new SystemdNotifier({ onError: (message) => log.warn({ message }, 'sd_notify failed') });
+  if (notifier.enabled) {
+    log.info({ watchdogMs: notifier.watchdogMs }, 'notifying systemd');
+    void notifier.ready('listening');
+  }
 
   let stopping: Promise<void> | null = null;
   const stop = (reason: string) =>
     (stopping ??= (async () => {
       log.info({ reason, running: registry.size }, 'stopping');
+      void notifier.stopping(reason);
       await ssh.stopListening();
       await registry.terminateAll(`gateway stopping: ${reason}`);
       ssh.destroyConnections();
+      await http?.close();
       await leadership.stop();
       await audit.close();
       log.info('stopped');
+      notifier.close();
     })());
 
   return { node, log, hostKeys, leadership, registry, metrics, ssh, address, stop };

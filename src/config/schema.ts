@@ -3,13 +3,31 @@ import { z } from 'zod';
 const port = z.int().min(0, "0 (any free port) to 65535").max(65535);
 const seconds = z.number().positive();
 
-/** Limits that protect the gateway; issue-specific limits extend this object. */
+/** Limits that protect the gateway; each is enforced with a message and counted. */
 const limits = z.strictObject({
   maxConnections: z.int().positive().default(2000),
+  maxConnectionsPerSource: z.int().positive().default(1000),
+  maxCommands: z.int().positive().default(1000),
+  maxCommandsPerUser: z.int().positive().default(1000),
+  maxChannelsPerConnection: z.int().positive().default(10),
   maxCommandBytes: z.int().positive().default(256 * 1024),
   maxEnvVars: z.int().nonnegative().default(256),
   maxEnvBytes: z.int().nonnegative().default(256 * 1024),
   loginGraceSeconds: seconds.default(30),
+  /** Disconnect a connection that has had no running command for this long. */
+  idleTimeoutSeconds: seconds.default(900),
+  /** SSH keepalive probes find dead clients under long silent jobs. */
+  keepaliveIntervalSeconds: seconds.default(15),
+  keepaliveCountMax: z.int().positive().default(4),
+  authFailures: z
+    .strictObject({
+      threshold: z.int().positive().default(5),
+      windowSeconds: seconds.default(60),
+      baseBlockSeconds: seconds.default(1),
+      maxBlockSeconds: seconds.default(300),
+      perSourceThreshold: z.int().positive().default(1000),
+    })
+    .prefault({}),
 });
 
 export const configSchema = z.strictObject({
@@ -35,17 +53,34 @@ export const configSchema = z.strictObject({
       token: z.string().min(16, 'use at least 16 characters').optional(),
     })
     .prefault({}),
+  /**
+   * After `execgate drain`, how long running commands may take before they are killed
+   * and leadership is released anyway (default 600; a cluster file's
+   * leadership.drainTimeoutSeconds applies when this is not set).
+   */
+  drainTimeoutSeconds: seconds.optional(),
   hostKeys: z.array(z.string().min(1)).min(1, 'list at least one host key file'),
   authorizedKeys: z.string().min(1),
   auth: z
     .strictObject({
       /** Old JSch (Rundeck <= 5.9) signs user auth with ssh-rsa (SHA-1) only. */
       allowSshRsaSha1: z.boolean().default(true),
+      /** Honour environment="..." in authorized_keys (sshd's PermitUserEnvironment). */
+      permitKeyEnvironment: z.boolean().default(false),
     })
     .prefault({}),
   runAs: z
     .strictObject({
+      /** The account commands run as when accounts is not given. */
       user: z.string().min(1).optional(),
+      /** SSH username -> local account; when given, other usernames are refused at authentication. */
+      accounts: z.record(z.string().min(1), z.string().min(1)).optional(),
+    })
+    .prefault({}),
+  /** PROXY protocol v2 (HAProxy send-proxy-v2), accepted only from these addresses. */
+  proxyProtocol: z
+    .strictObject({
+      trustedProxies: z.array(z.ipv4().or(z.ipv6())).default([]),
     })
     .prefault({}),
   env: z
@@ -60,6 +95,7 @@ export const configSchema = z.strictObject({
       /** After the client closes the channel, how long stdin EOF may take to end the command by itself. */
       closeGraceMs: z.int().nonnegative().default(250),
       path: z.string().default('/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'),
+      sftpServer: z.string().startsWith('/').default('/usr/lib/openssh/sftp-server'),
     })
     .prefault({}),
   limits: limits.prefault({}),

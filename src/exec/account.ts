@@ -11,15 +11,15 @@ export interface Account {
 }
 
 /** Looks a local account up through NSS (getent), so LDAP/sssd accounts work too. */
-export function lookupAccount(name: string): Account {
+export function lookupAccount(name: string, configKey = 'runAs.user'): Account {
   let line: string;
   try {
     line = execFileSync('getent', ['passwd', name], { encoding: 'utf8' }).split('\n')[0] ?? '';
   } catch {
-    throw errors.accountUnknown(name);
+    throw errors.accountUnknown(name, configKey);
   }
   const [user, , uid, gid, , home, shell] = line.split(':');
-  if (!user || uid === undefined || gid === undefined) throw errors.accountUnknown(name);
+  if (!user || uid === undefined || gid === undefined) throw errors.accountUnknown(name, configKey);
   return { name: user, uid: Number(uid), gid: Number(gid), home: home || '/', shell: shell || '/bin/sh' };
 }
 
@@ -32,15 +32,4 @@ export function currentAccount(): Account {
     home: info.homedir,
     shell: info.shell || '/bin/sh',
   };
-}
-
-/**
- * The account commands run as. Root may run them as any account; anyone else only
- * as itself, because switching users needs privileges.
- */
-export function resolveRunAs(user: string | undefined): { account: Account; switchUser: boolean } {
-  const current = currentAccount();
-  if (!user || user === current.name) return { account: current, switchUser: false };
-  if (current.uid !== 0) throw errors.runAsNeedsRoot(user, current.name);
-  return { account: lookupAccount(user), switchUser: true };
 }

@@ -1,4 +1,4 @@
-import type { CommandOutcome, RunningCommand } from './runner.js';
+import type { CommandHandle, CommandOutcome } from './runner.js';
 
 export interface CommandInfo {
   execId: string;
@@ -20,10 +20,10 @@ const RECENT_LIMIT = 100;
 
 /** What runs now and what ran last: the source for status, shutdown and fencing. */
 export class CommandRegistry {
-  private readonly running = new Map<string, { info: CommandInfo; command: RunningCommand }>();
+  private readonly running = new Map<string, { info: CommandInfo; command: CommandHandle }>();
   private readonly recent: FinishedCommand[] = [];
 
-  add(info: CommandInfo, command: RunningCommand): void {
+  add(info: CommandInfo, command: CommandHandle): void {
     this.running.set(info.execId, { info, command });
   }
 

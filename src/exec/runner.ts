@@ -39,7 +39,17 @@ export interface CommandOutcome {
   stderrBytes: number;
 }
 
-const FORWARDABLE_SIGNALS = new Set(['ABRT', 'ALRM', 'FPE', 'HUP', 'ILL', 'INT', 'KILL', 'PIPE', 'QUIT', 'SEGV', 'TERM', 'USR1', 'USR2']);
+export const FORWARDABLE_SIGNALS = new Set(['ABRT', 'ALRM', 'FPE', 'HUP', 'ILL', 'INT', 'KILL', 'PIPE', 'QUIT', 'SEGV', 'TERM', 'USR1', 'USR2']);
+
+/** What the SSH layer holds on to while a command runs (pipes or a pty). */
+export interface CommandHandle {
+  readonly pid: number | null;
+  readonly done: Promise<CommandOutcome>;
+  signal(name: string): boolean;
+  terminate(reason: string, immediate?: boolean): Promise<GroupKillResult> | null;
+  clientGone(): void;
+  resize?(cols: number, rows: number): void;
+}
 
 export function exitStatusFor(code: number | null, signal: NodeJS.Signals | null): number {
   if (code !== null) return code;
@@ -51,7 +61,7 @@ export function exitStatusFor(code: number | null, signal: NodeJS.Signals | null
  * One command in its own process group (detached => setsid), streamed with
  * backpressure, never buffered whole. It knows nothing about SSH.
  */
-export class RunningCommand {
+export class RunningCommand implements CommandHandle {
   readonly done: Promise<CommandOutcome>;
   readonly pid: number | null;
   private killReason: string | null = null;

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import ssh2 from 'ssh2';
 import { fingerprintOf } from './hostKeys.js';
+import { parseKeyOptions, type KeyOptions } from './keyOptions.js';
 
 const { utils } = ssh2;
 
@@ -10,6 +11,7 @@ export interface AuthorizedKey {
   blob: Buffer;
   comment: string;
   options: string;
+  parsedOptions: KeyOptions;
   fingerprint: string;
   verify(data: Buffer, signature: Buffer, hashAlgo?: string): boolean;
 }
@@ -41,7 +43,7 @@ function splitOptions(line: string): { options: string; rest: string } {
 }
 
 /** Parses authorized_keys text; a bad line is reported by number and skipped. */
-export function parseAuthorizedKeys(text: string, source = 'authorized_keys'): AuthorizedKeysFile {
+export function parseAuthorizedKeys(text: string, source = 'authorized_keys', allowEnvironment = false): AuthorizedKeysFile {
   const keys: AuthorizedKey[] = [];
   const problems: string[] = [];
   text.split(/\r?\n/).forEach((rawLine, index) => {
@@ -60,6 +62,13 @@ export function parseAuthorizedKeys(text: string, source = 'authorized_keys'): A
       problems.push(`${source}:${lineNo}: ${key instanceof Error ? key.message : 'unparseable key'}`);
       return;
     }
+    let parsedOptions: KeyOptions;
+    try {
+      parsedOptions = parseKeyOptions(options, allowEnvironment);
+    } catch (err) {
+      problems.push(`${source}:${lineNo}: ${(err as Error).message}; key skipped`);
+      return;
+    }
     const blob = key.getPublicSSH();
     keys.push({
       line: lineNo,
@@ -67,6 +76,7 @@ export function parseAuthorizedKeys(text: string, source = 'authorized_keys'): A
       blob,
       comment: commentParts.join(' '),
       options,
+      parsedOptions,
       fingerprint: fingerprintOf(blob),
       verify: (data, signature, hashAlgo) => key.verify(data, signature, hashAlgo) === true,
     });
@@ -74,6 +84,6 @@ export function parseAuthorizedKeys(text: string, source = 'authorized_keys'): A
   return { keys, problems };
 }
 
-export function readAuthorizedKeys(path: string): AuthorizedKeysFile {
-  return parseAuthorizedKeys(readFileSync(path, 'utf8'), path);
+export function readAuthorizedKeys(path: string, allowEnvironment = false): AuthorizedKeysFile {
+  return parseAuthorizedKeys(readFileSync(path, 'utf8'), path, allowEnvironment);
 }

@@ -3,6 +3,8 @@ import ssh2, { type Connection } from 'ssh2';
 import type { HostKey } from './hostKeys.js';
 import type { PublicKeyAuthenticator, AuthenticatedIdentity } from './auth.js';
 import { SessionHandler, type ExecutionServices } from './session.js';
+import { KeyedCounter } from './limits.js';
+import { readProxyHeader } from './proxyProtocol.js';
 import { errors } from '../errors.js';
 import { VERSION } from '../version.js';
 
@@ -12,81 +14,165 @@ export interface SshServerOptions {
   services: ExecutionServices;
 }
 
+interface PeerAddress {
+  address: string;
+  port: number;
+}
+
+const unmapped = (a: string) => (a.startsWith('::ffff:') ? a.slice(7) : a);
+
 /**
- * The SSH listener. It owns the TCP side (TCP_NODELAY, connection limit) and hands
- * each socket to ssh2 through injectSocket, so protocol plumbing stays in ssh2 and
- * policy stays here.
+ * The SSH listener. It owns the TCP side (TCP_NODELAY, PROXY protocol, connection
+ * limits) and hands each socket to ssh2 through injectSocket, so protocol plumbing
+ * stays in ssh2 and policy stays here.
  */
 export class SshServer {
   private readonly ssh: InstanceType<typeof ssh2.Server>;
   private readonly listeners: NetServer[] = [];
   private readonly sockets = new Set<Socket>();
+  private readonly peers = new WeakMap<Socket, PeerAddress>();
+  private readonly connections: KeyedCounter;
+  private readonly trustedProxies: Set<string>;
 
   constructor(private readonly options: SshServerOptions) {
+    const { config, log } = options.services;
+    this.connections = new KeyedCounter(config.limits.maxConnections, config.limits.maxConnectionsPerSource);
+    this.trustedProxies = new Set(config.proxyProtocol.trustedProxies);
     this.ssh = new ssh2.Server(
-      { hostKeys: options.hostKeys.map((k) => k.pem), ident: `execgate_${VERSION}` },
-      (client, info) => this.onConnection(client, info.ip ?? 'unknown', info.port ?? 0),
+      {
+        hostKeys: options.hostKeys.map((k) => k.pem),
+        ident: `execgate_${VERSION}`,
+        keepaliveInterval: config.limits.keepaliveIntervalSeconds * 1000,
+        keepaliveCountMax: config.limits.keepaliveCountMax,
+      },
+      (client) => this.onConnection(client),
     );
-    this.ssh.on('error', (err: Error) => options.services.log.error({ err: err.message }, 'ssh server error'));
+    this.ssh.on('error', (err: Error) => log.error({ err: err.message }, 'ssh server error'));
   }
 
   get connectionCount(): number {
     return this.sockets.size;
   }
 
-  private onSocket(socket: Socket): void {
-    const { log, config } = this.options.services;
-    socket.on('error', () => {}); // ssh2 reports protocol-level errors; resets are routine
-    socket.setNoDelay(true);
-    if (this.sockets.size >= config.limits.maxConnections) {
-      this.options.services.metrics.sshConnections.inc({ result: 'refused_limit' });
-      log.warn({ client: socket.remoteAddress, limit: config.limits.maxConnections }, 'connection refused: limits.maxConnections reached');
-      socket.end('execgate: too many connections (limits.maxConnections); try again later\r\n');
-      setTimeout(() => socket.destroy(), 1000).unref();
-      return;
-    }
-    this.sockets.add(socket);
-    socket.once('close', () => this.sockets.delete(socket));
-    this.ssh.injectSocket(socket);
+  private refuseSocket(socket: Socket, reason: string, metric: string, fields: Record<string, unknown>): void {
+    const { log, metrics } = this.options.services;
+    metrics.sshConnections.inc({ result: metric });
+    log.warn(fields, `connection refused: ${reason}`);
+    // Text before the SSH version line is allowed (RFC 4253 4.2): clients show it.
+    socket.end(`execgate: ${reason}\r\n`);
+    setTimeout(() => socket.destroy(), 1000).unref();
   }
 
-  private onConnection(client: Connection, ip: string, port: number): void {
-    const { log, config, metrics } = this.options.services;
+  private onSocket(socket: Socket): void {
+    const { config } = this.options.services;
+    socket.on('error', () => {}); // ssh2 reports protocol-level errors; resets are routine
+    socket.setNoDelay(true);
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    const remote = unmapped(socket.remoteAddress ?? 'unknown');
+    if (!this.trustedProxies.has(remote)) {
+      this.admit(socket, { address: remote, port: socket.remotePort ?? 0 });
+      return;
+    }
+    readProxyHeader(socket, config.limits.loginGraceSeconds * 1000).then(
+      (info) => this.admit(socket, info.address ? { address: unmapped(info.address), port: info.port ?? 0 } : { address: remote, port: socket.remotePort ?? 0 }),
+      (err: Error) => this.refuseSocket(socket, `bad PROXY header from load balancer ${remote}: ${err.message}`, 'refused_proxy', { proxy: remote }),
+    );
+  }
+
+  /** Connection limits apply to the real client address (after PROXY). */
+  private admit(socket: Socket, peer: PeerAddress): void {
+    const { limits } = this.options.services.config;
+    const slot = this.connections.tryAcquire(peer.address);
+    if (!slot.ok) {
+      const reason =
+        slot.limit === 'total'
+          ? `too many connections (limits.maxConnections = ${limits.maxConnections}); try again later`
+          : `too many connections from ${peer.address} (limits.maxConnectionsPerSource = ${limits.maxConnectionsPerSource}); try again later`;
+      this.refuseSocket(socket, reason, 'refused_limit', { client: peer.address });
+      return;
+    }
+    socket.once('close', slot.release);
+    this.peers.set(socket, peer);
+    this.ssh.injectSocket(socket); // ssh2 resumes the (paused) socket once its parser is ready
+  }
+
+  private onConnection(client: Connection): void {
+    const { services } = this.options;
+    const { log, config, metrics } = services;
     const socket = (client as unknown as { _sock: Socket })._sock;
-    const clientLabel = `${ip}:${port}`;
+    const peer = this.peers.get(socket) ?? { address: unmapped(socket?.remoteAddress ?? 'unknown'), port: socket?.remotePort ?? 0 };
+    const clientLabel = `${peer.address}:${peer.port}`;
     let identity: AuthenticatedIdentity | null = null;
 
     client.on('error', (err: Error) => log.debug({ client: clientLabel, err: err.message }, 'connection error'));
     const loginTimer = setTimeout(() => {
-      log.warn({ client: clientLabel, seconds: config.limits.loginGraceSeconds }, 'login grace time exceeded; disconnecting');
+      log.warn({ client: clientLabel, seconds: config.limits.loginGraceSeconds }, 'login grace time (limits.loginGraceSeconds) exceeded; disconnecting');
       client.end();
     }, config.limits.loginGraceSeconds * 1000);
     loginTimer.unref();
+
+    // Idle: no running command for idleTimeoutSeconds. Long silent jobs are not idle;
+    // dead clients under them are found by SSH keepalive probes instead.
+    let running = 0;
+    let idleTimer: NodeJS.Timeout | null = null;
+    const armIdle = () => {
+      if (idleTimer) clearTimeout(idleTimer);
+      idleTimer = setTimeout(() => {
+        log.info({ client: clientLabel, seconds: config.limits.idleTimeoutSeconds }, 'idle timeout (limits.idleTimeoutSeconds); disconnecting');
+        client.end();
+      }, config.limits.idleTimeoutSeconds * 1000);
+      idleTimer.unref();
+    };
+    const activity = {
+      commandStarted: () => {
+        running++;
+        if (idleTimer) clearTimeout(idleTimer);
+        idleTimer = null;
+      },
+      commandEnded: () => {
+        if (--running === 0) armIdle();
+      },
+    };
+
     client.once('close', () => {
       clearTimeout(loginTimer);
+      if (idleTimer) clearTimeout(idleTimer);
       if (!identity) metrics.sshConnections.inc({ result: 'closed_unauthenticated' });
     });
 
     client.on('authentication', (ctx) => {
-      this.options.authenticator.handle(ctx, clientLabel, (who) => (identity = who));
+      this.options.authenticator.handle(ctx, { address: peer.address, label: clientLabel }, (who) => (identity = who));
     });
     client.on('ready', () => {
       clearTimeout(loginTimer);
       if (!identity) return client.end();
       const who = identity;
-      log.info({ client: clientLabel, user: who.username, fingerprint: who.keyFingerprint }, 'authenticated');
+      log.info({ client: clientLabel, user: who.username, account: who.runAs.account.name, fingerprint: who.keyFingerprint }, 'authenticated');
       metrics.sshConnections.inc({ result: 'authenticated' });
-      client.on('session', (accept) => {
+      armIdle();
+      let channels = 0;
+      client.on('session', (accept, reject) => {
+        if (channels >= config.limits.maxChannelsPerConnection) {
+          log.warn({ client: clientLabel, limit: config.limits.maxChannelsPerConnection }, 'session channel refused: limits.maxChannelsPerConnection reached');
+          metrics.commandsRefused.inc({ reason: 'max-channels' });
+          return reject();
+        }
+        channels++;
         const session = accept();
         session.on('error', () => {});
         metrics.sshSessions.inc();
-        session.once('close', () => metrics.sshSessions.dec());
-        new SessionHandler(session, this.options.services, {
-          clientAddress: ip,
-          clientPort: port,
+        session.once('close', () => {
+          channels--;
+          metrics.sshSessions.dec();
+        });
+        new SessionHandler(session, services, {
+          clientAddress: peer.address,
+          clientPort: peer.port,
           serverAddress: socket?.localAddress ?? '',
           serverPort: socket?.localPort ?? 0,
           identity: who,
+          activity,
         });
       });
     });
@@ -94,7 +180,7 @@ export class SshServer {
 
   /** Adds a listener; may be called for several addresses (node address, VIP). */
   listen(host: string, port: number): Promise<{ host: string; port: number }> {
-    const tcp = createServer({ noDelay: true }, (socket) => this.onSocket(socket));
+    const tcp = createServer({ noDelay: true, pauseOnConnect: true }, (socket) => this.onSocket(socket));
     return new Promise((resolve, reject) => {
       const onError = (err: Error) => reject(errors.listenFailed(host, port, err.message));
       tcp.once('error', onError);

@@ -3,14 +3,16 @@ import { randomUUID } from 'node:crypto';
 import type { Session, ServerChannel } from 'ssh2';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import type { Account } from '../exec/account.js';
+import type { RunAsPolicy } from '../exec/runAs.js';
 import type { AuditLog, AuditRecord } from '../audit/auditLog.js';
 import type { Leadership } from '../leadership/types.js';
 import type { CommandRegistry } from '../exec/registry.js';
 import type { Metrics } from '../metrics.js';
+import type { KeyedCounter } from './limits.js';
 import { admit, EXIT_TEMPFAIL } from '../leadership/gate.js';
 import { buildEnvironment } from '../exec/environment.js';
-import { RunningCommand, type CommandOutcome } from '../exec/runner.js';
+import { RunningCommand, type CommandHandle, type CommandOutcome } from '../exec/runner.js';
+import { PtyCommand, type PtySize } from '../exec/ptyRunner.js';
 import { endChannel, refuseOnChannel } from './channelEnd.js';
 import type { AuthenticatedIdentity } from './auth.js';
 
@@ -19,13 +21,14 @@ export interface ExecutionServices {
   node: string;
   config: Config;
   log: Logger;
-  account: Account;
-  switchUser: boolean;
+  runAs: RunAsPolicy;
   audit: AuditLog;
   leadership: Leadership;
   registry: CommandRegistry;
   metrics: Metrics;
   envAllowed: (name: string) => boolean;
+  /** Concurrent commands, total and per SSH user (limits.maxCommands*). */
+  commandSlots: KeyedCounter;
 }
 
 export interface ConnectionInfo {
@@ -34,7 +37,11 @@ export interface ConnectionInfo {
   serverAddress: string;
   serverPort: number;
   identity: AuthenticatedIdentity;
+  /** Tells the connection when it has running commands (the idle timeout skips those). */
+  activity: { commandStarted(): void; commandEnded(): void };
 }
+
+type Kind = 'exec' | 'shell' | 'sftp';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -42,8 +49,10 @@ const iso = (ms: number) => new Date(ms).toISOString();
 export class SessionHandler {
   private readonly env = new Map<string, string>();
   private envBytes = 0;
+  private envOverflow: string | null = null;
   private rdJobExecId: string | null = null;
-  private command: RunningCommand | null = null;
+  private pty: PtySize | null = null;
+  private command: CommandHandle | null = null;
   private started = false;
 
   constructor(
@@ -55,30 +64,44 @@ export class SessionHandler {
       this.onEnv(info.key, info.val);
       accept?.(); // always answer success: JSch aborts on a failure reply
     });
-    session.on('pty', (accept) => accept?.());
-    session.on('window-change', (accept) => accept?.());
+    session.on('pty', (accept, reject, info) => {
+      if (!conn.identity.key.parsedOptions.pty) return reject?.(); // no-pty / restrict
+      this.pty = { term: info.term, cols: info.cols, rows: info.rows };
+      accept?.();
+    });
+    session.on('window-change', (accept, _reject, info) => {
+      if (this.pty) this.pty = { ...this.pty, cols: info.cols, rows: info.rows };
+      this.command?.resize?.(info.cols, info.rows);
+      accept?.();
+    });
     session.on('signal', (accept, _reject, info) => {
       const delivered = this.command?.signal(info.name) ?? false;
       this.services.log.info({ signal: info.name, delivered }, 'signal request');
       accept?.();
     });
-    session.on('exec', (accept, reject, info) => {
+    const start = (kind: Kind, requested: string | null, accept: () => ServerChannel, reject?: () => void) => {
       if (this.started) return reject?.();
       this.started = true;
       const channel = accept();
-      void this.runExec(channel, info.command).catch((err: Error) =>
-        this.services.log.error({ err: err.message, stack: err.stack }, 'exec handling failed'),
+      void this.run(kind, requested, channel).catch((err: Error) =>
+        this.services.log.error({ err: err.message, stack: err.stack }, 'session handling failed'),
       );
+    };
+    session.on('exec', (accept, reject, info) => start('exec', info.command, accept, reject));
+    session.on('shell', (accept, reject) => start('shell', null, accept, reject));
+    session.on('subsystem', (accept, reject, info) => {
+      if (info.name !== 'sftp') return reject?.();
+      start('sftp', null, accept, reject);
     });
   }
 
   private onEnv(name: string, value: string): void {
     if (name === 'RD_JOB_EXECID') this.rdJobExecId = value;
+    if (!this.services.envAllowed(name)) return;
     const { maxEnvVars, maxEnvBytes } = this.services.config.limits;
     const size = name.length + value.length;
-    if (!this.services.envAllowed(name)) return;
     if (this.env.size >= maxEnvVars || this.envBytes + size > maxEnvBytes) {
-      this.services.log.warn({ name, maxEnvVars, maxEnvBytes }, 'env variable dropped: limits.maxEnvVars/maxEnvBytes reached');
+      this.envOverflow = `execgate: more than limits.maxEnvVars (${maxEnvVars}) variables or limits.maxEnvBytes (${maxEnvBytes}) bytes of environment; not running`;
       return;
     }
     this.env.set(name, value);
@@ -89,33 +112,58 @@ export class SessionHandler {
     return `${this.conn.clientAddress}:${this.conn.clientPort}`;
   }
 
-  private async runExec(channel: ServerChannel, commandLine: string): Promise<void> {
+  /** The program to start: argv for the account, and the line the audit shows. */
+  private program(kind: Kind, requested: string | null): { file: string; args: string[]; forcedFrom: string | null } {
+    const { config } = this.services;
+    const { account, switchUser } = this.conn.identity.runAs;
+    const forced = this.conn.identity.key.parsedOptions.command;
+    let argv: string[];
+    if (forced !== null) argv = [config.exec.shell, '-c', forced];
+    else if (kind === 'exec') argv = [config.exec.shell, '-c', requested ?? ''];
+    else if (kind === 'shell') argv = [account.shell, '-l'];
+    else argv = [config.exec.sftpServer];
+    if (switchUser) argv = ['setpriv', `--reuid=${account.uid}`, `--regid=${account.gid}`, '--init-groups', '--', ...argv];
+    return { file: argv[0]!, args: argv.slice(1), forcedFrom: forced !== null ? requested ?? '' : null };
+  }
+
+  private async run(kind: Kind, requested: string | null, channel: ServerChannel): Promise<void> {
     const { services, conn } = this;
     const closed = new Promise<void>((resolve) => channel.once('close', () => resolve()));
     channel.on('error', (err: Error) => services.log.debug({ err: err.message }, 'channel error'));
     channel.stderr.on('error', (err: Error) => services.log.debug({ err: err.message }, 'channel stderr error'));
+    const commandLine = kind === 'exec' ? requested ?? '' : `(${kind})`;
+    const user = conn.identity.username;
 
     const execId = randomUUID();
     const startedAt = Date.now();
-    const refuse = async (reason: string, message: string, token: bigint | null) => {
-      services.log.warn({ execId, reason, client: this.clientLabel() }, message);
+    const refuse = async (reason: string, message: string) => {
+      services.log.warn({ execId, reason, user, client: this.clientLabel() }, message);
       services.metrics.commandsRefused.inc({ reason });
       services.metrics.commands.inc({ result: 'refused' });
-      await this.writeAudit(execId, commandLine, token, {
+      await this.writeAudit(execId, commandLine, null, {
         result: `refused:${reason}`, status: EXIT_TEMPFAIL, exitCode: null, signal: null, killReason: null,
         error: message, pid: null, startedAt, endedAt: Date.now(), stdoutBytes: 0, stderrBytes: 0,
-      });
+      }).catch((err: Error) => services.log.error({ execId, err: err.message }, 'audit write failed'));
       await refuseOnChannel(channel, message, EXIT_TEMPFAIL);
     };
 
-    const maxBytes = services.config.limits.maxCommandBytes;
+    const { config } = services;
+    if (this.envOverflow) return refuse('env-limit', this.envOverflow);
+    const maxBytes = config.limits.maxCommandBytes;
     if (Buffer.byteLength(commandLine) > maxBytes) {
-      return refuse('command-too-long', `execgate: command is ${Buffer.byteLength(commandLine)} bytes, over limits.maxCommandBytes (${maxBytes}); not running`, null);
+      return refuse('command-too-long', `execgate: command is ${Buffer.byteLength(commandLine)} bytes, over limits.maxCommandBytes (${maxBytes}); not running`);
     }
     const decision = admit(services.node, services.leadership);
-    if (!decision.admitted) return refuse(decision.reason, decision.message, null);
+    if (!decision.admitted) return refuse(decision.reason, decision.message);
+    const slot = services.commandSlots.tryAcquire(user);
+    if (!slot.ok) {
+      return slot.limit === 'total'
+        ? refuse('max-commands', `execgate: ${config.limits.maxCommands} commands are running on ${services.node} (limits.maxCommands); not running`)
+        : refuse('max-commands-per-user', `execgate: user ${user} already runs ${config.limits.maxCommandsPerUser} commands (limits.maxCommandsPerUser); not running`);
+    }
 
-    const { account, config } = services;
+    const { account } = conn.identity.runAs;
+    const program = this.program(kind, requested);
     const env = buildEnvironment(account, config.exec.path, this.env, {
       node: services.node,
       fencingToken: decision.token,
@@ -125,36 +173,34 @@ export class SessionHandler {
       serverAddress: conn.serverAddress,
       serverPort: conn.serverPort,
     });
+    for (const [name, value] of conn.identity.key.parsedOptions.environment) env[name] = value;
+    if (program.forcedFrom !== null) env.SSH_ORIGINAL_COMMAND = program.forcedFrom;
     let cwd = account.home;
     if (!existsSync(cwd)) {
       channel.stderr.write(`execgate: could not chdir to home directory ${cwd}: no such directory\n`);
       cwd = '/';
     }
-    const shellArgs = ['-c', commandLine];
-    const [file, args] = services.switchUser
-      ? ['setpriv', [`--reuid=${account.uid}`, `--regid=${account.gid}`, '--init-groups', '--', config.exec.shell, ...shellArgs]]
-      : [config.exec.shell, shellArgs];
-
-    const command = new RunningCommand(
-      {
-        file,
-        args,
-        env,
-        cwd,
-        killGraceMs: config.exec.killGraceSeconds * 1000,
-        closeGraceMs: config.exec.closeGraceMs,
-        onOutput: (stream, bytes) => services.metrics.outputBytes.inc({ stream }, bytes),
-      },
-      { stdin: channel, stdout: channel, stderr: channel.stderr },
-    );
+    const spec = {
+      file: program.file,
+      args: program.args,
+      env,
+      cwd,
+      killGraceMs: config.exec.killGraceSeconds * 1000,
+      closeGraceMs: config.exec.closeGraceMs,
+      onOutput: (stream: 'stdout' | 'stderr', bytes: number) => services.metrics.outputBytes.inc({ stream }, bytes),
+    };
+    const command: CommandHandle = this.pty
+      ? new PtyCommand(spec, this.pty, { stdin: channel, stdout: channel })
+      : new RunningCommand(spec, { stdin: channel, stdout: channel, stderr: channel.stderr });
     this.command = command;
+    conn.activity.commandStarted();
     services.metrics.commandsRunning.inc();
     const token = decision.token === null ? null : decision.token.toString();
-    services.registry.add(
-      { execId, user: conn.identity.username, command: commandLine, client: this.clientLabel(), startedAt, pid: command.pid, token },
-      command,
+    services.registry.add({ execId, user, command: commandLine, client: this.clientLabel(), startedAt, pid: command.pid, token }, command);
+    services.log.info(
+      { execId, kind, pid: command.pid, user, account: account.name, pty: this.pty !== null, client: this.clientLabel(), rdJobExecId: this.rdJobExecId },
+      'command started',
     );
-    services.log.info({ execId, pid: command.pid, user: conn.identity.username, client: this.clientLabel(), rdJobExecId: this.rdJobExecId }, 'command started');
 
     let clientGone = false;
     void closed.then(() => {
@@ -163,6 +209,8 @@ export class SessionHandler {
     });
 
     const outcome = await command.done;
+    slot.release();
+    conn.activity.commandEnded();
     services.registry.finish(execId, outcome);
     services.metrics.commandsRunning.dec();
     services.metrics.commands.inc({ result: outcome.result.replace('-', '_') });
