@@ -5,9 +5,12 @@ import { VERSION } from './version.js';
 import type { Verb } from './cli/common.js';
 import { serve } from './cli/serve.js';
 import { keygen } from './cli/keygen.js';
+import { status } from './cli/status.js';
+import { drain } from './cli/drain.js';
+import { undrain } from './cli/undrain.js';
 
 /** Each verb lives in src/cli/<verb>.ts; register it here. */
-const verbs: Record<string, Verb> = { serve, keygen };
+const verbs: Record<string, Verb> = { serve, keygen, status, drain, undrain };
 
 /** Flags any verb may take; a verb ignores the ones it does not use. */
 const options = {
@@ -23,6 +26,7 @@ const options = {
   url: { type: 'string' },
   token: { type: 'string' },
   json: { type: 'boolean' },
+  wait: { type: 'boolean' },
   force: { type: 'boolean' },
   'dry-run': { type: 'boolean' },
 } as const;

@@ -1,4 +1,9 @@
-import type { Leadership } from './types.js';
+import type { LeadershipState } from './types.js';
+
+/** What the gate reads: a Leadership, or the DrainController overlaid on one. */
+export interface LeadershipView {
+  current(): LeadershipState;
+}
 
 export type GateDecision =
   | { admitted: true; token: bigint | null }
@@ -6,9 +11,9 @@ export type GateDecision =
 
 /**
  * The leader gate: every command asks at the moment it would start. A node that is
- * not the leader never runs anything.
+ * not the leader (standby, fenced, or draining) never runs anything.
  */
-export function admit(node: string, leadership: Leadership): GateDecision {
+export function admit(node: string, leadership: LeadershipView): GateDecision {
   const state = leadership.current();
   if (state.role === 'leader') return { admitted: true, token: state.token };
   const leader = state.leader

@@ -16,6 +16,10 @@ export interface ClientKeys {
 export interface TestGateway {
   dir: string;
   port: number;
+  /** The HTTP surface's port (http.port 0 by default here); null with http.enabled: false. */
+  httpPort: number | null;
+  /** http://127.0.0.1:<httpPort>, or null. */
+  httpUrl: string | null;
   keys: ClientKeys;
   auditPath: string;
   proc: ChildProcess;
@@ -79,6 +83,8 @@ export async function startTestGateway(overrides: Record<string, unknown> = {}):
     audit: { path: auditPath },
     exec: { killGraceSeconds: 2 },
     ...overrides,
+    // An ephemeral HTTP port unless the test says otherwise (the default 9422 may be taken).
+    http: { port: 0, ...(overrides.http as Record<string, unknown> | undefined) },
   };
   const configPath = join(dir, 'config.yaml');
   writeFileSync(configPath, stringify(config));
@@ -89,6 +95,9 @@ export async function startTestGateway(overrides: Record<string, unknown> = {}):
   const output = () => out;
   const m = await waitForOutput(proc, output, /"listen":"127\.0\.0\.1:(\d+)"/);
   const port = Number(m[1]);
+  const h = /"http":"[^"]*:(\d+)",[^\n]*"msg":"http listening"/.exec(out);
+  const httpPort = h ? Number(h[1]) : null;
+  const httpUrl = httpPort === null ? null : `http://127.0.0.1:${httpPort}`;
   const stop = async () => {
     if (proc.exitCode === null && proc.signalCode === null) {
       const exited = new Promise((r) => proc.once('exit', r));
@@ -103,5 +112,5 @@ export async function startTestGateway(overrides: Record<string, unknown> = {}):
     existsSync(auditPath)
       ? readFileSync(auditPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
       : [];
-  return { dir, port, keys, auditPath, proc, output, audit, stop };
+  return { dir, port, httpPort, httpUrl, keys, auditPath, proc, output, audit, stop };
 }

@@ -1,0 +1,17 @@
+import { callGateway } from '../http/client.js';
+import { describeRole, target } from './status.js';
+import { checkAdmin, type AdminReply } from './drain.js';
+import type { Verb } from './common.js';
+
+export const undrain: Verb = {
+  summary: 'take commands again after a drain (rejoin the leadership election)',
+  usage: 'execgate undrain [--url URL] [--token T] [--json]',
+  async run(flags) {
+    const { url, token } = target(flags);
+    const { status, body } = await callGateway<AdminReply>(url, 'POST', 'admin/undrain', token);
+    const reply = checkAdmin(status, body);
+    if (flags.json) return void process.stdout.write(`${JSON.stringify(reply, null, 2)}\n`);
+    const what = reply.changed ? 'drain ended, accepting commands again' : 'was not draining';
+    process.stdout.write(`${reply.node}: ${what}; ${describeRole({ ...reply, reason: null })}\n`);
+  },
+};

@@ -1,0 +1,117 @@
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import type { Registry } from 'prom-client';
+import type { Logger } from '../log.js';
+import type { HealthMonitor } from './health.js';
+import { statusView, type StatusSources } from './status.js';
+import { renderPage } from './page.js';
+import { credentialOf, isCrossSite, maySeeCommands } from './access.js';
+
+export interface HttpAppDeps extends StatusSources {
+  health: Pick<HealthMonitor, 'check'>;
+  metrics: { registry: Registry };
+  log?: Logger;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/**
+ * The HTTP surface: health for keepalived, readiness and leader for HAProxy,
+ * metrics for Prometheus, status for people and scripts, drain for operators.
+ * It only reads state, except /admin/* which asks the drain controller.
+ */
+export function createHttpApp(deps: HttpAppDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.use((_req, res, next) => {
+    res.set('Cache-Control', 'no-store');
+    res.set('X-Content-Type-Options', 'nosniff');
+    next();
+  });
+  const token = deps.config.http.token;
+
+  app.get('/healthz', async (_req, res) => {
+    const h = await deps.health.check();
+    res.status(h.ok ? 200 : 503).json({ status: h.ok ? 'ok' : 'unhealthy', node: deps.node, reason: h.reason, checks: h.checks });
+  });
+
+  app.get('/readyz', async (_req, res) => {
+    const h = await deps.health.check();
+    const state = deps.leadership.current();
+    const reason = !h.ok ? `unhealthy: ${h.reason}` : state.role === 'leader' ? null : state.role;
+    res.status(reason === null ? 200 : 503).json({
+      status: reason === null ? 'ready' : 'not ready',
+      node: deps.node,
+      role: state.role,
+      reason,
+      ...(state.reason && reason !== null ? { detail: state.reason } : {}),
+    });
+  });
+
+  app.get('/leader', (_req, res) => {
+    const state = deps.leadership.current();
+    const token = state.token === null ? null : state.token.toString();
+    if (state.role === 'leader') {
+      res.status(200).json({ node: deps.node, token, since: iso(state.since) });
+      return;
+    }
+    res.status(503).json({
+      node: deps.node,
+      role: state.role,
+      leader: state.leader ?? null,
+      token,
+      since: iso(state.since),
+      reason: state.reason ?? null,
+    });
+  });
+
+  app.get('/status', async (req, res) => {
+    const h = await deps.health.check();
+    res.json(statusView(deps, h, maySeeCommands(credentialOf(req, token))));
+  });
+
+  app.get('/', async (req, res) => {
+    const h = await deps.health.check();
+    res.set('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'");
+    res.type('html').send(renderPage(statusView(deps, h, maySeeCommands(credentialOf(req, token)))));
+  });
+
+  app.get('/metrics', async (_req, res) => {
+    const text = await deps.metrics.registry.metrics();
+    res.type(deps.metrics.registry.contentType).send(text);
+  });
+
+  const admin = (action: 'drain' | 'undrain') => async (req: Request, res: Response) => {
+    const credential = credentialOf(req, token);
+    if (credential === 'bad-token') {
+      res.status(401).set('WWW-Authenticate', 'Bearer').json({ error: token ? 'wrong bearer token' : 'no http.token is configured on this node; call from loopback' });
+      return;
+    }
+    if (credential === 'none') {
+      res
+        .status(403)
+        .json({ error: `${action} is allowed from loopback or with "Authorization: Bearer <http.token>"${token ? '' : ' (no http.token is configured)'}` });
+      return;
+    }
+    if (isCrossSite(req)) {
+      res.status(403).json({ error: 'cross-site requests are refused' });
+      return;
+    }
+    const before = deps.leadership.status().phase;
+    const drain = action === 'drain' ? deps.leadership.drain() : await deps.leadership.undrain();
+    deps.log?.info({ action, client: req.socket.remoteAddress, credential, before, after: drain.phase }, `admin ${action}`);
+    const view = statusView(deps, await deps.health.check(), true);
+    res.json({ action, changed: before !== drain.phase, node: deps.node, role: view.role, leader: view.leader, token: view.token, drain: view.drain, running: view.running });
+  };
+  app.post('/admin/drain', admin('drain'));
+  app.post('/admin/undrain', admin('undrain'));
+
+  app.use((req, res) => {
+    res.status(404).json({ error: `no such endpoint: ${req.method} ${req.path}` });
+  });
+  app.use((err: Error, _req: Request, res: Response, _next: NextFunction) => {
+    deps.log?.error({ err: err.message, stack: err.stack }, 'http handler failed');
+    if (!res.headersSent) res.status(500).json({ error: err.message });
+  });
+  return app;
+}

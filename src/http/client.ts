@@ -1,0 +1,40 @@
+import { ExecgateError } from '../errors.js';
+
+export const DEFAULT_URL = 'http://127.0.0.1:9422';
+
+export interface GatewayReply<T> {
+  status: number;
+  body: T;
+}
+
+/** One request to a gateway's HTTP surface, for the CLI verbs. */
+export async function callGateway<T>(baseUrl: string, method: 'GET' | 'POST', path: string, token?: string): Promise<GatewayReply<T>> {
+  let url: URL;
+  try {
+    url = new URL(path, baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`);
+  } catch {
+    throw new ExecgateError('EG_USAGE', `--url ${baseUrl} is not a URL (e.g. ${DEFAULT_URL})`);
+  }
+  const headers: Record<string, string> = { accept: 'application/json' };
+  if (token) headers.authorization = `Bearer ${token}`;
+  let res: Response;
+  try {
+    res = await fetch(url, { method, headers, signal: AbortSignal.timeout(15_000) });
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    const why = cause?.code ?? cause?.message ?? (err as Error).message;
+    throw new ExecgateError('EG_HTTP_UNREACHABLE', `cannot reach execgate at ${url.origin}: ${why} (is "execgate serve" running with http.enabled? pass --url)`);
+  }
+  const text = await res.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new ExecgateError('EG_HTTP_REPLY', `${url.href} answered ${res.status} with something that is not JSON: ${text.slice(0, 200)}`);
+  }
+  if (res.status === 401 || res.status === 403) {
+    const error = (body as { error?: string }).error ?? `HTTP ${res.status}`;
+    throw new ExecgateError('EG_HTTP_FORBIDDEN', `${url.origin} refused ${method} ${path}: ${error}; pass --token (or EXECGATE_HTTP_TOKEN) or run on the node itself`);
+  }
+  return { status: res.status, body: body as T };
+}

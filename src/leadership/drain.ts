@@ -1,0 +1,205 @@
+import type { Logger } from '../log.js';
+import type { Leadership, LeadershipState } from './types.js';
+
+/**
+ * Drain states: `active` (normal), `draining` (refusing new commands, waiting for the
+ * running ones), `drained` (leadership released; stays out until undrain).
+ */
+export type DrainPhase = 'active' | 'draining' | 'drained';
+
+export interface DrainStatus {
+  phase: DrainPhase;
+  /** When the drain began (ms since epoch); null when active. */
+  since: number | null;
+  /** When running commands are killed and leadership released anyway; null unless draining. */
+  deadline: number | null;
+  timeoutSeconds: number;
+  running: number;
+  /** The last release()/rejoin() failure, for operators. */
+  error: string | null;
+}
+
+export interface DrainOptions {
+  /** How many commands run now (CommandRegistry.size). */
+  running: () => number;
+  /** Kills every running command (at the drain deadline), resolving once they are gone. */
+  terminate: (reason: string) => Promise<void>;
+  timeoutSeconds: number;
+  log?: Logger;
+  /** How often the running count is checked while draining. */
+  pollMs?: number;
+}
+
+/**
+ * Overlays role "draining" on a Leadership source. It is itself a Leadership, so the
+ * gate, the metrics and the HTTP surface see the overlaid state. While draining, a
+ * leader answers role "draining" (the gate refuses new commands); once no command
+ * runs, or the drain timeout passed (remaining commands are killed first, so no two
+ * nodes ever run work at once), the source is asked to release(). undrain() cancels
+ * a drain in progress or asks the source to rejoin().
+ */
+export class DrainController implements Leadership {
+  private phase: DrainPhase = 'active';
+  private since: number | null = null;
+  private deadline: number | null = null;
+  private lastError: string | null = null;
+  private poll: NodeJS.Timeout | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private releasing: Promise<void> | null = null;
+  private readonly listeners = new Set<(state: LeadershipState) => void>();
+  private last: LeadershipState;
+
+  constructor(
+    private readonly source: Leadership,
+    private readonly options: DrainOptions,
+  ) {
+    this.last = this.current();
+    source.onChange(() => this.emit());
+  }
+
+  get kind(): string {
+    return this.source.kind;
+  }
+
+  current(): LeadershipState {
+    const state = this.source.current();
+    // A drained or draining node never admits work, even if its source still says leader.
+    if (this.phase === 'active' || state.role !== 'leader') return state;
+    const running = this.options.running();
+    return {
+      ...state,
+      role: 'draining',
+      since: this.since ?? state.since,
+      reason:
+        this.phase === 'draining'
+          ? `draining: ${running} command${running === 1 ? '' : 's'} still running`
+          : 'drained: leadership release pending',
+    };
+  }
+
+  onChange(listener: (state: LeadershipState) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Tells listeners about a change of role, token or leader (not of the reason text). */
+  private emit(): void {
+    const state = this.current();
+    const prev = this.last;
+    if (prev.role === state.role && prev.token === state.token && prev.leader === state.leader) return;
+    this.last = state;
+    for (const l of this.listeners) l(state);
+  }
+
+  start(): Promise<void> {
+    return this.source.start();
+  }
+
+  async stop(): Promise<void> {
+    this.clearTimers();
+    await this.source.stop();
+  }
+
+  release(): Promise<void> {
+    return this.source.release();
+  }
+
+  rejoin(): Promise<void> {
+    return this.source.rejoin();
+  }
+
+  status(): DrainStatus {
+    return {
+      phase: this.phase,
+      since: this.since,
+      deadline: this.deadline,
+      timeoutSeconds: this.options.timeoutSeconds,
+      running: this.options.running(),
+      error: this.lastError,
+    };
+  }
+
+  /** Starts a drain (idempotent); returns at once. Use drained() to wait for the end. */
+  drain(): DrainStatus {
+    if (this.phase !== 'active') return this.status();
+    this.phase = 'draining';
+    this.since = Date.now();
+    this.deadline = this.since + this.options.timeoutSeconds * 1000;
+    this.lastError = null;
+    this.options.log?.info({ running: this.options.running(), timeoutSeconds: this.options.timeoutSeconds }, 'drain started: refusing new commands');
+    this.emit();
+    this.poll = setInterval(() => {
+      if (this.options.running() === 0) void this.finish('no command running');
+    }, this.options.pollMs ?? 200);
+    this.poll.unref();
+    this.timer = setTimeout(() => void this.finish('drain timeout'), this.options.timeoutSeconds * 1000);
+    this.timer.unref();
+    if (this.options.running() === 0) void this.finish('no command running');
+    return this.status();
+  }
+
+  /** Resolves once the drain has released leadership (or was cancelled). */
+  async drained(): Promise<DrainStatus> {
+    while (this.phase === 'draining') {
+      if (this.releasing) await this.releasing;
+      else await new Promise((r) => setTimeout(r, this.options.pollMs ?? 200));
+    }
+    return this.status();
+  }
+
+  private finish(why: string): Promise<void> {
+    if (this.phase !== 'draining') return Promise.resolve();
+    return (this.releasing ??= (async () => {
+      this.clearTimers();
+      const running = this.options.running();
+      if (running > 0) {
+        this.options.log?.warn({ running, timeoutSeconds: this.options.timeoutSeconds }, 'drain timeout: killing the commands still running before releasing leadership');
+        await this.options.terminate(`drain timeout (${this.options.timeoutSeconds} s)`);
+      }
+      if (this.phase !== 'draining') return; // undrained meanwhile
+      try {
+        await this.source.release();
+        this.phase = 'drained';
+        this.deadline = null;
+        this.options.log?.info({ why }, 'drain complete: leadership released');
+      } catch (err) {
+        this.lastError = `release failed: ${(err as Error).message}`;
+        this.options.log?.error({ err: (err as Error).message }, 'drain: leadership release failed; still refusing commands, retrying');
+        this.timer = setTimeout(() => void this.finish(why), 1000);
+        this.timer.unref();
+      }
+    })().finally(() => {
+      this.releasing = null;
+      this.emit();
+    }));
+  }
+
+  /** Ends a drain: cancels one in progress, or rejoins after a release. */
+  async undrain(): Promise<DrainStatus> {
+    if (this.releasing) await this.releasing;
+    const wasDrained = this.phase === 'drained';
+    this.clearTimers();
+    if (this.phase === 'active') return this.status();
+    if (wasDrained) {
+      try {
+        await this.source.rejoin();
+      } catch (err) {
+        this.lastError = `rejoin failed: ${(err as Error).message}`;
+        throw err;
+      }
+    }
+    this.phase = 'active';
+    this.since = null;
+    this.deadline = null;
+    this.lastError = null;
+    this.options.log?.info({ rejoined: wasDrained }, 'undrain: accepting commands again');
+    this.emit();
+    return this.status();
+  }
+
+  private clearTimers(): void {
+    if (this.poll) clearInterval(this.poll);
+    if (this.timer) clearTimeout(this.timer);
+    this.poll = this.timer = null;
+  }
+}
