@@ -16,6 +16,7 @@ import { AuthFailureLimiter, KeyedCounter } from './ssh/limits.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { SystemdNotifier } from './systemd/notify.js';
 import { DrainController } from './leadership/drain.js';
+import { TrackFileWriter } from './leadership/trackFile.js';
 import { startHttp } from './http/index.js';
 import type { LeadershipState } from './leadership/types.js';
 
@@ -68,12 +69,27 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
     reflect(state);
     log.info({ role: state.role, token: state.token?.toString() ?? null, leader: state.leader ?? null }, 'leadership changed');
   });
+  // keepalived follows the leader through its track_file (100 leader, 0 standby, -254 stepping down).
+  const source = cluster?.leadership.source;
+  const track = cluster && (source === 'vrrp' || source === 'etcd') ? new TrackFileWriter({ path: cluster.trackFile, node, log }) : null;
+  track?.follow(leadership);
   await leadership.start();
   reflect(leadership.current());
   const registry = new CommandRegistry();
   // Fencing: a node that lost (or may have lost) its lease SIGKILLs every running command at once.
   leadership.onChange((state) => {
     if (state.role === 'fenced') void registry.terminateAll('fenced: lease lost', true);
+  });
+  // Lost the lead without a fence (vrrp/static; etcd always): terminate with grace unless onLeadershipLoss is "finish".
+  let leading = ['leader', 'draining'].includes(leadership.current().role);
+  leadership.onChange((state) => {
+    const wasLeading = leading;
+    leading = state.role === 'leader' || state.role === 'draining';
+    const finish = source !== 'etcd' && cluster?.leadership.onLeadershipLoss === 'finish';
+    if (wasLeading && state.role === 'standby' && !finish && registry.size > 0) {
+      log.warn({ running: registry.size }, 'leadership lost: terminating running commands');
+      void registry.terminateAll('leadership lost');
+    }
   });
   const ssh = new SshServer({
     hostKeys,
@@ -99,6 +115,7 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
   let stopping: Promise<void> | null = null;
   const stop = (reason: string) =>
     (stopping ??= (async () => {
+      track?.stop(); // -254 first: keepalived hands the VIP over while we wind down
       log.info({ reason, running: registry.size }, 'stopping');
       void notifier.stopping(reason);
       await ssh.stopListening();

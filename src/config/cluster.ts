@@ -48,6 +48,16 @@ export const vrrpSettingsSchema = z.strictObject({
   /** keepalived's vrrp_script backstop on /healthz (whole seconds). */
   healthCheckIntervalSeconds: z.int().min(1).default(1),
   authPassword: z.string().max(8).optional(),
+  /** vrrp_instance name; notify_fifo lines carry it (`INSTANCE "VI_1" MASTER 150`). */
+  instance: name.default('VI_1'),
+  /** vrrp mode: keepalived's parent pid file (-p); leadership needs this process alive. */
+  keepalivedPidFile: z.string().startsWith('/').default('/run/keepalived.pid'),
+  /** vrrp mode: keepalived's VRRP child pid file (-r); when set, that process must be alive too. */
+  keepalivedVrrpPidFile: z.string().startsWith('/').optional(),
+  /** vrrp mode: how often the VIP and keepalived are re-checked besides notify FIFO events (ms). */
+  pollIntervalMs: z.int().min(20).max(5000).default(150),
+  /** vrrp mode: how often peers' GET /leader is asked (leader name, epochs); 0 disables. */
+  peerPollIntervalMs: z.int().min(0).default(1000),
 });
 
 export const clusterSchema = z

@@ -3,6 +3,7 @@ import type { Logger } from '../log.js';
 import { ExecgateError } from '../errors.js';
 import { StaticLeadership } from './static.js';
 import { createEtcdLeadership } from './etcd.js';
+import { VrrpLeadership } from './vrrp.js';
 import type { Leadership } from './types.js';
 
 export interface LeadershipDeps {
@@ -21,6 +22,10 @@ export function createLeadership({ node, cluster, log }: LeadershipDeps): Leader
       const etcd = cluster?.leadership.etcd;
       if (!cluster || !etcd) throw new ExecgateError('EG_LEADERSHIP_SOURCE', 'leadership.source "etcd" needs leadership.etcd (endpoints, ttlSeconds, marginSeconds)');
       return createEtcdLeadership(node, cluster.cluster, etcd, log);
+    }
+    case 'vrrp': {
+      if (!cluster) throw new ExecgateError('EG_LEADERSHIP_SOURCE', 'leadership.source "vrrp" needs a cluster file (serve --cluster FILE --node NAME)');
+      return new VrrpLeadership({ node, cluster, log });
     }
     default:
       throw new ExecgateError('EG_LEADERSHIP_SOURCE', `leadership.source "${source}" is not available in this build`);
