@@ -1,6 +1,7 @@
 import type { Readable, Writable } from 'node:stream';
 import pty from 'node-pty';
 import { killProcessGroup, signalGroup, type GroupKillResult } from './processGroup.js';
+import { CommandCgroup } from './cgroup.js';
 import { exitStatusFor, FORWARDABLE_SIGNALS, type CommandHandle, type CommandOutcome, type CommandSpec } from './runner.js';
 import { constants as osConstants } from 'node:os';
 
@@ -26,6 +27,7 @@ export class PtyCommand implements CommandHandle {
   private killing: Promise<GroupKillResult> | null = null;
   private exited = false;
   private outBytes = 0;
+  private readonly cgroup: CommandCgroup | null;
 
   constructor(
     private readonly spec: CommandSpec,
@@ -42,6 +44,7 @@ export class PtyCommand implements CommandHandle {
       encoding: null,
     });
     this.pid = this.term.pid;
+    this.cgroup = CommandCgroup.adopt(this.pid);
 
     this.term.onData((data: string | Buffer) => {
       const chunk = typeof data === 'string' ? Buffer.from(data) : data;
@@ -64,6 +67,7 @@ export class PtyCommand implements CommandHandle {
         const code = sig ? null : exitCode;
         void (async () => {
           if (this.killing) await this.killing;
+          this.cgroup?.release();
           resolve({
             result: this.killReason !== null ? 'killed' : 'completed',
             status: exitStatusFor(code, sig),
@@ -92,6 +96,7 @@ export class PtyCommand implements CommandHandle {
   }
 
   terminate(reason: string, immediate = false): Promise<GroupKillResult> {
+    if (immediate) this.cgroup?.kill(); // fencing: every process of the command, setsid or not
     if (!this.killing) {
       if (!this.exited) this.killReason = reason;
       this.killing = killProcessGroup(this.pid, this.spec.killGraceMs, immediate);
