@@ -5,12 +5,14 @@ import { VERSION } from './version.js';
 import type { Verb } from './cli/common.js';
 import { serve } from './cli/serve.js';
 import { keygen } from './cli/keygen.js';
+import { render } from './cli/render.js';
+import { doctor } from './cli/doctor.js';
 import { status } from './cli/status.js';
 import { drain } from './cli/drain.js';
 import { undrain } from './cli/undrain.js';
 
 /** Each verb lives in src/cli/<verb>.ts; register it here. */
-const verbs: Record<string, Verb> = { serve, keygen, status, drain, undrain };
+const verbs: Record<string, Verb> = { serve, keygen, status, drain, undrain, render, doctor };
 
 /** Flags any verb may take; a verb ignores the ones it does not use. */
 const options = {

@@ -50,6 +50,17 @@ export const vrrpSettingsSchema = z.strictObject({
   authPassword: z.string().max(8).optional(),
   /** vrrp_instance name; notify_fifo lines carry it (`INSTANCE "VI_1" MASTER 150`). */
   instance: name.default('VI_1'),
+  /** curl's --max-time for the /healthz backstop; below healthCheckIntervalSeconds. */
+  healthCheckTimeoutSeconds: z.number().positive().default(0.5),
+  /** Consecutive /healthz failures before FAULT, successes before recovery. */
+  healthCheckFall: z.int().min(1).default(2),
+  healthCheckRise: z.int().min(1).default(2),
+  /** Absolute path of curl on the nodes (keepalived refuses relative or world-writable script paths). */
+  curl: z.string().startsWith('/').default('/usr/bin/curl'),
+  /** keepalived's script_user (with enable_script_security): an unprivileged account that runs the check. */
+  scriptUser: z.string().min(1).default('keepalived_script'),
+  /** Where keepalived.conf goes on the nodes (install.sh, doctor). */
+  configPath: z.string().startsWith('/').default('/etc/keepalived/keepalived.conf'),
   /** vrrp mode: keepalived's parent pid file (-p); leadership needs this process alive. */
   keepalivedPidFile: z.string().startsWith('/').default('/run/keepalived.pid'),
   /** vrrp mode: keepalived's VRRP child pid file (-r); when set, that process must be alive too. */
@@ -58,6 +69,26 @@ export const vrrpSettingsSchema = z.strictObject({
   pollIntervalMs: z.int().min(20).max(5000).default(150),
   /** vrrp mode: how often peers' GET /leader is asked (leader name, epochs); 0 disables. */
   peerPollIntervalMs: z.int().min(0).default(1000),
+});
+
+export const systemdSettingsSchema = z.strictObject({
+  /** Unit name (without .service). */
+  unit: name.default('execgate'),
+  /** The node binary and execgate's built CLI on the nodes. */
+  nodeBinary: z.string().startsWith('/').default('/usr/bin/node'),
+  cli: z.string().startsWith('/').default('/opt/execgate/dist/src/cli.js'),
+  /** Where this cluster file lives on every node. */
+  clusterFile: z.string().startsWith('/').default('/etc/execgate/cluster.yaml'),
+  /** systemd's watchdog; default: (ttl - margin) / 2 in etcd mode, 5 s otherwise. Must stay below ttl - margin. */
+  watchdogSeconds: z.number().positive().optional(),
+  /**
+   * "standard" sandboxes the gateway only where its commands cannot notice;
+   * "strict" adds NoNewPrivileges, a read-only system and a capability bounding set
+   * (commands can then no longer use sudo/su or write outside ReadWritePaths).
+   */
+  hardening: z.enum(['standard', 'strict']).default('standard'),
+  /** strict only: paths commands may still write. */
+  readWritePaths: z.array(z.string().startsWith('/')).default([]),
 });
 
 export const clusterSchema = z
@@ -89,8 +120,21 @@ export const clusterSchema = z
         sshPort: port.default(22),
         statsPort: port.default(8404),
         bind: z.string().default('*'),
+        /** PROXY protocol v2 to the gateways (they must list the balancers in gateway.proxyProtocol.trustedProxies). */
+        sendProxy: z.boolean().default(true),
+        /** Health check timing (ms), measured: switch in 0.17-0.29 s. */
+        interMs: z.int().min(10).default(200),
+        fastinterMs: z.int().min(10).default(100),
+        downinterMs: z.int().min(10).default(100),
+        fall: z.int().min(1).default(2),
+        rise: z.int().min(1).default(2),
+        /** Client/server inactivity timeout: jobs may be silent for hours. */
+        timeoutHours: z.number().positive().default(12),
+        stateFile: z.string().startsWith('/').default('/var/lib/haproxy/server-state'),
+        configPath: z.string().startsWith('/').default('/etc/haproxy/haproxy.cfg'),
       })
       .prefault({}),
+    systemd: systemdSettingsSchema.prefault({}),
     /** Settings every node shares (same keys as a single-node config, minus node/listen). */
     gateway: configSchema.omit({ node: true, listen: true }),
     nodes: z.array(clusterNodeSchema).min(1),
@@ -98,3 +142,4 @@ export const clusterSchema = z
 
 export type Cluster = z.infer<typeof clusterSchema>;
 export type ClusterNode = z.infer<typeof clusterNodeSchema>;
+export type ClusterInput = z.input<typeof clusterSchema>;

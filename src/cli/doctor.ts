@@ -1,0 +1,22 @@
+import { loadClusterFile } from '../config/clusterLoad.js';
+import { runDoctor } from '../doctor/doctor.js';
+import { failed, formatTable } from '../doctor/report.js';
+import { requireFlag, stringFlag, type Verb } from './common.js';
+
+export const doctor: Verb = {
+  summary: 'check a cluster: files, generated configs, peers, host keys, clocks, leaders, etcd',
+  usage: `execgate doctor --cluster FILE [--node NAME] [--token TOKEN] [--json]
+                                            exits 1 when any check fails; --node also compares
+                                            this node's installed keepalived.conf and unit`,
+  async run(flags) {
+    const clusterPath = requireFlag(flags, 'cluster', 'doctor');
+    const cluster = loadClusterFile(clusterPath);
+    const rows = await runDoctor(cluster, {
+      clusterPath,
+      node: stringFlag(flags, 'node'),
+      token: stringFlag(flags, 'token'),
+    });
+    process.stdout.write(flags.json ? JSON.stringify({ ok: !failed(rows), rows }, null, 2) + '\n' : formatTable(rows));
+    if (failed(rows)) process.exitCode = 1;
+  },
+};

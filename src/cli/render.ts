@@ -1,0 +1,44 @@
+import { writeFileSync, renameSync } from 'node:fs';
+import { loadClusterFile } from '../config/clusterLoad.js';
+import { ExecgateError } from '../errors.js';
+import { renderKeepalived } from '../render/keepalived.js';
+import { renderHaproxy } from '../render/haproxy.js';
+import { renderSystemd } from '../render/systemd.js';
+import { requireFlag, stringFlag, type Verb } from './common.js';
+
+const targets = ['keepalived', 'haproxy', 'systemd'] as const;
+
+/** Writes via a temp file + rename so a reload never reads half a config. */
+function writeAtomically(path: string, text: string): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, text, { mode: 0o644 });
+  renameSync(tmp, path);
+}
+
+export const render: Verb = {
+  summary: 'generate keepalived.conf, haproxy.cfg or the systemd unit from a cluster file',
+  usage: `execgate render keepalived --cluster FILE --node NAME [--out FILE]
+  execgate render haproxy --cluster FILE [--out FILE]
+  execgate render systemd --cluster FILE --node NAME [--out FILE]`,
+  async run(flags, positionals) {
+    const target = positionals[0];
+    if (!target || !(targets as readonly string[]).includes(target)) {
+      throw new ExecgateError('EG_USAGE', `render needs one of: ${targets.join(', ')}`);
+    }
+    const clusterPath = requireFlag(flags, 'cluster', `render ${target}`);
+    const cluster = loadClusterFile(clusterPath);
+    let text: string;
+    if (target === 'haproxy') {
+      text = renderHaproxy(cluster, clusterPath);
+    } else {
+      const node = stringFlag(flags, 'node');
+      if (!node) {
+        throw new ExecgateError('EG_USAGE', `render ${target} needs --node NAME (one of: ${cluster.nodes.map((n) => n.name).join(', ')})`);
+      }
+      text = target === 'keepalived' ? renderKeepalived(cluster, node, clusterPath) : renderSystemd(cluster, node, { source: clusterPath });
+    }
+    const out = stringFlag(flags, 'out');
+    if (out && out !== '-') writeAtomically(out, text);
+    else process.stdout.write(text);
+  },
+};

@@ -1,0 +1,183 @@
+import { existsSync, readFileSync } from 'node:fs';
+import type { Cluster } from '../config/cluster.js';
+import { clusterProblems } from '../config/clusterLoad.js';
+import { renderKeepalived } from '../render/keepalived.js';
+import { renderHaproxy } from '../render/haproxy.js';
+import { renderSystemd } from '../render/systemd.js';
+import { renderProblems } from '../render/validate.js';
+import { askPeer, etcdHealth, type PeerAnswer } from './peers.js';
+import { haproxyCheck, keepalivedCheck } from './tools.js';
+import type { Row } from './report.js';
+
+export interface DoctorOptions {
+  clusterPath: string;
+  /** The node the doctor runs on: its installed files are compared with a fresh render. */
+  node?: string;
+  token?: string;
+  timeoutMs?: number;
+  /** Clock skew beyond this fails (the Date header alone is good to about a second). */
+  maxSkewMs?: number;
+}
+
+function renderRow(check: string, target: string, fn: () => string): { row: Row | null; text: string | null } {
+  try {
+    return { row: null, text: fn() };
+  } catch (err) {
+    return {
+      row: { check, target, verdict: 'fail', detail: (err as Error).message, fix: 'fix the named field in the cluster file' },
+      text: null,
+    };
+  }
+}
+
+function toolRow(check: string, target: string, result: { ok: boolean | null; detail: string }, fix: string): Row {
+  if (result.ok === null) return { check, target, verdict: 'skip', detail: result.detail };
+  return { check, target, verdict: result.ok ? 'ok' : 'fail', detail: result.detail, ...(result.ok ? {} : { fix }) };
+}
+
+function driftRow(check: string, path: string, rendered: string, command: string): Row {
+  if (!existsSync(path)) return { check, target: path, verdict: 'warn', detail: 'not installed here', fix: `${command} --out ${path}` };
+  const installed = readFileSync(path, 'utf8');
+  if (installed === rendered) return { check, target: path, verdict: 'ok', detail: 'matches a fresh render' };
+  return { check, target: path, verdict: 'fail', detail: 'differs from a fresh render of the cluster file (hand-edited or stale)', fix: `${command} --out ${path}, then reload` };
+}
+
+/** Every check, as table rows. Never throws for a problem it can describe. */
+export async function runDoctor(cluster: Cluster, opts: DoctorOptions): Promise<Row[]> {
+  const rows: Row[] = [];
+  const file = opts.clusterPath;
+  const problems = clusterProblems(cluster);
+  rows.push(
+    problems.length
+      ? { check: 'cluster file', target: file, verdict: 'fail', detail: problems.join('; '), fix: 'fix the named fields' }
+      : { check: 'cluster file', target: file, verdict: 'ok', detail: `${cluster.nodes.length} nodes, leadership ${cluster.leadership.source}` },
+  );
+  if (cluster.nodes.length < 2) {
+    rows.push({ check: 'cluster file', target: 'nodes', verdict: 'fail', detail: renderProblems(cluster, 'haproxy').at(-1) ?? 'fewer than 2 nodes', fix: 'list at least 2 nodes' });
+  }
+  const here = opts.node ? cluster.nodes.find((n) => n.name === opts.node) : undefined;
+  if (opts.node && !here) {
+    rows.push({ check: 'node', target: opts.node, verdict: 'fail', detail: `not in the cluster file (nodes: ${cluster.nodes.map((n) => n.name).join(', ')})`, fix: 'pass --node with a name from nodes[]' });
+  }
+
+  // Generated configs, checked by the real tools.
+  for (const n of here ? [here] : cluster.nodes) {
+    const { row, text } = renderRow('keepalived.conf', n.name, () => renderKeepalived(cluster, n.name, file));
+    if (row) rows.push(row);
+    if (text) {
+      rows.push(toolRow('keepalived.conf', n.name, keepalivedCheck(text), 'fix the cluster file; check that vrrp.curl exists and is not writable by others, and vrrp.scriptUser exists'));
+      if (here) rows.push(driftRow('keepalived.conf', cluster.vrrp.configPath, text, `execgate render keepalived --cluster ${file} --node ${n.name}`));
+    }
+  }
+  if (cluster.nodes.length >= 2) {
+    const { row, text } = renderRow('haproxy.cfg', 'load balancers', () => renderHaproxy(cluster, file));
+    if (row) rows.push(row);
+    if (text) rows.push(toolRow('haproxy.cfg', 'load balancers', haproxyCheck(text), 'fix the cluster file (haproxy.*)'));
+  }
+  if (here) {
+    const { row, text } = renderRow('systemd unit', here.name, () => renderSystemd(cluster, here.name, { source: file }));
+    if (row) rows.push(row);
+    if (text) rows.push(driftRow('systemd unit', `/etc/systemd/system/${cluster.systemd.unit}.service`, text, `execgate render systemd --cluster ${file} --node ${here.name}`));
+  }
+
+  // Every peer's own view.
+  const answers: PeerAnswer[] = await Promise.all(cluster.nodes.map((n) => askPeer(n, opts.timeoutMs ?? 3000, opts.token)));
+  for (const a of answers) {
+    if (a.error !== undefined) {
+      rows.push({
+        check: 'peer /status',
+        target: a.node.name,
+        verdict: 'fail',
+        detail: `${a.url}: unreachable (${a.error})`,
+        fix: `on ${a.node.name}: systemctl status ${cluster.systemd.unit}; check that ${a.node.address}:${a.node.httpPort} is reachable from here`,
+      });
+      continue;
+    }
+    const s = a.status!;
+    const nameOk = s.node === a.node.name;
+    rows.push({
+      check: 'peer /status',
+      target: a.node.name,
+      verdict: nameOk ? 'ok' : 'fail',
+      detail: `role ${s.role}, token ${s.token ?? '-'}, leader ${s.leader ?? '-'}${nameOk ? '' : `; but it calls itself "${s.node}"`}`,
+      ...(nameOk ? {} : { fix: `the process at ${a.url} was started with --node ${s.node}; start it with --node ${a.node.name}` }),
+    });
+  }
+  const reachable = answers.filter((a) => a.status);
+
+  // One host key set for the whole cluster, or strict host key checking breaks after a failover.
+  if (reachable.length >= 2) {
+    const keyText = (a: PeerAnswer) => (a.status!.hostKeys ?? []).map((k) => `${k.type} ${k.fingerprint}`).sort().join(', ');
+    const groups = new Map<string, string[]>();
+    for (const a of reachable) groups.set(keyText(a), [...(groups.get(keyText(a)) ?? []), a.node.name]);
+    if (groups.size === 1) {
+      rows.push({ check: 'host keys', target: 'all reachable', verdict: 'ok', detail: `identical: ${[...groups.keys()][0]}` });
+    } else {
+      const [reference] = [...groups.entries()].sort((x, y) => y[1].length - x[1].length);
+      for (const [keys, nodes] of groups) {
+        if (keys === reference![0]) continue;
+        rows.push({
+          check: 'host keys',
+          target: nodes.join(','),
+          verdict: 'fail',
+          detail: `fingerprints differ from ${reference![1].join(',')}: ${keys} vs ${reference![0]}`,
+          fix: `copy the host keys of ${reference![1][0]} to ${nodes.join(', ')} (execgate keygen --cluster makes one set; install.sh --host-keys DIR installs it) and restart; clients with strict host key checking fail after a failover until then`,
+        });
+      }
+    }
+  }
+
+  // Clocks: audit lines and lease deadlines compare across nodes.
+  for (const a of reachable) {
+    if (a.skewMs === undefined) continue;
+    const limit = opts.maxSkewMs ?? 2000;
+    const bad = Math.abs(a.skewMs) > limit;
+    rows.push({
+      check: 'clock skew',
+      target: a.node.name,
+      verdict: bad ? 'fail' : 'ok',
+      detail: `${(a.skewMs / 1000).toFixed(1)} s relative to this host (HTTP Date header, ±1 s; rtt ${a.rttMs} ms)`,
+      ...(bad ? { fix: `synchronise clocks (systemd-timesyncd or chrony) on ${a.node.name} and here` } : {}),
+    });
+  }
+
+  // Exactly one leader.
+  if (reachable.length) {
+    const leaders = reachable.filter((a) => a.status!.role === 'leader').map((a) => `${a.node.name} (token ${a.status!.token ?? '-'})`);
+    if (leaders.length === 1) {
+      rows.push({ check: 'leaders', target: 'cluster', verdict: 'ok', detail: `one leader: ${leaders[0]}` });
+    } else if (leaders.length === 0) {
+      rows.push({
+        check: 'leaders',
+        target: 'cluster',
+        verdict: 'fail',
+        detail: `no leader among ${reachable.length} reachable node(s)`,
+        fix: cluster.leadership.source === 'etcd' ? 'check etcd health below and the gateways\' logs (journalctl -u execgate)' : 'check keepalived on every node (systemctl status keepalived; journalctl -u keepalived)',
+      });
+    } else {
+      rows.push({
+        check: 'leaders',
+        target: 'cluster',
+        verdict: 'fail',
+        detail: `${leaders.length} leaders: ${leaders.join(', ')}`,
+        fix:
+          cluster.leadership.source === 'static'
+            ? 'leadership.source static makes every node a leader: use etcd (or vrrp) in a cluster'
+            : 'a partition or a split VRRP domain: check that the nodes reach each other (VRRP adverts, etcd); downstream systems must reject the lower token',
+      });
+    }
+  }
+
+  if (cluster.leadership.source === 'etcd' && cluster.leadership.etcd) {
+    for (const h of await Promise.all(cluster.leadership.etcd.endpoints.map((e) => etcdHealth(e, opts.timeoutMs ?? 3000)))) {
+      rows.push({
+        check: 'etcd health',
+        target: h.endpoint,
+        verdict: h.ok ? 'ok' : 'fail',
+        detail: h.detail,
+        ...(h.ok ? {} : { fix: 'on that member: systemctl status etcd; etcdctl endpoint health --cluster (a majority must be up for any leader)' }),
+      });
+    }
+  }
+  return rows;
+}

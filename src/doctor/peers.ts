@@ -1,0 +1,75 @@
+import type { ClusterNode } from '../config/cluster.js';
+
+/** The part of a node's /status the doctor reads. */
+export interface PeerStatus {
+  node: string;
+  role: string;
+  token: string | null;
+  leader: string | null;
+  hostKeys: Array<{ type: string; fingerprint: string }>;
+}
+
+export interface PeerAnswer {
+  node: ClusterNode;
+  url: string;
+  status?: PeerStatus;
+  error?: string;
+  /** Peer clock minus ours (ms), from its Date header and the request's midpoint. */
+  skewMs?: number;
+  rttMs?: number;
+}
+
+export async function askPeer(node: ClusterNode, timeoutMs = 3000, token?: string): Promise<PeerAnswer> {
+  const url = `http://${node.address}:${node.httpPort}/status`;
+  const t0 = Date.now();
+  try {
+    const res = await fetch(url, {
+      signal: AbortSignal.timeout(timeoutMs),
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+    });
+    const t1 = Date.now();
+    const text = await res.text();
+    if (!res.ok) return { node, url, error: `HTTP ${res.status}: ${text.slice(0, 200)}` };
+    let status: PeerStatus;
+    try {
+      status = JSON.parse(text) as PeerStatus;
+    } catch {
+      return { node, url, error: `answered something that is not JSON: ${text.slice(0, 100)}` };
+    }
+    const date = res.headers.get('date');
+    const peerMs = date ? Date.parse(date) : NaN;
+    // The Date header has one-second resolution: the peer's clock lies in [peerMs, peerMs + 1000).
+    const skewMs = Number.isFinite(peerMs) ? Math.round(peerMs + 500 - (t0 + t1) / 2) : undefined;
+    return { node, url, status, skewMs, rttMs: t1 - t0 };
+  } catch (err) {
+    const e = err as Error & { cause?: { code?: string; message?: string } };
+    const reason = e.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (e.cause?.code ?? e.cause?.message ?? e.message);
+    return { node, url, error: reason };
+  }
+}
+
+export interface EtcdHealth {
+  endpoint: string;
+  ok: boolean;
+  detail: string;
+}
+
+/** etcd's own GET /health: {"health":"true"} on a member that has a leader and quorum. */
+export async function etcdHealth(endpoint: string, timeoutMs = 3000): Promise<EtcdHealth> {
+  const url = `${endpoint.replace(/\/+$/, '')}/health`;
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    const text = await res.text();
+    let healthy = false;
+    try {
+      const body = JSON.parse(text) as { health?: string | boolean; reason?: string };
+      healthy = body.health === 'true' || body.health === true;
+      return { endpoint, ok: res.ok && healthy, detail: healthy ? 'healthy' : `unhealthy: ${body.reason ?? text.slice(0, 120)}` };
+    } catch {
+      return { endpoint, ok: false, detail: `HTTP ${res.status}: ${text.slice(0, 120)}` };
+    }
+  } catch (err) {
+    const e = err as Error & { cause?: { code?: string } };
+    return { endpoint, ok: false, detail: e.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (e.cause?.code ?? e.message) };
+  }
+}
