@@ -1,5 +1,5 @@
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { pino } from 'pino';
 import { processGroupMembers } from './processGroup.js';
 
@@ -12,6 +12,11 @@ import { processGroupMembers } from './processGroup.js';
  * `<cgroup2 mount><execgate's own cgroup>/execgate-<pid>` (under systemd that needs
  * Delegate=yes). Where cgroup v2 is missing or not writable, commands run without one
  * (the process-group kill still applies) and this is logged once.
+ *
+ * A command must be inside its cgroup before it can fork: moving it after spawn loses
+ * the race against `sh -c 'setsid x &'` (measured: the child was already outside). So
+ * the command is started through a tiny /bin/sh wrapper that moves itself into the
+ * cgroup and then execs the real program (same pid, same argv for the program).
  */
 
 export interface CgroupSupport {
@@ -66,6 +71,7 @@ function detect(): CgroupSupport {
     const own = ownCgroup();
     if (own === null) return { available: false, parent: null, detail: 'this process has no cgroup v2 membership', killFile: false };
     parent = join(mount, own, `execgate-${process.pid}`);
+    removeStaleParents(dirname(parent));
   }
   try {
     mkdirSync(parent, { recursive: true });
@@ -94,6 +100,27 @@ export function cgroupSupport(): CgroupSupport {
   return support;
 }
 
+/** Empty command cgroups left by gateways that died without cleaning up (SIGKILL). */
+function removeStaleParents(base: string): void {
+  let entries: string[];
+  try {
+    entries = readdirSync(base);
+  } catch {
+    return;
+  }
+  for (const entry of entries) {
+    const m = /^execgate-(\d+)$/.exec(entry);
+    if (!m || Number(m[1]) === process.pid || existsSync(`/proc/${m[1]}`)) continue;
+    const dir = join(base, entry);
+    try {
+      for (const child of readdirSync(dir, { withFileTypes: true })) if (child.isDirectory()) tryRemove(join(dir, child.name));
+    } catch {
+      // raced with someone else
+    }
+    tryRemove(dir);
+  }
+}
+
 function tryRemove(dir: string): boolean {
   try {
     rmdirSync(dir);
@@ -119,32 +146,48 @@ export class CommandCgroup {
     private readonly killFile: boolean,
   ) {}
 
-  /**
-   * Moves a freshly spawned command (and whatever its process group already holds)
-   * into a new cgroup. Returns null where cgroups are not usable.
-   */
-  static adopt(pid: number): CommandCgroup | null {
+  /** A fresh, empty cgroup for the next command; null where cgroups are not usable. */
+  static prepare(): CommandCgroup | null {
     const s = cgroupSupport();
     if (!s.available || !s.parent) return null;
     for (const dir of [...lingering]) tryRemove(dir);
-    const path = join(s.parent, `cmd-${++sequence}`);
+    const path = join(s.parent, `cmd-${process.pid}-${++sequence}`);
     try {
       mkdirSync(path);
-      writeFileSync(join(path, 'cgroup.procs'), String(pid));
     } catch {
-      tryRemove(path);
-      return null; // exited already, or the hierarchy went away
-    }
-    // Children forked before the move stayed behind: take every member of its group.
-    for (const member of processGroupMembers(pid)) {
-      if (member === pid) continue;
-      try {
-        writeFileSync(join(path, 'cgroup.procs'), String(member));
-      } catch {
-        // gone meanwhile
-      }
+      return null; // the hierarchy went away
     }
     return new CommandCgroup(path, s.killFile);
+  }
+
+  /**
+   * Moves an already running command (and what its process group holds) into a new
+   * cgroup. Racy: a child that called setsid before the move stays outside; prefer
+   * prepare() + wrap() before spawn, then enter(pid).
+   */
+  static adopt(pid: number): CommandCgroup | null {
+    const cgroup = CommandCgroup.prepare();
+    if (!cgroup) return null;
+    cgroup.enter(pid);
+    for (const member of processGroupMembers(pid)) if (member !== pid) cgroup.enter(member);
+    return cgroup;
+  }
+
+  /** The argv that enters this cgroup first, then execs file with args (same pid). */
+  wrap(file: string, args: string[]): [string, string[]] {
+    return ['/bin/sh', ['-c', 'echo $$ > "$1" 2>/dev/null; shift; exec "$@"', 'execgate-cgroup', join(this.path, 'cgroup.procs'), file, ...args]];
+  }
+
+  /**
+   * After spawn: makes sure the command itself is inside, in case the wrapper could
+   * not move itself (a no-op otherwise).
+   */
+  enter(pid: number): void {
+    try {
+      writeFileSync(join(this.path, 'cgroup.procs'), String(pid));
+    } catch {
+      // exited meanwhile
+    }
   }
 
   /** SIGKILLs every process in the cgroup, whatever its session or process group. */

@@ -78,7 +78,10 @@ export class RunningCommand implements CommandHandle {
     private readonly streams: CommandStreams,
   ) {
     const startedAt = Date.now();
-    const child = execa(spec.file, spec.args, {
+    // Enter the command's own cgroup before it can fork (a setsid child cannot leave it).
+    const cgroup = CommandCgroup.prepare();
+    const [file, args] = cgroup ? cgroup.wrap(spec.file, spec.args) : [spec.file, spec.args];
+    const child = execa(file, args, {
       env: spec.env,
       extendEnv: false,
       cwd: spec.cwd,
@@ -94,7 +97,9 @@ export class RunningCommand implements CommandHandle {
     });
     const pid = child.pid ?? null;
     this.pid = pid;
-    this.cgroup = pid === null ? null : CommandCgroup.adopt(pid);
+    this.cgroup = cgroup;
+    if (pid === null) cgroup?.release();
+    else cgroup?.enter(pid);
 
     const { stdin, stdout, stderr } = child;
     this.child = { stdin, stdout, stderr };
