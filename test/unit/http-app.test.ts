@@ -291,6 +291,11 @@ describe('the HTTP app against a fake Leadership that flips roles', () => {
       expect(m.text).toContain(name);
     }
     expect(m.text).toMatch(/execgate_commands_total\{result="completed",node="gw1"\} 1/);
+    // Gauges named *_total fail promtool's lint: left out, their per-type siblings stay.
+    expect(m.text).toContain('# TYPE execgate_nodejs_active_handles gauge');
+    expect(m.text).not.toContain('execgate_nodejs_active_handles_total');
+    expect(m.text).not.toContain('execgate_nodejs_active_requests_total');
+    expect(m.text).not.toContain('execgate_nodejs_active_resources_total');
   });
 
   it('the page shows role, leader, token and running commands, escaped', async () => {
