@@ -21,12 +21,12 @@ export function renderProblems(cluster: Cluster, target: RenderTarget): string[]
     const max = Math.max(...prios);
     const min = Math.min(...prios);
     const maxIdx = prios.indexOf(max);
-    if (cluster.leadership.source === 'etcd' && max - min >= TRACK_FILE_LEADER_VALUE) {
+    if (cluster.leadership.source !== 'static' && max - min >= TRACK_FILE_LEADER_VALUE) {
       problems.push(
-        `nodes.${maxIdx}.priority: ${max} is ${max - min} above the lowest priority (${min}); the leader's track_file adds only ${TRACK_FILE_LEADER_VALUE}, so keep all priorities within ${TRACK_FILE_LEADER_VALUE - 1} of each other or the VIP may not follow the etcd leader`,
+        `nodes.${maxIdx}.priority: ${max} is ${max - min} above the lowest priority (${min}); the leader's track_file adds only ${TRACK_FILE_LEADER_VALUE}, so keep all priorities within ${TRACK_FILE_LEADER_VALUE - 1} of each other or the VIP may not follow the leader`,
       );
     }
-    if (cluster.leadership.source === 'etcd' && max >= 254) {
+    if (cluster.leadership.source !== 'static' && max >= 254) {
       problems.push(`nodes.${maxIdx}.priority: 254 is keepalived's cap, so a leader could only tie with this node; use 253 or less`);
     }
   }
