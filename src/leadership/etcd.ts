@@ -72,6 +72,8 @@ export class EtcdLeadership implements Leadership {
   private stopped = false;
   private released = false;
   private firstResult: (() => void) | null = null;
+  /** Keys of this node's earlier terms: until their leases expire they are nobody's leadership. */
+  private readonly oldKeys = new Set<string>();
 
   constructor(private readonly options: EtcdLeadershipOptions) {
     this.now = options.now ?? (() => performance.now());
@@ -173,6 +175,7 @@ export class EtcdLeadership implements Leadership {
     const old = this.term;
     this.term = null;
     if (old) for (const t of old.timers) clearTimeout(t);
+    if (old?.key) this.oldKeys.add(old.key);
     if (this.fenceTimer) clearTimeout(this.fenceTimer);
     this.fenceTimer = null;
     if (this.retryTimer) clearTimeout(this.retryTimer);
@@ -309,6 +312,7 @@ export class EtcdLeadership implements Leadership {
   }
 
   private evaluate(term: Term, kvs: EtcdKeyValue[]): void {
+    for (const key of this.oldKeys) if (!kvs.some((kv) => kv.key === key)) this.oldKeys.delete(key);
     const mine = kvs.find((kv) => kv.key === term.key);
     if (!mine) {
       this.fence('election key is gone from etcd (lease expired or revoked)');
@@ -328,6 +332,11 @@ export class EtcdLeadership implements Leadership {
     if (this.state.role === 'leader') {
       // Someone else's key is older than ours: ours must have been recreated. Never lead twice.
       this.fence('another election key is older than ours');
+      return;
+    }
+    if (this.oldKeys.has(lowest.key)) {
+      // Our own previous key (we fenced ourselves): it expires within the margin.
+      this.set({ role: 'standby', token: null, since: Date.now(), reason: 'waiting for the previous lease of this node to expire' });
       return;
     }
     const leaderName = lowest.value || lowest.key.slice(this.electionPrefix.length).replace(/-[0-9a-f]+$/, '');

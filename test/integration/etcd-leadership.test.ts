@@ -170,6 +170,13 @@ describe('etcd leadership (real 3-member etcd, two gateways, relays)', () => {
     const victim = gw1.ssh(`echo $$ > ${pidFile}; exec sleep 60`);
     expect(await pollUntil(() => existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() !== '', 10_000)).not.toBeNull();
     const pid = Number(readFileSync(pidFile, 'utf8').trim());
+    cleanups.push(() => {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already dead (the expected case)
+      }
+    });
 
     const cutAt = Date.now();
     await p.relays.gw1!.cut();

@@ -220,6 +220,23 @@ describe('EtcdLeadership state machine (in-memory etcd)', () => {
     expect(a.events.at(-1)!.role).toBe('fenced');
   });
 
+  it('a node fenced while its old key still exists waits for it to expire, then leads with a new token', async () => {
+    const skew = { ms: 0 };
+    const a = await start(node(etcd, 'gw1', skew));
+    const first = a.leadership.current().token!;
+    skew.ms = 10_000; // fenced by its own clock; etcd still holds the old lease
+    expect(a.leadership.current().role).toBe('fenced');
+    await advance(300);
+    const waiting = a.leadership.current();
+    expect(waiting.role).toBe('standby');
+    expect(waiting.leader).toBeUndefined();
+    expect(waiting.reason).toMatch(/previous lease/);
+    await advance(3000); // the old lease expires in etcd
+    const again = a.leadership.current();
+    expect(again.role).toBe('leader');
+    expect(again.token! > first).toBe(true);
+  });
+
   it('a keepalive answered with TTL 0 (lease gone) fences at once and the node campaigns with a new key and token', async () => {
     const a = await start(node(etcd, 'gw1'));
     const first = a.leadership.current().token!;
