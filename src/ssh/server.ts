@@ -5,6 +5,7 @@ import type { PublicKeyAuthenticator, AuthenticatedIdentity } from './auth.js';
 import { SessionHandler, type ExecutionServices } from './session.js';
 import { KeyedCounter } from './limits.js';
 import { readProxyHeader } from './proxyProtocol.js';
+import { disconnectBeforeKex, DISCONNECT_PROTOCOL_ERROR, DISCONNECT_TOO_MANY_CONNECTIONS } from './earlyDisconnect.js';
 import { errors } from '../errors.js';
 import { VERSION } from '../version.js';
 
@@ -54,13 +55,11 @@ export class SshServer {
     return this.sockets.size;
   }
 
-  private refuseSocket(socket: Socket, reason: string, metric: string, fields: Record<string, unknown>): void {
+  private refuseSocket(socket: Socket, reason: string, metric: string, fields: Record<string, unknown>, code = DISCONNECT_TOO_MANY_CONNECTIONS): void {
     const { log, metrics } = this.options.services;
     metrics.sshConnections.inc({ result: metric });
     log.warn(fields, `connection refused: ${reason}`);
-    // Text before the SSH version line is allowed (RFC 4253 4.2): clients show it.
-    socket.end(`execgate: ${reason}\r\n`);
-    setTimeout(() => socket.destroy(), 1000).unref();
+    disconnectBeforeKex(socket, code, `execgate: ${reason}`);
   }
 
   private onSocket(socket: Socket): void {
@@ -76,7 +75,7 @@ export class SshServer {
     }
     readProxyHeader(socket, config.limits.loginGraceSeconds * 1000).then(
       (info) => this.admit(socket, info.address ? { address: unmapped(info.address), port: info.port ?? 0 } : { address: remote, port: socket.remotePort ?? 0 }),
-      (err: Error) => this.refuseSocket(socket, `bad PROXY header from load balancer ${remote}: ${err.message}`, 'refused_proxy', { proxy: remote }),
+      (err: Error) => this.refuseSocket(socket, `bad PROXY header from load balancer ${remote}: ${err.message}`, 'refused_proxy', { proxy: remote }, DISCONNECT_PROTOCOL_ERROR),
     );
   }
 
