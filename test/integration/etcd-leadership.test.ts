@@ -208,8 +208,10 @@ describe('etcd leadership (real 3-member etcd, two gateways, relays)', () => {
     expect(r.code).toBe(75);
     expect(r.stderr).toMatch(/gw1 is (fenced|standby)/);
     // reconnected: it follows gw2 and never leads with an old token
+    const restoredAt = Date.now();
     await p.relays.gw1!.restore();
     await waitForRole(gw1, 'standby', 10_000);
+    console.log(`[etcd] relay restored: gw1 standby again after ${Date.now() - restoredAt} ms; test so far ${Date.now() - cutAt} ms after the cut`);
     expect(gw1.lastState()!.leader).toBe('gw2');
   });
 
