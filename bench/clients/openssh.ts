@@ -1,0 +1,59 @@
+import { spawn } from 'node:child_process';
+import type { BenchServer } from '../servers/types.js';
+
+/** OpenSSH client flags: no user config, no multiplexing, no host key prompts. */
+export function sshArgs(server: BenchServer, key: string, extra: string[] = []): string[] {
+  return [
+    '-F', '/dev/null',
+    '-i', key,
+    '-o', 'IdentitiesOnly=yes',
+    '-o', 'BatchMode=yes',
+    '-o', 'StrictHostKeyChecking=no',
+    '-o', 'UserKnownHostsFile=/dev/null',
+    '-o', 'UpdateHostKeys=no',
+    '-o', 'ControlMaster=no',
+    '-o', 'ControlPath=none',
+    '-o', 'LogLevel=ERROR',
+    '-o', 'ConnectTimeout=20',
+    '-T',
+    '-p', String(server.port),
+    ...extra,
+    `${server.user}@127.0.0.1`,
+  ];
+}
+
+export const clientEnv = (): NodeJS.ProcessEnv => ({ PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/', LANG: 'C.UTF-8' });
+
+export interface ProcessResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+/** Runs a program to completion (killed after timeoutMs), with small stdout/stderr collected. */
+export function runProcess(file: string, args: string[], timeoutMs: number): Promise<ProcessResult> {
+  return new Promise((resolve) => {
+    const start = process.hrtime.bigint();
+    const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], env: clientEnv() });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr, ms: Number(process.hrtime.bigint() - start) / 1e6 });
+    });
+  });
+}
+
+/** POSIX shell quoting for one word. */
+export const shq = (s: string): string => (/^[A-Za-z0-9_./:=@%+,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+
+/** One connect + auth + exec + close with the OpenSSH client; ms, or null on failure. */
+export async function opensshExec(server: BenchServer, key: string, command: string, extra: string[] = []): Promise<{ ms: number; ok: boolean; detail: string }> {
+  const r = await runProcess('ssh', [...sshArgs(server, key, extra), command], 30_000);
+  return { ms: r.ms, ok: r.code === 0, detail: r.code === 0 ? '' : `exit ${r.code ?? r.signal}: ${r.stderr.trim()}` };
+}
