@@ -10,6 +10,7 @@ import type { CommandRegistry } from '../exec/registry.js';
 import type { Metrics } from '../metrics.js';
 import type { KeyedCounter } from './limits.js';
 import { admit, EXIT_TEMPFAIL } from '../leadership/gate.js';
+import { dispatchScriptMessage, missingDispatchScript } from '../exec/dispatchScript.js';
 import { buildEnvironment } from '../exec/environment.js';
 import { RunningCommand, type CommandHandle, type CommandOutcome } from '../exec/runner.js';
 import { PtyCommand, type PtySize } from '../exec/ptyRunner.js';
@@ -155,6 +156,9 @@ export class SessionHandler {
     }
     const decision = admit(services.node, services.leadership);
     if (!decision.admitted) return refuse(decision.reason, decision.message);
+    // A script step whose upload went to another node before a failover: a clear failure, never a wrong run.
+    const missingScript = kind === 'exec' && conn.identity.key.parsedOptions.command === null ? missingDispatchScript(commandLine) : null;
+    if (missingScript) return refuse('dispatch-script-missing', dispatchScriptMessage(services.node, missingScript));
     const slot = services.commandSlots.tryAcquire(user);
     if (!slot.ok) {
       return slot.limit === 'total'
