@@ -18,6 +18,7 @@ import { SystemdNotifier } from './systemd/notify.js';
 import { DrainController } from './leadership/drain.js';
 import { TrackFileWriter } from './leadership/trackFile.js';
 import { startHttp } from './http/index.js';
+import { createRunOnce } from './runonce/create.js';
 import type { LeadershipState } from './leadership/types.js';
 
 export interface Gateway {
@@ -91,11 +92,13 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
       void registry.terminateAll('leadership lost');
     }
   });
+  const runOnce = createRunOnce(config, node, log, metrics);
   const ssh = new SshServer({
     hostKeys,
     authenticator,
     services: { node, config, log, runAs, audit, leadership, registry, metrics, envAllowed: envAllowList(config.env.allow),
-      commandSlots: new KeyedCounter(config.limits.maxCommands, config.limits.maxCommandsPerUser) },
+      commandSlots: new KeyedCounter(config.limits.maxCommands, config.limits.maxCommandsPerUser),
+      runOnce: runOnce?.coordinator ?? null },
   });
   const address = await ssh.listen(config.listen.host, config.listen.port);
   for (const extra of config.alsoListen) await ssh.listen(extra.host, extra.port);
@@ -123,6 +126,7 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
       ssh.destroyConnections();
       await http?.close();
       await leadership.stop();
+      await runOnce?.close();
       await audit.close();
       log.info('stopped');
       notifier.close();

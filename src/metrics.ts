@@ -74,6 +74,12 @@ export function createMetrics(node: string) {
       labelNames: ['reason'] as const,
       registers: [registry],
     }),
+    runOnceClaims: new Counter({
+      name: 'execgate_runonce_claims_total',
+      help: 'Run-once claims by outcome (won, lost, waited, unknown).',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
     buildInfo: new Gauge({
       name: 'execgate_build_info',
       help: 'Always 1; the version label says which execgate runs.',

@@ -99,6 +99,30 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   limits: limits.prefault({}),
+  /**
+   * Run-once: the scheduler sends the same step to every gateway; one runs it (the
+   * first to claim it in etcd), the others mirror its exit status. Off by default.
+   */
+  runOnce: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      etcd: z
+        .strictObject({
+          endpoints: z.array(z.url()).min(1, 'list at least one etcd client URL'),
+          prefix: z.string().startsWith('/').default('/execgate/run-once'),
+        })
+        .optional(),
+      /** Losers exit 0 at once instead of waiting for the winner's exit status. */
+      skipFast: z.boolean().default(false),
+      retentionSeconds: z.int().min(60).default(7 * 24 * 3600),
+      livenessTtlSeconds: z.int().min(2).default(5),
+      pollMs: z.int().min(20).default(250),
+    })
+    .prefault({})
+    .refine((r) => !r.enabled || r.etcd !== undefined, {
+      message: 'runOnce.etcd is required when runOnce.enabled is true (claims live in etcd; never run unguarded)',
+      path: ['etcd'],
+    }),
   audit: z
     .strictObject({
       path: z.string().min(1),

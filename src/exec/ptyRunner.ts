@@ -35,7 +35,10 @@ export class PtyCommand implements CommandHandle {
     private readonly streams: { stdin: Readable; stdout: Writable },
   ) {
     const startedAt = Date.now();
-    this.term = pty.spawn(spec.file, spec.args, {
+    // Enter the command's own cgroup before it can fork (a setsid child cannot leave it).
+    const cgroup = CommandCgroup.prepare();
+    const [file, args] = cgroup ? cgroup.wrap(spec.file, spec.args) : [spec.file, spec.args];
+    this.term = pty.spawn(file, args, {
       name: size.term || 'xterm',
       cols: Math.max(1, size.cols || 80),
       rows: Math.max(1, size.rows || 24),
@@ -44,7 +47,8 @@ export class PtyCommand implements CommandHandle {
       encoding: null,
     });
     this.pid = this.term.pid;
-    this.cgroup = CommandCgroup.adopt(this.pid);
+    this.cgroup = cgroup;
+    cgroup?.enter(this.pid);
 
     this.term.onData((data: string | Buffer) => {
       const chunk = typeof data === 'string' ? Buffer.from(data) : data;

@@ -9,12 +9,13 @@ import type { Leadership } from '../leadership/types.js';
 import type { CommandRegistry } from '../exec/registry.js';
 import type { Metrics } from '../metrics.js';
 import type { KeyedCounter } from './limits.js';
+import type { RunOnceCoordinator } from '../runonce/coordinator.js';
 import { admit, EXIT_TEMPFAIL } from '../leadership/gate.js';
 import { dispatchScriptMessage, missingDispatchScript } from '../exec/dispatchScript.js';
 import { buildEnvironment } from '../exec/environment.js';
 import { RunningCommand, type CommandHandle, type CommandOutcome } from '../exec/runner.js';
 import { PtyCommand, type PtySize } from '../exec/ptyRunner.js';
-import { endChannel, refuseOnChannel } from './channelEnd.js';
+import { channelIsOpen, endChannel, refuseOnChannel } from './channelEnd.js';
 import type { AuthenticatedIdentity } from './auth.js';
 
 /** Everything a session needs from the gateway, passed in (no imports of cli/http). */
@@ -30,6 +31,8 @@ export interface ExecutionServices {
   envAllowed: (name: string) => boolean;
   /** Concurrent commands, total and per SSH user (limits.maxCommands*). */
   commandSlots: KeyedCounter;
+  /** Set on run-once nodes: they use claims instead of the leader gate. */
+  runOnce: RunOnceCoordinator | null;
 }
 
 export interface ConnectionInfo {
@@ -52,6 +55,8 @@ export class SessionHandler {
   private envBytes = 0;
   private envOverflow: string | null = null;
   private rdJobExecId: string | null = null;
+  /** Rundeck's identifiers, kept whatever the allow-list says (run-once needs them). */
+  private readonly rundeckHints = new Map<string, string>();
   private pty: PtySize | null = null;
   private command: CommandHandle | null = null;
   private started = false;
@@ -98,6 +103,7 @@ export class SessionHandler {
 
   private onEnv(name: string, value: string): void {
     if (name === 'RD_JOB_EXECID') this.rdJobExecId = value;
+    if (name === 'RD_JOB_EXECID' || name === 'RD_NODE_NAME' || name === 'RD_NODE_HOSTNAME') this.rundeckHints.set(name, value);
     if (!this.services.envAllowed(name)) return;
     const { maxEnvVars, maxEnvBytes } = this.services.config.limits;
     const size = name.length + value.length;
@@ -154,8 +160,24 @@ export class SessionHandler {
     if (Buffer.byteLength(commandLine) > maxBytes) {
       return refuse('command-too-long', `execgate: command is ${Buffer.byteLength(commandLine)} bytes, over limits.maxCommandBytes (${maxBytes}); not running`);
     }
-    const decision = admit(services.node, services.leadership);
-    if (!decision.admitted) return refuse(decision.reason, decision.message);
+    let decision: { token: bigint | null };
+    let finishClaim: ((status: number) => Promise<void>) | null = null;
+    if (services.runOnce) {
+      if (kind === 'shell') {
+        return refuse('run-once-shell', 'execgate: run-once cannot deduplicate a shell session (sshj sudo/always-set-pty); use exec for this node; not running');
+      }
+      let gone = false;
+      void closed.then(() => (gone = true));
+      const ro = kind === 'sftp' ? ({ action: 'run-local' } as const) : await services.runOnce.decide(commandLine, this.rundeckHints, () => gone);
+      if (ro.action === 'refuse') return refuse(ro.reason, ro.message);
+      if (ro.action === 'answer') return this.answerForWinner(channel, execId, commandLine, startedAt, ro);
+      decision = { token: ro.action === 'run-claimed' ? ro.token : null };
+      if (ro.action === 'run-claimed') finishClaim = ro.finish;
+    } else {
+      const gate = admit(services.node, services.leadership);
+      if (!gate.admitted) return refuse(gate.reason, gate.message);
+      decision = gate;
+    }
     // A script step whose upload went to another node before a failover: a clear failure, never a wrong run.
     const missingScript = kind === 'exec' && conn.identity.key.parsedOptions.command === null ? missingDispatchScript(commandLine) : null;
     if (missingScript) return refuse('dispatch-script-missing', dispatchScriptMessage(services.node, missingScript));
@@ -214,6 +236,7 @@ export class SessionHandler {
 
     const outcome = await command.done;
     slot.release();
+    if (finishClaim) await finishClaim(outcome.status);
     conn.activity.commandEnded();
     services.registry.finish(execId, outcome);
     services.metrics.commandsRunning.dec();
@@ -229,6 +252,25 @@ export class SessionHandler {
     );
     if (outcome.result === 'spawn-failed') channel.stderr.write(`execgate: could not start command: ${outcome.error}\n`);
     if (!clientGone) await endChannel(channel, outcome.status, closed);
+  }
+
+  /** A run-once loser: one line naming the winner, and the winner's exit status. */
+  private async answerForWinner(
+    channel: ServerChannel,
+    execId: string,
+    commandLine: string,
+    startedAt: number,
+    answer: { status: number; line: string; outcome: string },
+  ): Promise<void> {
+    const { services } = this;
+    services.log.info({ execId, outcome: answer.outcome, status: answer.status }, answer.line);
+    services.metrics.commands.inc({ result: `runonce_${answer.outcome}` });
+    await this.writeAudit(execId, commandLine, null, {
+      result: `runonce:${answer.outcome}`, status: answer.status, exitCode: null, signal: null, killReason: null,
+      error: null, pid: null, startedAt, endedAt: Date.now(), stdoutBytes: 0, stderrBytes: 0,
+    }).catch((err: Error) => services.log.error({ execId, err: err.message }, 'audit write failed'));
+    if (channelIsOpen(channel)) channel.write(answer.line + '\n');
+    await endChannel(channel, answer.status);
   }
 
   private writeAudit(
