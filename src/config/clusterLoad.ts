@@ -134,6 +134,16 @@ export function nodeConfigFromCluster(cluster: Cluster, nodeName: string, source
       listen: { host: node.address, port: node.sshPort },
       alsoListen,
       http: { ...cluster.gateway.http, host: node.address, port: node.httpPort },
+      // HAProxy sends PROXY v2 (send-proxy-v2): its addresses must be trusted for it.
+      proxyProtocol: {
+        ...cluster.gateway.proxyProtocol,
+        trustedProxies: [...new Set([...cluster.gateway.proxyProtocol.trustedProxies, ...cluster.loadBalancers])],
+      },
+      // Run-once claims go to the leadership etcd unless the file names another.
+      runOnce:
+        cluster.gateway.runOnce.enabled && !cluster.gateway.runOnce.etcd && cluster.leadership.etcd
+          ? { ...cluster.gateway.runOnce, etcd: { endpoints: cluster.leadership.etcd.endpoints, prefix: `${cluster.leadership.etcd.prefix}/${cluster.cluster}/run-once` } }
+          : cluster.gateway.runOnce,
     },
     source,
     dirname(resolve(source)),

@@ -118,11 +118,7 @@ export const configSchema = z.strictObject({
       livenessTtlSeconds: z.int().min(2).default(5),
       pollMs: z.int().min(20).default(250),
     })
-    .prefault({})
-    .refine((r) => !r.enabled || r.etcd !== undefined, {
-      message: 'runOnce.etcd is required when runOnce.enabled is true (claims live in etcd; never run unguarded)',
-      path: ['etcd'],
-    }),
+    .prefault({}),
   audit: z
     .strictObject({
       path: z.string().min(1),

@@ -36,3 +36,9 @@ describe('config', () => {
     expect(problem({ ...minimal, limits: { maxConections: 3 } })).toMatch(/limits\.maxConections: unknown key/);
   });
 });
+
+describe('run-once config', () => {
+  it('refuses run-once without etcd, naming the key', () => {
+    expect(problem({ ...minimal, runOnce: { enabled: true } })).toMatch(/runOnce\.etcd: required when runOnce\.enabled/);
+  });
+});
