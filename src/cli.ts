@@ -23,6 +23,7 @@ const options = {
   'state-dir': { type: 'string' },
   host: { type: 'string' },
   port: { type: 'string' },
+  'http-port': { type: 'string' },
   dir: { type: 'string' },
   out: { type: 'string' },
   url: { type: 'string' },

@@ -30,6 +30,8 @@ export interface Gateway {
   metrics: Metrics;
   ssh: SshServer;
   address: { host: string; port: number };
+  /** The HTTP surface's address, or null when http.enabled is false. */
+  httpAddress: { host: string; port: number } | null;
   stop(reason: string): Promise<void>;
 }
 
@@ -132,5 +134,6 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
       notifier.close();
     })());
 
-  return { node, log, hostKeys, leadership, registry, metrics, ssh, address, stop };
+  const httpAddress = http ? { host: http.host, port: http.port } : null;
+  return { node, log, hostKeys, leadership, registry, metrics, ssh, address, httpAddress, stop };
 }

@@ -15,7 +15,7 @@ export interface EmbeddedSetup {
  * keys, a client key pair already in authorized_keys, and a known_hosts file, so
  * the printed ssh command works at once.
  */
-export function prepareEmbeddedSetup(stateDir: string, host: string, port: number): EmbeddedSetup {
+export function prepareEmbeddedSetup(stateDir: string, host: string, port: number, httpPort = 9422): EmbeddedSetup {
   const dir = resolve(stateDir);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const hostKeys = generateHostKeys(join(dir, 'host-keys'));
@@ -37,6 +37,7 @@ export function prepareEmbeddedSetup(stateDir: string, host: string, port: numbe
     knownHosts,
     config: {
       listen: { host, port },
+      http: { host: '127.0.0.1', port: httpPort },
       hostKeys,
       authorizedKeys,
       audit: { path: join(dir, 'audit.jsonl') },

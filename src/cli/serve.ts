@@ -14,7 +14,7 @@ export const serve: Verb = {
   usage: `execgate serve                                 single node, embedded defaults (state in ./.execgate)
   execgate serve --config FILE                   single node from a YAML config
   execgate serve --cluster FILE --node NAME      one node of a cluster file
-  add --check to validate and exit; embedded defaults take --state-dir DIR --host ADDR --port N`,
+  add --check to validate and exit; embedded defaults take --state-dir DIR --host ADDR --port N --http-port N`,
   async run(flags) {
     let hint: string | null = null;
     const configPath = stringFlag(flags, 'config');
@@ -31,7 +31,8 @@ export const serve: Verb = {
       const host = stringFlag(flags, 'host') ?? '127.0.0.1';
       const port = Number(stringFlag(flags, 'port') ?? 2222);
       const stateDir = stringFlag(flags, 'state-dir') ?? process.env.EXECGATE_STATE_DIR ?? '.execgate';
-      const setup = prepareEmbeddedSetup(stateDir, host, port);
+      const httpPort = Number(stringFlag(flags, 'http-port') ?? 9422);
+      const setup = prepareEmbeddedSetup(stateDir, host, port, httpPort);
       start = { config: parseConfig(setup.config, 'embedded defaults', setup.stateDir) };
       const rel = (p: string) => (relative(process.cwd(), p).startsWith('..') ? p : relative(process.cwd(), p));
       hint =
@@ -45,7 +46,10 @@ export const serve: Verb = {
       return;
     }
     const gateway = await startGateway(start.config, start.cluster);
-    if (hint) process.stderr.write(hint);
+    if (hint) {
+      const page = gateway.httpAddress ? `Status page: http://${gateway.httpAddress.host}:${gateway.httpAddress.port}/  (execgate status | drain | undrain)\n` : '';
+      process.stderr.write(hint + page);
+    }
     let signals = 0;
     const onSignal = (signal: string) => {
       if (++signals > 1) process.exit(1);

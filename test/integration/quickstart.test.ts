@@ -22,7 +22,8 @@ describe('the README quick start (npm start = execgate serve with embedded defau
 
   it('creates its state, prints an ssh command, and that command works', async () => {
     const port = await freePort();
-    const proc = spawn(process.execPath, [CLI, 'serve', '--port', String(port)], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const httpPort = await freePort();
+    const proc = spawn(process.execPath, [CLI, 'serve', '--port', String(port), '--http-port', String(httpPort)], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
     proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -32,6 +33,10 @@ describe('the README quick start (npm start = execgate serve with embedded defau
       const r = await run('sh', ['-c', `cd ${cwd} && ${m[1]!.replace('ssh ', 'ssh -o BatchMode=yes ')}`]);
       expect(r.stderr).toBe('');
       expect(r.stdout.toString()).toBe(`hello from ${hostname()}\n`);
+      const page = await waitForOutput(proc, () => out, /Status page: (http:\/\/\S+)/);
+      const status = await run(process.execPath, [CLI, 'status', '--url', page[1]!.replace(/\/$/, '')]);
+      expect(status.code).toBe(0);
+      expect(status.stdout.toString()).toMatch(/leader/);
     } finally {
       proc.kill('SIGTERM');
       await new Promise((r) => proc.once('exit', r));
