@@ -57,5 +57,12 @@ export const serve: Verb = {
     };
     process.on('SIGTERM', () => onSignal('SIGTERM'));
     process.on('SIGINT', () => onSignal('SIGINT'));
+    // For leak hunts: SIGUSR2 logs memory use, after a full collection when node runs with --expose-gc.
+    process.on('SIGUSR2', () => {
+      const gc = (globalThis as { gc?: () => void }).gc;
+      gc?.();
+      const m = process.memoryUsage();
+      gateway.log.info({ collected: gc !== undefined, rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external }, 'memory usage');
+    });
   },
 };

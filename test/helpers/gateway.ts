@@ -68,7 +68,7 @@ export function waitForOutput(proc: ChildProcess, buffer: () => string, pattern:
 }
 
 /** Starts a real `execgate serve --config` process on an ephemeral loopback port. */
-export async function startTestGateway(overrides: Record<string, unknown> = {}): Promise<TestGateway> {
+export async function startTestGateway(overrides: Record<string, unknown> = {}, nodeArgs: string[] = []): Promise<TestGateway> {
   const dir = mkdtempSync(join(tmpdir(), 'execgate-test-'));
   execFileSync(process.execPath, [CLI, 'keygen', '--dir', join(dir, 'host')]);
   const keys = makeClientKeys(dir);
@@ -88,7 +88,7 @@ export async function startTestGateway(overrides: Record<string, unknown> = {}):
   };
   const configPath = join(dir, 'config.yaml');
   writeFileSync(configPath, stringify(config));
-  const proc = spawn(process.execPath, [CLI, 'serve', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [...nodeArgs, CLI, 'serve', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { startTestGateway, makeClientKeys, type TestGateway } from '../helpers/gateway.js';
 import { ssh } from '../helpers/clients.js';
 import { connectClient } from '../helpers/ssh2Client.js';
+import { pollUntil } from '../helpers/proc.js';
 
 const IDENT = Buffer.from('SSH-2.0-fuzz\r\n');
 
@@ -74,12 +75,20 @@ async function round(gw: TestGateway, strangerKey: string, total: number): Promi
   return next;
 }
 
-const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+/** RSS after a full collection in the gateway (SIGUSR2 + --expose-gc), so GC timing is not measured. */
+async function rssMb(gw: TestGateway): Promise<number> {
+  const count = () => gw.output().split('"msg":"memory usage"').length;
+  const before = count();
+  gw.proc.kill('SIGUSR2');
+  await pollUntil(() => count() > before, 10_000, 20);
+  await new Promise((r) => setTimeout(r, 200));
+  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${gw.proc.pid}/status`, 'utf8'))![1]) / 1024;
+}
 
 describe('fuzz: hostile connections never stop the service', () => {
   let gw: TestGateway;
   beforeAll(async () => {
-    gw = await startTestGateway({ limits: { loginGraceSeconds: 2 } });
+    gw = await startTestGateway({ limits: { loginGraceSeconds: 2 } }, ['--expose-gc']);
   });
   afterAll(async () => {
     await gw?.stop();
@@ -88,14 +97,13 @@ describe('fuzz: hostile connections never stop the service', () => {
   it('serves a normal exec after 2 x 10,000 hostile connections, and memory does not creep', async () => {
     mkdirSync(join(gw.dir, 'stranger'));
     const stranger = makeClientKeys(join(gw.dir, 'stranger')).ed25519;
-    const pid = gw.proc.pid!;
-    const before = rssMb(pid);
+    const before = await rssMb(gw);
     const n1 = await round(gw, stranger, 10_000);
     await new Promise((r) => setTimeout(r, 3000)); // let login-grace timers of lingering sockets fire
-    const afterFirst = rssMb(pid);
+    const afterFirst = await rssMb(gw);
     const n2 = await round(gw, stranger, 10_000);
     await new Promise((r) => setTimeout(r, 3000));
-    const afterSecond = rssMb(pid);
+    const afterSecond = await rssMb(gw);
     console.log(
       `fuzz: ${n1} + ${n2} hostile connections; gateway RSS before ${before.toFixed(1)} MB, ` +
         `after run 1 ${afterFirst.toFixed(1)} MB, after run 2 ${afterSecond.toFixed(1)} MB (growth ${(afterSecond - afterFirst).toFixed(1)} MB)`,
