@@ -141,6 +141,42 @@ export class NetnsLab {
     execFileSync('bridge', ['-n', this.switchNs, 'link', 'set', 'dev', `p-${name}`, 'isolated', on ? 'on' : 'off']);
   }
 
+  /**
+   * A partition of one host from `others` while every host still reaches the rest
+   * (client, load balancer): `others` move to a second bridge (br1) joined to br0 by an
+   * uplink veth pair; on br0 the isolated host's port and the uplink are isolated
+   * ports, which cannot reach each other but still reach every other port. Idempotent;
+   * heal() undoes it.
+   */
+  partition(alone: string, others: string[]): void {
+    const sw = this.switchNs;
+    if (!ip(['-n', sw, 'link', 'show', 'br1'], true).includes('br1')) {
+      ip(['-n', sw, 'link', 'add', 'br1', 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0', 'mcast_snooping', '0']);
+    }
+    if (!ip(['-n', sw, 'link', 'show', 'up0'], true).includes('up0')) {
+      ip(['-n', sw, 'link', 'add', 'up0', 'type', 'veth', 'peer', 'name', 'up1']);
+    }
+    ip(['-n', sw, 'link', 'set', 'up0', 'master', 'br0']);
+    ip(['-n', sw, 'link', 'set', 'up1', 'master', 'br1']);
+    for (const dev of ['br1', 'up0', 'up1']) ip(['-n', sw, 'link', 'set', dev, 'up']);
+    for (const name of others) ip(['-n', sw, 'link', 'set', `p-${name}`, 'master', 'br1']);
+    for (const dev of [`p-${alone}`, 'up0']) execFileSync('bridge', ['-n', sw, 'link', 'set', 'dev', dev, 'isolated', 'on']);
+    this.partitioned = { alone, others };
+  }
+
+  /** Undoes partition(): every host port back on br0, none isolated. */
+  heal(): void {
+    const p = this.partitioned;
+    if (!p) return;
+    const sw = this.switchNs;
+    for (const name of p.others) ip(['-n', sw, 'link', 'set', `p-${name}`, 'master', 'br0']);
+    execFileSync('bridge', ['-n', sw, 'link', 'set', 'dev', `p-${p.alone}`, 'isolated', 'off']);
+    ip(['-n', sw, 'link', 'set', 'up0', 'nomaster'], true);
+    this.partitioned = null;
+  }
+
+  private partitioned: { alone: string; others: string[] } | null = null;
+
   /** Processes inside one of our namespaces. */
   pids(ns: string): number[] {
     return ip(['netns', 'pids', ns], true)

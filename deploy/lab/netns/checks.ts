@@ -1,0 +1,194 @@
+import type { FailoverLab } from './lab.js';
+import type { Execution } from './workload.js';
+
+export interface LedgerLine {
+  execid: string;
+  node: string;
+  token: string;
+  start: number;
+  end: number;
+}
+
+export interface AuditLine {
+  node: string;
+  rdJobExecId: string | null;
+  token: string | null;
+  start: number;
+  end: number;
+  result: string;
+  command: string;
+  exitStatus: number;
+}
+
+export interface Check {
+  name: string;
+  ok: boolean;
+  detail: string;
+  /** Measured, not enforced (VRRP cannot fence: documented best effort). */
+  informational?: boolean;
+}
+
+export function readLedgers(lab: FailoverLab): LedgerLine[] {
+  const out: LedgerLine[] = [];
+  for (const g of lab.gateways) {
+    for (const line of lab.readHostFile(g.name, 'ledger').split('\n')) {
+      const [execid, node, token, start, end] = line.trim().split(' ');
+      if (!execid || !end) continue;
+      out.push({ execid, node: node!, token: token!, start: Number(start), end: Number(end) });
+    }
+  }
+  return out;
+}
+
+export function readAudits(lab: FailoverLab): AuditLine[] {
+  const out: AuditLine[] = [];
+  for (const g of lab.gateways) {
+    for (const line of lab.readHostFile(g.name, 'audit.jsonl').split('\n')) {
+      if (!line.startsWith('{')) continue;
+      try {
+        const r = JSON.parse(line) as { node: string; rdJobExecId: string | null; token: string | null; start: string; end: string; result: string; command: string; exitStatus: number };
+        out.push({ ...r, start: Date.parse(r.start), end: Date.parse(r.end) });
+      } catch {
+        // a torn line is reported by the accounting check
+      }
+    }
+  }
+  return out;
+}
+
+/** The transport parts of a script step (upload, chmod, cleanup) are not the execution itself. */
+const transport = (command: string) => /^(scp -t|chmod \+x|rm -f) /.test(command);
+/** Audit records of commands that actually started (not refused). */
+export const ran = (a: AuditLine) => (a.result === 'completed' || a.result === 'killed') && !transport(a.command);
+
+export interface CheckInput {
+  lab: FailoverLab;
+  executions: Execution[];
+  /** Only audit/ledger records starting at or after this instant belong to the scenario. */
+  since: number;
+  /** Windows in which nobody may start anything (etcd quorum lost, after the fence). */
+  quietWindows?: Array<{ from: number; to: number; why: string }>;
+}
+
+export function runChecks(input: CheckInput): { checks: Check[]; overlaps: number; overlapMs: number } {
+  const { lab, executions, since } = input;
+  const mine = new Set(executions.map((e) => e.execid));
+  const ledgers = readLedgers(lab).filter((l) => mine.has(l.execid));
+  const audits = readAudits(lab).filter((a) => a.rdJobExecId !== null && mine.has(a.rdJobExecId) && a.start >= since - 60_000);
+  const checks: Check[] = [];
+
+  // 1. No execution id ran on two nodes.
+  const nodesOf = new Map<string, Set<string>>();
+  for (const l of ledgers) (nodesOf.get(l.execid) ?? nodesOf.set(l.execid, new Set()).get(l.execid)!).add(l.node);
+  for (const a of audits.filter(ran)) (nodesOf.get(a.rdJobExecId!) ?? nodesOf.set(a.rdJobExecId!, new Set()).get(a.rdJobExecId!)!).add(a.node);
+  const twice = [...nodesOf].filter(([, s]) => s.size > 1);
+  const ledgerDup = new Map<string, number>();
+  for (const l of ledgers) ledgerDup.set(l.execid, (ledgerDup.get(l.execid) ?? 0) + 1);
+  const dupRuns = [...ledgerDup].filter(([, n]) => n > 1);
+  checks.push({
+    name: 'no execution ran twice',
+    ok: twice.length === 0 && dupRuns.length === 0,
+    detail: twice.length || dupRuns.length ? `${twice.map(([id, s]) => `${id} on ${[...s].join('+')}`).concat(dupRuns.map(([id, n]) => `${id} ${n}x`)).slice(0, 5).join('; ')}` : `${nodesOf.size} executions, each on one node`,
+  });
+
+  // 2. Fencing order: token(a) < token(b) on different nodes => end(a) <= start(b) (audit end = process group gone).
+  const runs = audits.filter((a) => ran(a) && a.token !== null).sort((x, y) => (BigInt(x.token!) < BigInt(y.token!) ? -1 : 1));
+  let overlaps = 0;
+  let overlapMs = 0;
+  const examples: string[] = [];
+  for (let i = 0; i < runs.length; i++) {
+    const a = runs[i]!;
+    for (let j = i + 1; j < runs.length; j++) {
+      const b = runs[j]!;
+      if (a.node === b.node || BigInt(a.token!) >= BigInt(b.token!)) continue;
+      if (a.end > b.start) {
+        overlaps++;
+        overlapMs = Math.max(overlapMs, a.end - b.start);
+        if (examples.length < 3) examples.push(`${a.node}#${a.token} ended ${a.end - b.start} ms after ${b.node}#${b.token} started`);
+      }
+    }
+  }
+  checks.push({
+    name: 'older token ended before newer started',
+    ok: overlaps === 0,
+    informational: !lab.etcd,
+    detail: overlaps ? `${overlaps} overlapping pairs (max ${overlapMs} ms): ${examples.join('; ')}` : `${runs.length} runs in token order`,
+  });
+
+  // 3. Nothing lost silently: every execution answered; a success is backed by its node's ledger and audit.
+  const pending = executions.filter((e) => e.ok === null);
+  const unbacked = executions.filter((e) => e.ok && !(ledgers.some((l) => l.execid === e.execid && l.node === e.node) && audits.some((a) => a.rdJobExecId === e.execid && a.node === e.node && a.result === 'completed' && a.exitStatus === 0)));
+  const silentlyDone = executions.filter((e) => e.ok === false && ledgers.some((l) => l.execid === e.execid));
+  checks.push({
+    name: 'every execution succeeded or the client saw a failure',
+    ok: pending.length === 0 && unbacked.length === 0,
+    detail:
+      pending.length || unbacked.length
+        ? `${pending.length} without an answer, ${unbacked.length} successes without ledger+audit: ${[...pending, ...unbacked].slice(0, 3).map((e) => e.execid).join(' ')}`
+        : `${executions.filter((e) => e.ok).length} ok, ${executions.filter((e) => e.ok === false).length} failed visibly` +
+          (silentlyDone.length ? ` (${silentlyDone.length} of those had completed on a node: a failure reported for work that ran, e.g. a connection reset at the end)` : ''),
+  });
+
+  // 4. No process survives its fenced (or former) leader.
+  const leftovers: string[] = [];
+  for (const g of lab.gateways) {
+    if (lab.role(g) === 'leader') continue;
+    const pids = lab.commandPids(g);
+    if (pids.length) leftovers.push(`${g.name} (${lab.role(g)}): pids ${pids.join(',')}`);
+  }
+  checks.push({ name: 'no command survives its former leader', ok: leftovers.length === 0, detail: leftovers.length ? leftovers.join('; ') : 'none left on non-leaders' });
+
+  // 5. The audit logs account for every execution that ran (every ledger line has its audit record).
+  // A command that finished while its gateway was being killed (SIGKILL, host loss) has no
+  // audit line: execgate writes it when the command ends. Those are counted, not failed,
+  // when the client saw a failure and the gateway died within 2 s of the command's end.
+  const diedSoonAfter = (node: string, t: number) => lab.gw(node).roles.some((r) => r.role === 'dead' && r.t >= t - 50 && r.t <= t + 2000);
+  const unaudited = ledgers.filter((l) => !audits.some((a) => a.rdJobExecId === l.execid && a.node === l.node && ran(a)));
+  const excused = unaudited.filter((l) => diedSoonAfter(l.node, l.end) && !executions.some((e) => e.execid === l.execid && e.ok));
+  const missing = unaudited.filter((l) => !excused.includes(l));
+  checks.push({
+    name: 'audit accounts for every execution',
+    ok: missing.length === 0,
+    detail:
+      (missing.length ? `${missing.length} ledger lines without audit: ${missing.slice(0, 3).map((l) => `${l.execid}@${l.node}`).join(' ')}` : `${ledgers.length - excused.length} ledger lines audited`) +
+      (excused.length ? `; ${excused.length} ended as their gateway was killed (no audit line; the client saw a failure)` : ''),
+  });
+
+  for (const w of input.quietWindows ?? []) {
+    const during = audits.filter((a) => ran(a) && a.start >= w.from && a.start < w.to);
+    checks.push({
+      name: `nobody executes: ${w.why}`,
+      ok: during.length === 0,
+      detail: during.length ? `${during.length} started: ${during.slice(0, 3).map((a) => `${a.rdJobExecId}@${a.node}`).join(' ')}` : `nothing started in ${w.to - w.from} ms`,
+    });
+  }
+  return { checks, overlaps, overlapMs };
+}
+
+/** Time with two or more leaders at once (from execgate's own role log), within [from, to]. */
+export function splitBrainMs(lab: FailoverLab, from: number, to: number): number {
+  const edges: Array<{ t: number; d: number }> = [];
+  for (const g of lab.gateways) {
+    let leading: number | null = null;
+    const before = g.roles.filter((r) => r.t < from).at(-1);
+    if (before?.role === 'leader') leading = from;
+    for (const r of g.roles.filter((x) => x.t >= from && x.t <= to)) {
+      if (r.role === 'leader' && leading === null) leading = r.t;
+      else if (r.role !== 'leader' && leading !== null) {
+        edges.push({ t: leading, d: 1 }, { t: r.t, d: -1 });
+        leading = null;
+      }
+    }
+    if (leading !== null) edges.push({ t: leading, d: 1 }, { t: to, d: -1 });
+  }
+  edges.sort((a, b) => a.t - b.t || a.d - b.d);
+  let n = 0;
+  let since = 0;
+  let total = 0;
+  for (const e of edges) {
+    if (n >= 2) total += e.t - since;
+    n += e.d;
+    since = e.t;
+  }
+  return total;
+}

@@ -1,0 +1,119 @@
+/**
+ * npm run lab -- --topology <vrrp|vrrp-etcd|haproxy-etcd|all> [--scenario NAME[,NAME]|all] [--repeat N]
+ *                [--ttl SECONDS] [--prefix P] [--keep-dir]
+ *
+ * Builds the lab once per topology, runs the scenarios N times each, prints every
+ * check and a table of figures, writes artifacts/failover-<time>.json, and always
+ * tears down (also on SIGINT/SIGTERM and on failure). Exit 1 when a check failed.
+ */
+import { fileURLToPath } from 'node:url';
+import { FailoverLab, ROOT, TOPOLOGIES, prerequisites, type Topology } from './lab.js';
+import { runScenario, scenariosFor, type ScenarioResult } from './scenarios.js';
+import { describe, figures, table, writeArtifacts } from './report.js';
+
+export interface RunOptions {
+  topology: Topology;
+  scenarios: string[] | 'all';
+  repeat: number;
+  ttlSeconds?: number;
+  prefix?: string;
+  log?: (line: string) => void;
+  keepDir?: boolean;
+  /** Called once the lab is built (tests use it to interrupt a run). */
+  onBuilt?: (lab: FailoverLab) => void;
+}
+
+/** Live labs, so a signal handler can tear them down. */
+export const liveLabs = new Set<FailoverLab>();
+
+export async function runTopology(o: RunOptions): Promise<ScenarioResult[]> {
+  const log = o.log ?? ((l: string) => console.log(l));
+  const lab = new FailoverLab({ topology: o.topology, prefix: o.prefix, ttlSeconds: o.ttlSeconds, log });
+  liveLabs.add(lab);
+  const results: ScenarioResult[] = [];
+  try {
+    await lab.build();
+    o.onBuilt?.(lab);
+    for (let i = 1; i <= o.repeat; i++) {
+      for (const s of scenariosFor(o.topology, o.scenarios)) {
+        const t = Date.now();
+        const r = await runScenario(lab, s, i);
+        results.push(r);
+        log(`${describe(r)}\n   (${Date.now() - t} ms)`);
+        if (r.checks.some((c) => !c.ok && !c.informational)) log(lab.dumpTail());
+      }
+    }
+  } catch (err) {
+    log(`lab ${o.topology} failed: ${(err as Error).stack ?? err}\n${lab.dumpTail()}`);
+    throw err;
+  } finally {
+    const left = await lab.teardown(o.keepDir);
+    liveLabs.delete(lab);
+    if (left.length) log(`LEFT BEHIND: ${left.join(' ')}`);
+  }
+  return results;
+}
+
+function parseArgs(argv: string[]): Record<string, string | boolean> {
+  const out: Record<string, string | boolean> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}`);
+    const [k, v] = a.slice(2).split('=', 2) as [string, string | undefined];
+    if (v !== undefined) out[k] = v;
+    else if (argv[i + 1] !== undefined && !argv[i + 1]!.startsWith('--')) out[k] = argv[++i]!;
+    else out[k] = true;
+  }
+  return out;
+}
+
+async function main(): Promise<number> {
+  const args = parseArgs(process.argv.slice(2));
+  const topo = String(args.topology ?? 'vrrp');
+  const topologies = topo === 'all' ? TOPOLOGIES : [topo as Topology];
+  if (!topologies.every((t) => TOPOLOGIES.includes(t))) throw new Error(`--topology must be one of ${TOPOLOGIES.join(', ')} or all`);
+  const scenarios = args.scenario === undefined || args.scenario === 'all' ? 'all' : String(args.scenario).split(',');
+  const repeat = Number(args.repeat ?? 1);
+  let stopping = false;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    console.error(`\n${sig}: tearing the lab down`);
+    void Promise.all([...liveLabs].map((l) => l.teardown(Boolean(args['keep-dir'])))).finally(() => process.exit(130));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const all: ScenarioResult[] = [];
+  for (const t of topologies) {
+    const missing = prerequisites(t);
+    if (missing.length) {
+      console.error(`lab ${t}: missing ${missing.join(', ')}`);
+      return 2;
+    }
+    all.push(
+      ...(await runTopology({
+        topology: t,
+        scenarios,
+        repeat,
+        ttlSeconds: args.ttl ? Number(args.ttl) : 2,
+        prefix: typeof args.prefix === 'string' ? args.prefix : undefined,
+        keepDir: Boolean(args['keep-dir']),
+        onBuilt: () => console.log('LAB-BUILT'),
+      })),
+    );
+  }
+  console.log(`\n${table(figures(all))}`);
+  const file = writeArtifacts(ROOT, `failover-${new Date().toISOString().replace(/[:.]/g, '-')}.json`, all);
+  console.log(`figures: ${file}`);
+  return all.some((r) => r.checks.some((c) => !c.ok && !c.informational)) ? 1 : 0;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  main().then(
+    (code) => process.exit(code),
+    (err: Error) => {
+      console.error(err.stack ?? String(err));
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,267 @@
+import { join } from 'node:path';
+import { FailoverLab, sleep, until, type Gateway, type Topology } from './lab.js';
+import { Workload, commandBody, newExecId, type Execution, type WorkloadOptions } from './workload.js';
+import { runChecks, splitBrainMs, type Check } from './checks.js';
+
+export interface ScenarioResult {
+  topology: Topology;
+  scenario: string;
+  repeat: number;
+  /** Fault (or quorum restored, for etcd-majority) to the first successful command; null: none within the wait. */
+  failoverMs: number | null;
+  /** Executions overlapping [fault, recovered] that failed, of how many. */
+  failed: number;
+  total: number;
+  splitBrainMs: number;
+  /** Pairs of runs on two nodes out of token order (VRRP only; etcd must have none). */
+  overlaps: number;
+  checks: Check[];
+  notes: string[];
+}
+
+interface Ctx {
+  lab: FailoverLab;
+  wl: Workload;
+  leader: Gateway;
+  notes: string[];
+  /** Measure recovery from here (default: the fault). */
+  measureFrom?: number;
+  /** The node whose successes do not count as a failover (default: the old leader). */
+  faulted?: string | null;
+  quiet: Array<{ from: number; to: number; why: string }>;
+  extraChecks: Check[];
+}
+
+interface Scenario {
+  name: string;
+  only?: Topology[];
+  workload?: WorkloadOptions;
+  /** Nothing should move: no failover figure. */
+  noFailover?: boolean;
+  /** Injects the fault at `t` and returns once the fault is over (restores what it broke). */
+  run(ctx: Ctx, t: number): Promise<void>;
+}
+
+const others = (lab: FailoverLab, g: Gateway) => lab.gateways.filter((x) => x !== g);
+
+/** Waits for a success after `from` on another node than `not` (or any node when null). */
+async function recovered(ctx: Ctx, from: number, not: string | null, timeoutMs = 15_000): Promise<boolean> {
+  try {
+    await until('recovery', () => ctx.wl.firstSuccess(from, not), timeoutMs, 50);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const H = (lab: FailoverLab, f: string) => join(lab.hostDir, f);
+
+export const SCENARIOS: Scenario[] = [
+  {
+    name: 'sigkill',
+    async run(ctx, t) {
+      ctx.lab.crashExecgate(ctx.leader);
+      await recovered(ctx, t, ctx.leader.name);
+      await sleep(1500);
+    },
+  },
+  {
+    name: 'host-loss',
+    async run(ctx, t) {
+      ctx.lab.loseHost(ctx.leader);
+      await recovered(ctx, t, ctx.leader.name);
+      await sleep(1000);
+      await ctx.lab.restoreHost(ctx.leader);
+      await sleep(1500);
+    },
+  },
+  {
+    // Honest "unhealthy, process alive": the audit log's file system is nearly full
+    // (/healthz needs 64 MiB free); nothing is paused or killed.
+    name: 'unhealthy',
+    async run(ctx, t) {
+      const { lab, leader } = ctx;
+      lab.hostExec(leader.name, ['fallocate', '-l', '60M', H(lab, 'filler')]);
+      ctx.notes.push('unhealthy = audit file system below the 64 MiB reserve (execgate alive, /healthz 503)');
+      const ok = await recovered(ctx, t, leader.name, 8000);
+      if (!ok) ctx.notes.push('no failover while unhealthy: the etcd leader keeps its lease (health does not reach leadership)');
+      lab.hostExec(leader.name, ['rm', '-f', H(lab, 'filler')]);
+      await sleep(3000);
+    },
+  },
+  {
+    name: 'drain',
+    workload: { longEveryMs: 0, steps: false },
+    async run(ctx, t) {
+      const { lab, leader } = ctx;
+      const r = await lab.drain(leader);
+      if (r.status !== 200) ctx.notes.push(`drain answered ${r.status}`);
+      await recovered(ctx, t, leader.name);
+      await until(`${leader.name} drained`, async () => (await lab.drainPhase(leader)) === 'drained', 15_000, 100).catch(() => ctx.notes.push('drain did not complete'));
+      await sleep(500);
+      await lab.undrain(leader);
+      await sleep(1500);
+    },
+  },
+  {
+    name: 'upload-exec',
+    workload: { longEveryMs: 0, steps: false },
+    async run(ctx, t) {
+      const { lab, leader, wl } = ctx;
+      const execid = newExecId(lab);
+      const path = `/tmp/${1 + Math.floor(Math.random() * 9999)}-${execid}-gw-dispatch-script.tmp.sh`;
+      const env = { RD_JOB_EXECID: execid };
+      const up = (await lab.request({ op: 'scp', ...lab.target, path, content: `#!/bin/sh\n${commandBody(lab, 'true')}\n` })) as { code: number; error?: string };
+      if (up.code !== 0) ctx.notes.push(`upload failed: ${up.error}`);
+      ctx.measureFrom = Date.now();
+      lab.crashExecgate(leader);
+      await recovered(ctx, ctx.measureFrom, leader.name);
+      const e: Execution = { execid, kind: 'manual', t0: Date.now(), t1: null, ok: null, node: null, token: null, code: null, detail: '' };
+      wl.executions.push(e);
+      const exec = (command: string) => lab.request({ op: 'exec', ...lab.target, command, env, timeoutMs: 15_000 }) as Promise<{ code: number | null; stdout: string; stderr: string; error?: string }>;
+      const chmod = await exec(`chmod +x ${path}`);
+      const run = await exec(path);
+      const rm = await exec(`rm -f ${path}`);
+      e.t1 = Date.now();
+      e.code = run.code;
+      e.ok = run.code === 0 && run.stdout.includes(`ok ${execid}`);
+      e.detail = `chmod ${chmod.code}; exec ${run.code}: ${run.stderr.trim()}; rm ${rm.code}`;
+      const clear = run.code === 75 && run.stderr.includes('the script was uploaded to another node before a failover; retry the step');
+      ctx.extraChecks.push({
+        name: 'exec after a failover between upload and exec fails clearly',
+        ok: clear && !e.ok,
+        detail: `chmod exit ${chmod.code} (${chmod.stderr.trim().slice(0, 80)}); exec exit ${run.code}: ${run.stderr.trim().slice(0, 160)}; rm exit ${rm.code}`,
+      });
+      void t;
+      await sleep(1000);
+    },
+  },
+  {
+    name: 'partition',
+    async run(ctx, t) {
+      const { lab, leader } = ctx;
+      lab.net.partition(leader.name, others(lab, leader).map((g) => g.name));
+      ctx.notes.push(`${leader.name} cut off from the other gateways; the client reaches all`);
+      await recovered(ctx, t, leader.name, 8000);
+      await sleep(Math.max(0, t + 5000 - Date.now()));
+      const leadersAtHeal = lab.leaders();
+      lab.net.heal();
+      ctx.notes.push(`leaders just before healing: ${leadersAtHeal.join('+') || 'none'}`);
+      await sleep(2500);
+    },
+  },
+  {
+    name: 'etcd-minority',
+    only: ['vrrp-etcd', 'haproxy-etcd'],
+    noFailover: true,
+    async run(ctx) {
+      const { lab, leader } = ctx;
+      const victim = others(lab, leader)[0]!;
+      ctx.faulted = null;
+      await lab.stopProc(victim.etcd, 'SIGKILL');
+      await sleep(4000);
+      const still = lab.leaders();
+      ctx.extraChecks.push({ name: 'minority loss changes nothing', ok: still.length === 1 && still[0] === leader.name, detail: `leader during the loss: ${still.join('+') || 'none'}` });
+      lab.startEtcd(victim);
+      await sleep(1500);
+    },
+  },
+  {
+    name: 'etcd-majority',
+    only: ['vrrp-etcd', 'haproxy-etcd'],
+    async run(ctx, t) {
+      const { lab, leader } = ctx;
+      const victims = others(lab, leader);
+      for (const v of victims) await lab.stopProc(v.etcd, 'SIGKILL');
+      const fenced = await until('the leader to fence itself', () => leader.roles.find((r) => r.t >= t && r.role !== 'leader'), 10_000).catch(() => null);
+      ctx.notes.push(fenced ? `${leader.name} ${fenced.role} ${fenced.t - t} ms after quorum loss` : `${leader.name} did not step down`);
+      await sleep(Math.max(0, t + 5000 - Date.now()));
+      const restore = Date.now();
+      ctx.quiet.push({ from: (fenced?.t ?? t + lab.ttlSeconds * 1000) + 50, to: restore, why: 'etcd quorum lost' });
+      for (const v of victims) lab.startEtcd(v);
+      ctx.measureFrom = restore;
+      ctx.faulted = null;
+      await recovered(ctx, restore, null, 20_000);
+      await sleep(1500);
+    },
+  },
+  {
+    name: 'flap',
+    async run(ctx) {
+      const { lab, leader } = ctx;
+      for (let i = 0; i < 3; i++) {
+        lab.net.setPort(leader.name, false);
+        await sleep(600);
+        lab.net.setPort(leader.name, true);
+        await sleep(1500);
+      }
+      await sleep(1500);
+    },
+  },
+  {
+    name: 'rolling',
+    async run(ctx) {
+      const { lab, leader } = ctx;
+      for (const g of [...others(lab, leader), leader]) {
+        if (g === leader) ctx.measureFrom = Date.now();
+        await lab.drain(g);
+        await until(`${g.name} drained`, async () => (await lab.drainPhase(g)) === 'drained', 40_000, 100).catch(() => ctx.notes.push(`${g.name}: drain did not complete`));
+        await lab.restartExecgate(g);
+        await lab.undrain(g);
+        await lab.waitSteady(30_000).catch(() => ctx.notes.push(`not steady after restarting ${g.name}`));
+      }
+    },
+  },
+];
+
+export function scenariosFor(topology: Topology, names: string[] | 'all'): Scenario[] {
+  const list = SCENARIOS.filter((s) => !s.only || s.only.includes(topology));
+  if (names === 'all') return list;
+  const unknown = names.filter((n) => !SCENARIOS.some((s) => s.name === n));
+  if (unknown.length) throw new Error(`unknown scenario ${unknown.join(', ')}; known: ${SCENARIOS.map((s) => s.name).join(', ')}`);
+  return list.filter((s) => names.includes(s.name));
+}
+
+/** One scenario with its workload, measurements and checks. */
+export async function runScenario(lab: FailoverLab, s: Scenario, repeat: number): Promise<ScenarioResult> {
+  await lab.waitSteady(40_000);
+  const leader = lab.leader()!;
+  const wl = new Workload(lab, s.workload);
+  const ctx: Ctx = { lab, wl, leader, notes: [], quiet: [], extraChecks: [] };
+  const since = Date.now();
+  wl.start();
+  await sleep(1500);
+  const t = Date.now();
+  let error: Error | null = null;
+  try {
+    await s.run(ctx, t);
+  } catch (err) {
+    error = err as Error;
+  }
+  await sleep(1000);
+  await wl.stop();
+  const end = Date.now();
+  await lab.waitSteady(40_000).catch((err: Error) => ctx.notes.push(`not steady afterwards: ${err.message}`));
+  await sleep(lab.etcd ? 500 : 2500); // killGraceSeconds for terminated commands on a former leader
+  const from = ctx.measureFrom ?? t;
+  const faulted = ctx.faulted === undefined ? leader.name : ctx.faulted;
+  const first = wl.firstSuccess(from, faulted);
+  const recoveredAt = first?.t1 ?? end;
+  const window = wl.executions.filter((e) => e.t0 <= recoveredAt && (e.t1 ?? end) >= t);
+  if (wl.jschHangs) ctx.notes.push(`${wl.jschHangs} JSch step(s) hung on a dead connection (no client keepalive) until the lab killed the socket`);
+  const { checks, overlaps } = runChecks({ lab, executions: wl.executions, since, quietWindows: ctx.quiet });
+  checks.push(...ctx.extraChecks);
+  if (error) checks.push({ name: 'scenario ran', ok: false, detail: error.message });
+  return {
+    topology: lab.topology,
+    scenario: s.name,
+    repeat,
+    failoverMs: first && !s.noFailover ? first.t1! - from : null,
+    failed: (s.name === 'rolling' || s.name === 'flap' ? wl.executions : window).filter((e) => e.ok === false && e.kind !== 'manual').length,
+    total: (s.name === 'rolling' || s.name === 'flap' ? wl.executions : window).length,
+    splitBrainMs: splitBrainMs(lab, t, end),
+    overlaps,
+    checks,
+    notes: ctx.notes,
+  };
+}

@@ -1,0 +1,142 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FailoverLab } from './lab.js';
+
+/** One execution as the client saw it. */
+export interface Execution {
+  execid: string;
+  kind: 'short' | 'long' | 'step' | 'manual';
+  /** Client clock (all lab hosts share one clock). */
+  t0: number;
+  t1: number | null;
+  /** null while pending. */
+  ok: boolean | null;
+  node: string | null;
+  token: string | null;
+  code: number | null;
+  detail: string;
+}
+
+export interface WorkloadOptions {
+  shortEveryMs?: number;
+  /** 0 disables long commands. */
+  longEveryMs?: number;
+  longSeconds?: [number, number];
+  steps?: boolean;
+}
+
+/**
+ * Every command appends `execid node token start end` to the ledger on the node that ran
+ * it and prints `ok execid node token`. The ledger lives in the host's own tmpfs.
+ */
+export function commandBody(lab: FailoverLab, work: string): string {
+  const ledger = join(lab.hostDir, 'ledger');
+  return `s=$(date +%s%3N); ${work}; e=$(date +%s%3N); echo "$RD_JOB_EXECID $EXECGATE_NODE $EXECGATE_FENCING_TOKEN $s $e" >> ${ledger} && echo "ok $RD_JOB_EXECID $EXECGATE_NODE $EXECGATE_FENCING_TOKEN"`;
+}
+
+let seq = 0;
+export function newExecId(lab: FailoverLab): string {
+  seq += 1;
+  return `${lab.prefix}-${Date.now().toString(36)}-${seq}`;
+}
+
+function parseOk(execid: string, stdout: string): { node: string; token: string } | null {
+  const m = new RegExp(`(?:^|\\n)ok ${execid} (\\S+) (\\S+)`).exec(stdout);
+  return m ? { node: m[1]!, token: m[2]! } : null;
+}
+
+/** A Rundeck-like stream: short commands, long ones, and JSch script steps through one JVM. */
+export class Workload {
+  readonly executions: Execution[] = [];
+  /** JSch steps that hung on a dead connection until the lab killed the socket. */
+  jschHangs = 0;
+  private running = false;
+  private timers: NodeJS.Timeout[] = [];
+  private inflight = new Set<Promise<void>>();
+  private readonly opts: Required<WorkloadOptions>;
+  private readonly script: string;
+
+  constructor(
+    private readonly lab: FailoverLab,
+    opts: WorkloadOptions = {},
+  ) {
+    this.opts = { shortEveryMs: 150, longEveryMs: 1000, longSeconds: [2, 4], steps: true, ...opts };
+    this.script = join(lab.dir, 'step-script.sh');
+    writeFileSync(this.script, `#!/bin/sh\n${commandBody(lab, 'sleep 0.2')}\n`, { mode: 0o755 });
+  }
+
+  private track(p: Promise<void>): void {
+    this.inflight.add(p);
+    void p.finally(() => this.inflight.delete(p));
+  }
+
+  /** One exec on a new connection through the target. */
+  exec(kind: Execution['kind'], work: string, timeoutMs = 30_000): Promise<Execution> {
+    const execid = newExecId(this.lab);
+    const e: Execution = { execid, kind, t0: Date.now(), t1: null, ok: null, node: null, token: null, code: null, detail: '' };
+    this.executions.push(e);
+    const p = this.lab
+      .request({ op: 'exec', ...this.lab.target, command: commandBody(this.lab, work), env: { RD_JOB_EXECID: execid }, timeoutMs })
+      .then((r) => {
+        const res = r as { code: number | null; stdout?: string; stderr?: string; error?: string | null; t0: number; t1: number };
+        e.t0 = res.t0 ?? e.t0;
+        e.t1 = res.t1 ?? Date.now();
+        e.code = res.code ?? null;
+        const ok = res.code === 0 ? parseOk(execid, res.stdout ?? '') : null;
+        e.ok = ok !== null;
+        e.node = ok?.node ?? null;
+        e.token = ok?.token ?? null;
+        e.detail = ok ? '' : (res.error ?? `exit ${res.code}: ${(res.stderr ?? '').trim().slice(0, 200)}`);
+      });
+    this.track(p);
+    return p.then(() => e);
+  }
+
+  private async stepLoop(): Promise<void> {
+    while (this.running) {
+      const execid = newExecId(this.lab);
+      const e: Execution = { execid, kind: 'step', t0: Date.now(), t1: null, ok: null, node: null, token: null, code: null, detail: '' };
+      this.executions.push(e);
+      const r = await this.lab.jschStep(execid, this.script);
+      if (r.hung) this.jschHangs++;
+      e.t1 = Date.now();
+      const run = r.ops.find((o) => o.op === 'exec' && typeof o.command === 'string' && !/^(chmod|rm) /.test(o.command as string));
+      const ok = r.ok && r.exit === 0 && run ? parseOk(execid, String(run.stdout ?? '')) : null;
+      e.ok = ok !== null;
+      e.node = ok?.node ?? null;
+      e.token = ok?.token ?? null;
+      e.code = r.exit ?? null;
+      if (!ok) {
+        const failed = r.ops.find((o) => o.op === 'exec' && o.exit !== 0);
+        e.detail = (r.hung ? 'JSch hung (no keepalive) until its socket was killed: ' : '') + (r.message ?? (failed ? `${String(failed.command).split(' ')[0]} exit ${failed.exit}: ${String(failed.stderr ?? '').trim().slice(0, 160)}` : `exit ${r.exit}`));
+      }
+      await new Promise((res) => setTimeout(res, 500));
+    }
+  }
+
+  start(): void {
+    this.running = true;
+    this.timers.push(setInterval(() => void this.exec('short', 'sleep 0.05'), this.opts.shortEveryMs));
+    if (this.opts.longEveryMs > 0) {
+      const [lo, hi] = this.opts.longSeconds;
+      this.timers.push(setInterval(() => void this.exec('long', `sleep ${(lo + Math.random() * (hi - lo)).toFixed(1)}`), this.opts.longEveryMs));
+    }
+    if (this.opts.steps) this.track(this.stepLoop());
+  }
+
+  /** Stops issuing and waits for everything in flight. */
+  async stop(): Promise<void> {
+    this.running = false;
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    while (this.inflight.size) await Promise.all([...this.inflight]);
+  }
+
+  /** The first success started at or after `from` on a node other than `not`. */
+  firstSuccess(from: number, not: string | null): Execution | null {
+    const found = this.executions
+      .filter((e) => e.ok && e.t0 >= from && e.node !== not && e.t1 !== null && (e.kind === 'short' || e.kind === 'long'))
+      .sort((a, b) => a.t1! - b.t1!);
+    return found[0] ?? null;
+  }
+}
