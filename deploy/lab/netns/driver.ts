@@ -27,6 +27,7 @@ interface Request {
   url?: string;
   method?: string;
   token?: string;
+  body?: string;
 }
 
 const key = readFileSync(process.argv[2] ?? '', 'utf8');
@@ -140,6 +141,7 @@ async function http(r: Request): Promise<Record<string, unknown>> {
     const res = await fetch(r.url!, {
       method: r.method ?? 'GET',
       headers: r.token ? { authorization: `Bearer ${r.token}` } : {},
+      ...(r.body !== undefined ? { body: r.body } : {}),
       signal: AbortSignal.timeout(r.timeoutMs ?? 2000),
     });
     return { id: r.id, status: res.status, body: await res.text() };

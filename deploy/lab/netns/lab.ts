@@ -254,7 +254,9 @@ export class FailoverLab {
 
   private startAnchor(host: string, ns: string, extra = ''): number {
     const h = this.hostDir;
-    const script = `mount -t tmpfs -o size=100m,mode=0755 tmpfs ${h} && mount -t tmpfs -o mode=1777 tmpfs /tmp ${extra} && echo anchored && exec sleep infinity`;
+    // etcd preallocates 64 MiB WAL files: its data gets its own tmpfs, so filling the
+    // audit file system (the "unhealthy" scenario) does not touch etcd.
+    const script = `mount -t tmpfs -o size=100m,mode=0755 tmpfs ${h} && mkdir ${h}/etcd && mount -t tmpfs -o size=400m,mode=0700 tmpfs ${h}/etcd && mount -t tmpfs -o mode=1777 tmpfs /tmp ${extra} && echo anchored && exec sleep infinity`;
     const child = this.net.spawn(ns, ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', script]);
     child.stderr!.on('data', (d: Buffer) => this.log(`[${host} anchor] ${d.toString().trim()}`));
     this.anchors.set(host, child.pid!);
@@ -361,7 +363,9 @@ export class FailoverLab {
       const lbAnchor = this.anchors.get(LB.name)!;
       const check = spawnSync('nsenter', ['-t', String(lbAnchor), '-m', '-n', '--', HAPROXY, '-c', '-q', '-f', cfg], { encoding: 'utf8' });
       if (check.status !== 0) throw new Error(`haproxy -c rejected ${cfg}: ${check.stdout}${check.stderr}`);
-      this.haproxy = this.hostSpawn(LB.name, [HAPROXY, '-db', '-f', cfg]);
+      // maxconn 20000 needs ~40k file descriptors, above this machine's hard limit (20000) which the lab
+      // cannot raise: -n 4000 overrides maxconn; the rendered file is used unchanged.
+      this.haproxy = this.hostSpawn(LB.name, [HAPROXY, '-db', '-n', '4000', '-f', cfg]);
     }
     await this.waitSteady(30_000);
     this.log(`lab ${this.topology} (${this.prefix}) up in ${Date.now() - t0} ms; leader ${this.leaders().join(',')}`);

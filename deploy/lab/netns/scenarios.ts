@@ -156,7 +156,22 @@ export const SCENARIOS: Scenario[] = [
     noFailover: true,
     async run(ctx) {
       const { lab, leader } = ctx;
-      const victim = others(lab, leader)[0]!;
+      // A follower: losing etcd's raft leader costs an election (~1 s) during which
+      // keepalives fail, which with a 2 s TTL can fence the gateway leader (measured).
+      let victim = others(lab, leader)[0]!;
+      for (const g of others(lab, leader)) {
+        const r = await lab.request({ op: 'http', url: `http://${g.address}:2379/v3/maintenance/status`, method: 'POST', body: '{}', timeoutMs: 2000 });
+        try {
+          const st = JSON.parse(String(r.body)) as { header: { member_id: string }; leader: string };
+          if (st.leader !== st.header.member_id) {
+            victim = g;
+            break;
+          }
+        } catch {
+          // keep the default
+        }
+      }
+      ctx.notes.push(`etcd member on ${victim.name} (a raft follower) killed`);
       ctx.faulted = null;
       await lab.stopProc(victim.etcd, 'SIGKILL');
       await sleep(4000);
