@@ -1,5 +1,6 @@
 import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { rmdir, writeFile } from 'node:fs/promises';
 import { pino } from 'pino';
 import { processGroupMembers } from './processGroup.js';
 
@@ -183,11 +184,11 @@ export class CommandCgroup {
    * not move itself (a no-op otherwise).
    */
   enter(pid: number): void {
-    try {
-      writeFileSync(join(this.path, 'cgroup.procs'), String(pid));
-    } catch {
+    // Asynchronous: a cgroup migration can take milliseconds in the kernel, and the
+    // wrapper has normally moved the process already; never stall the event loop.
+    writeFile(join(this.path, 'cgroup.procs'), String(pid)).catch(() => {
       // exited meanwhile
-    }
+    });
   }
 
   /** SIGKILLs every process in the cgroup, whatever its session or process group. */
@@ -221,6 +222,8 @@ export class CommandCgroup {
 
   /** Removes the cgroup once empty; processes that outlived the command keep it until they end. */
   release(): void {
-    if (!tryRemove(this.path)) lingering.add(this.path);
+    rmdir(this.path).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') lingering.add(this.path);
+    });
   }
 }

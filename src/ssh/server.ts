@@ -20,6 +20,28 @@ interface PeerAddress {
   port: number;
 }
 
+/**
+ * ssh2 writes every packet (at most 32 KiB with OpenSSH) with its own socket.write:
+ * one syscall each. Corking until the end of the current tick sends a burst of
+ * packets in one writev, without delaying a lone packet (TCP_NODELAY stays on).
+ */
+function coalesceWrites(socket: Socket): void {
+  const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    socket.uncork();
+  };
+  socket.write = ((...args: unknown[]) => {
+    if (!corked) {
+      corked = true;
+      socket.cork();
+      process.nextTick(uncork);
+    }
+    return write(...args);
+  }) as typeof socket.write;
+}
+
 const unmapped = (a: string) => (a.startsWith('::ffff:') ? a.slice(7) : a);
 
 /**
@@ -66,6 +88,7 @@ export class SshServer {
     const { config } = this.options.services;
     socket.on('error', () => {}); // ssh2 reports protocol-level errors; resets are routine
     socket.setNoDelay(true);
+    coalesceWrites(socket);
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
     const remote = unmapped(socket.remoteAddress ?? 'unknown');
