@@ -1,8 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { clusterSchema, type Cluster } from './cluster.js';
-import { describeIssues, parseConfig } from './load.js';
+import { describeIssues, parseConfig, readYamlFile } from './load.js';
 import type { Config } from './schema.js';
 import { errors, ExecgateError } from '../errors.js';
 
@@ -99,19 +97,7 @@ export function parseCluster(raw: unknown, source: string): Cluster {
 }
 
 export function loadClusterFile(path: string): Cluster {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw errors.configUnreadable(path, (err as Error).message);
-  }
-  let raw: unknown;
-  try {
-    raw = parseYaml(text);
-  } catch (err) {
-    throw errors.configSyntax(path, err instanceof YAMLParseError ? err.message.split('\n')[0]! : (err as Error).message);
-  }
-  return parseCluster(raw, path);
+  return parseCluster(readYamlFile(path), path);
 }
 
 /** The single-node config of one cluster member: shared gateway settings + its own addresses. */

@@ -39,19 +39,22 @@ function resolvePaths(config: Config, baseDir: string): Config {
   };
 }
 
-export function loadConfigFile(path: string): Config {
+/** Reads and parses a YAML file, with errors that name the file and the problem. */
+export function readYamlFile(path: string): unknown {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
     throw errors.configUnreadable(path, (err as Error).message);
   }
-  let raw: unknown;
   try {
-    raw = parseYaml(text);
+    return parseYaml(text);
   } catch (err) {
     const reason = err instanceof YAMLParseError ? err.message.split('\n')[0]! : (err as Error).message;
     throw errors.configSyntax(path, reason);
   }
-  return parseConfig(raw, path, dirname(resolve(path)));
+}
+
+export function loadConfigFile(path: string): Config {
+  return parseConfig(readYamlFile(path), path, dirname(resolve(path)));
 }

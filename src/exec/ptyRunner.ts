@@ -1,7 +1,8 @@
 import type { Readable, Writable } from 'node:stream';
 import pty from 'node-pty';
-import { killProcessGroup, signalGroup, type GroupKillResult } from './processGroup.js';
+import { signalGroup, type GroupKillResult } from './processGroup.js';
 import { CommandCgroup } from './cgroup.js';
+import { TreeKiller } from './treeKiller.js';
 import { exitStatusFor, FORWARDABLE_SIGNALS, type CommandHandle, type CommandOutcome, type CommandSpec } from './runner.js';
 import { constants as osConstants } from 'node:os';
 
@@ -23,16 +24,13 @@ export class PtyCommand implements CommandHandle {
   readonly done: Promise<CommandOutcome>;
   readonly pid: number;
   private readonly term: pty.IPty;
-  private killReason: string | null = null;
-  private killing: Promise<GroupKillResult> | null = null;
-  private exited = false;
+  private readonly killer: TreeKiller;
   private outBytes = 0;
-  private readonly cgroup: CommandCgroup | null;
 
   constructor(
     private readonly spec: CommandSpec,
     size: PtySize,
-    private readonly streams: { stdin: Readable; stdout: Writable },
+    streams: { stdin: Readable; stdout: Writable },
   ) {
     const startedAt = Date.now();
     // Enter the command's own cgroup before it can fork (a setsid child cannot leave it).
@@ -47,8 +45,8 @@ export class PtyCommand implements CommandHandle {
       encoding: null,
     });
     this.pid = this.term.pid;
-    this.cgroup = cgroup;
     cgroup?.enter(this.pid);
+    this.killer = new TreeKiller(this.pid, spec.killGraceMs, cgroup);
 
     this.term.onData((data: string | Buffer) => {
       const chunk = typeof data === 'string' ? Buffer.from(data) : data;
@@ -65,19 +63,18 @@ export class PtyCommand implements CommandHandle {
 
     this.done = new Promise<CommandOutcome>((resolve) => {
       this.term.onExit(({ exitCode, signal }) => {
-        this.exited = true;
+        this.killer.markExited();
         streams.stdin.off('data', onInput);
         const sig = signal ? signalName(signal) : null;
         const code = sig ? null : exitCode;
         void (async () => {
-          if (this.killing) await this.killing;
-          this.cgroup?.release();
+          await this.killer.settle();
           resolve({
-            result: this.killReason !== null ? 'killed' : 'completed',
+            result: this.killer.reason !== null ? 'killed' : 'completed',
             status: exitStatusFor(code, sig),
             exitCode: code,
             signal: sig,
-            killReason: this.killReason,
+            killReason: this.killer.reason,
             error: null,
             pid: this.pid,
             startedAt,
@@ -91,7 +88,7 @@ export class PtyCommand implements CommandHandle {
   }
 
   resize(cols: number, rows: number): void {
-    if (!this.exited && cols > 0 && rows > 0) this.term.resize(cols, rows);
+    if (!this.killer.hasExited && cols > 0 && rows > 0) this.term.resize(cols, rows);
   }
 
   signal(name: string): boolean {
@@ -100,19 +97,12 @@ export class PtyCommand implements CommandHandle {
   }
 
   terminate(reason: string, immediate = false): Promise<GroupKillResult> {
-    if (immediate) this.cgroup?.kill(); // fencing: every process of the command, setsid or not
-    if (!this.killing) {
-      if (!this.exited) this.killReason = reason;
-      this.killing = killProcessGroup(this.pid, this.spec.killGraceMs, immediate);
-    } else if (immediate) {
-      signalGroup(this.pid, 'SIGKILL');
-    }
-    return this.killing;
+    return this.killer.terminate(reason, immediate);
   }
 
   /** The client went away: hang up the terminal's processes like sshd, then kill the tree. */
   clientGone(): void {
-    if (this.exited) return;
+    if (this.killer.hasExited) return;
     signalGroup(this.pid, 'SIGHUP');
     setTimeout(() => void this.terminate('client disconnected'), this.spec.closeGraceMs).unref();
   }

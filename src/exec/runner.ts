@@ -1,8 +1,9 @@
 import { constants as osConstants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import { execa } from 'execa';
-import { killProcessGroup, signalGroup, type GroupKillResult } from './processGroup.js';
+import { signalGroup, type GroupKillResult } from './processGroup.js';
 import { CommandCgroup } from './cgroup.js';
+import { TreeKiller } from './treeKiller.js';
 
 export interface CommandSpec {
   file: string;
@@ -64,14 +65,10 @@ export function exitStatusFor(code: number | null, signal: NodeJS.Signals | null
 export class RunningCommand implements CommandHandle {
   readonly done: Promise<CommandOutcome>;
   readonly pid: number | null;
-  private killReason: string | null = null;
-  private killing: Promise<GroupKillResult> | null = null;
-  private exited = false;
+  private readonly killer: TreeKiller | null;
   private stdoutBytes = 0;
   private stderrBytes = 0;
   private readonly child: { stdin: Writable; stdout: Readable; stderr: Readable };
-  /** Its own cgroup v2 where available: a setsid child cannot leave it (see cgroup.ts). */
-  private cgroup: CommandCgroup | null = null;
 
   constructor(
     private readonly spec: CommandSpec,
@@ -97,9 +94,10 @@ export class RunningCommand implements CommandHandle {
     });
     const pid = child.pid ?? null;
     this.pid = pid;
-    this.cgroup = cgroup;
     if (pid === null) cgroup?.release();
     else cgroup?.enter(pid);
+    const killer = pid === null ? null : new TreeKiller(pid, spec.killGraceMs, cgroup);
+    this.killer = killer;
 
     const { stdin, stdout, stderr } = child;
     this.child = { stdin, stdout, stderr };
@@ -120,7 +118,7 @@ export class RunningCommand implements CommandHandle {
     const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error: string | null }>((resolve) => {
       child.once('error', (err) => resolve({ code: null, signal: null, error: err.message }));
       child.once('exit', (code, signal) => {
-        this.exited = true;
+        this.killer?.markExited();
         resolve({ code, signal, error: null });
       });
     });
@@ -135,9 +133,8 @@ export class RunningCommand implements CommandHandle {
       // Output still in the pipes belongs to the command: read it all (as sshd does).
       await Promise.all([closed(stdout), closed(stderr)]);
       streams.stdin.unpipe(stdin);
-      if (this.killing) await this.killing;
-      this.cgroup?.release();
-      const result = this.killReason !== null ? 'killed' : 'completed';
+      await killer?.settle();
+      const result = killer?.reason ? 'killed' : 'completed';
       return this.outcome(result, code, signal, error, startedAt);
     })();
   }
@@ -154,7 +151,7 @@ export class RunningCommand implements CommandHandle {
       status: result === 'spawn-failed' ? 127 : exitStatusFor(exitCode, signal),
       exitCode,
       signal,
-      killReason: this.killReason,
+      killReason: this.killer?.reason ?? null,
       error,
       pid: this.pid,
       startedAt,
@@ -172,16 +169,7 @@ export class RunningCommand implements CommandHandle {
 
   /** Kills the whole process tree: SIGTERM, SIGKILL after the grace (or at once). */
   terminate(reason: string, immediate = false): Promise<GroupKillResult> | null {
-    if (this.pid === null) return null;
-    if (immediate) this.cgroup?.kill(); // fencing: every process of the command, setsid or not
-    if (!this.killing) {
-      // Once the command itself has exited, only leftovers are killed: its result stands.
-      if (!this.exited) this.killReason = reason;
-      this.killing = killProcessGroup(this.pid, this.spec.killGraceMs, immediate);
-    } else if (immediate) {
-      signalGroup(this.pid, 'SIGKILL');
-    }
-    return this.killing;
+    return this.killer?.terminate(reason, immediate) ?? null;
   }
 
   /**
