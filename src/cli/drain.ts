@@ -18,7 +18,7 @@ export function checkAdmin(status: number, body: AdminReply): AdminReply {
 
 export const drain: Verb = {
   summary: 'stop taking commands, release leadership when running ones end',
-  usage: `execgate drain [--url URL] [--token T] [--wait] [--json]
+  usage: `execgate drain [--url URL | --cluster FILE [--node NAME]] [--token T] [--wait] [--json]
   refuses new commands (exit 75) at once; releases leadership when running commands end
   or after drainTimeoutSeconds (then kills them first); --wait returns once released`,
   async run(flags) {

@@ -1,9 +1,23 @@
 import { callGateway, DEFAULT_URL } from '../http/client.js';
 import type { StatusView } from '../http/status.js';
 import { stringFlag, type Flags, type Verb } from './common.js';
+import { hostname } from 'node:os';
+import { loadClusterFile } from '../config/clusterLoad.js';
+import { ExecgateError } from '../errors.js';
 
 export function target(flags: Flags): { url: string; token: string | undefined } {
-  return { url: stringFlag(flags, 'url') ?? DEFAULT_URL, token: stringFlag(flags, 'token') ?? process.env.EXECGATE_HTTP_TOKEN };
+  const token = stringFlag(flags, 'token') ?? process.env.EXECGATE_HTTP_TOKEN;
+  const url = stringFlag(flags, 'url');
+  const clusterPath = stringFlag(flags, 'cluster');
+  if (url === undefined && clusterPath !== undefined) {
+    // On a cluster node the HTTP surface listens on the node's own address.
+    const cluster = loadClusterFile(clusterPath);
+    const name = stringFlag(flags, 'node') ?? hostname();
+    const node = cluster.nodes.find((n) => n.name === name);
+    if (!node) throw new ExecgateError('EG_CLUSTER_NODE', `node "${name}" is not in ${clusterPath} (give --node NAME); its nodes are: ${cluster.nodes.map((n) => n.name).join(', ')}`);
+    return { url: `http://${node.address}:${node.httpPort}`, token: token ?? cluster.gateway.http.token };
+  }
+  return { url: url ?? DEFAULT_URL, token };
 }
 
 const clock = (iso: string | null) => (iso === null ? '-' : iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z'));
@@ -47,7 +61,7 @@ export function formatStatus(v: StatusView): string {
 
 export const status: Verb = {
   summary: "show a gateway's role, health, drain state and commands",
-  usage: 'execgate status [--url URL] [--token T] [--json]   default URL http://127.0.0.1:9422',
+  usage: 'execgate status [--url URL | --cluster FILE [--node NAME]] [--token T] [--json]   default URL http://127.0.0.1:9422',
   async run(flags) {
     const { url, token } = target(flags);
     const { body } = await callGateway<StatusView>(url, 'GET', 'status', token);

@@ -5,7 +5,7 @@ import type { Verb } from './common.js';
 
 export const undrain: Verb = {
   summary: 'take commands again after a drain (rejoin the leadership election)',
-  usage: 'execgate undrain [--url URL] [--token T] [--json]',
+  usage: 'execgate undrain [--url URL | --cluster FILE [--node NAME]] [--token T] [--json]',
   async run(flags) {
     const { url, token } = target(flags);
     const { status, body } = await callGateway<AdminReply>(url, 'POST', 'admin/undrain', token);
