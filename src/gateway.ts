@@ -18,6 +18,8 @@ import { SystemdNotifier } from './systemd/notify.js';
 import { DrainController } from './leadership/drain.js';
 import { TrackFileWriter } from './leadership/trackFile.js';
 import { startHttp } from './http/index.js';
+import { HealthMonitor } from './http/health.js';
+import { HealthStepDown } from './leadership/healthStepDown.js';
 import { createRunOnce } from './runonce/create.js';
 import type { LeadershipState } from './leadership/types.js';
 
@@ -61,6 +63,7 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
     running: () => registry.size,
     terminate: (why) => registry.terminateAll(why),
     timeoutSeconds: config.drainTimeoutSeconds ?? cluster?.leadership.drainTimeoutSeconds ?? 600,
+    handoverMs: cluster && cluster.leadership.source !== 'static' ? cluster.leadership.handoverMs : 0,
     log,
   });
   const reflect = (state: LeadershipState) => {
@@ -100,12 +103,20 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
     authenticator,
     services: { node, config, log, runAs, audit, leadership, registry, metrics, envAllowed: envAllowList(config.env.allow),
       commandSlots: new KeyedCounter(config.limits.maxCommands, config.limits.maxCommandsPerUser),
-      runOnce: runOnce?.coordinator ?? null },
+      runOnce: runOnce?.coordinator ?? null,
+      gateWaitMs: cluster?.leadership.gateWaitMs ?? 0 },
   });
   const address = await ssh.listen(config.listen.host, config.listen.port);
   for (const extra of config.alsoListen) await ssh.listen(extra.host, extra.port);
   const listen = () => [address, ...config.alsoListen].map((l) => `${l.host}:${l.port}`);
-  const http = await startHttp({ config, node, log, leadership, registry, metrics, ssh, audit, hostKeys, listen });
+  const health = new HealthMonitor({ ssh, audit });
+  const http = await startHttp({ config, node, log, leadership, registry, metrics, ssh, audit, hostKeys, listen, health });
+  // In a cluster an unhealthy leader hands over (a single node has nobody to hand over to).
+  const stepDown =
+    source === 'etcd' || source === 'vrrp'
+      ? new HealthStepDown({ check: () => health.check(), leadership, track, terminate: (why) => registry.terminateAll(why), log })
+      : null;
+  stepDown?.start();
   log.info(
     { listen: `${address.host}:${address.port}`, alsoListen: config.alsoListen.map((l) => `${l.host}:${l.port}`), runAs: runAs.targets().map((t) => t.account.name), leadership: leadership.kind, hostKeys: hostKeys.map((k) => `${k.type} ${k.fingerprint}`) },
     'execgate listening',
@@ -121,12 +132,14 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
   const stop = (reason: string) =>
     (stopping ??= (async () => {
       track?.stop(); // -254 first: keepalived hands the VIP over while we wind down
+      stepDown?.stop();
       log.info({ reason, running: registry.size }, 'stopping');
       void notifier.stopping(reason);
       await ssh.stopListening();
       await registry.terminateAll(`gateway stopping: ${reason}`);
       ssh.destroyConnections();
       await http?.close();
+      health.stop();
       await leadership.stop();
       await runOnce?.close();
       await audit.close();

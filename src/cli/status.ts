@@ -35,6 +35,8 @@ export function describeDrain(d: StatusView['drain'], running: number): string {
       return 'not draining';
     case 'draining':
       return `draining since ${clock(d.since)}: refusing new commands; ${running} still running, killed at ${clock(d.deadline)} if not done${d.error ? `; ${d.error}` : ''}`;
+    case 'handover':
+      return `drained since ${clock(d.since)}: handing over (new traffic goes to the next node; ${running} still running here)`;
     case 'drained':
       return `drained since ${clock(d.since)}: leadership released; "execgate undrain" to rejoin`;
   }

@@ -35,6 +35,10 @@ export const leadershipSettingsSchema = z.strictObject({
   /** vrrp and static only; etcd mode always terminates. */
   onLeadershipLoss: z.enum(['terminate', 'finish']).default('terminate'),
   drainTimeoutSeconds: z.number().positive().default(600),
+  /** After a drain, keep leading this long while the VIP/HAProxy move new traffic away. */
+  handoverMs: z.int().nonnegative().default(500),
+  /** A standby waits this long for the lead before refusing (covers handovers and failovers). */
+  gateWaitMs: z.int().nonnegative().default(3000),
 });
 
 export const vrrpSettingsSchema = z.strictObject({

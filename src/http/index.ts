@@ -19,12 +19,14 @@ export interface HttpDeps {
   hostKeys: ReadonlyArray<{ type: string; fingerprint: string }>;
   /** SSH addresses ("host:port") for /status. */
   listen: () => string[];
+  /** Shared with the gateway's health step-down (a new one is made when absent). */
+  health?: HealthMonitor;
 }
 
 /** Starts the HTTP surface when http.enabled; logs "http listening" with its address. */
 export async function startHttp(deps: HttpDeps): Promise<HttpListener | null> {
   if (!deps.config.http.enabled) return null;
-  const health = new HealthMonitor({ ssh: deps.ssh, audit: deps.audit });
+  const health = deps.health ?? new HealthMonitor({ ssh: deps.ssh, audit: deps.audit });
   const app = createHttpApp({ ...deps, health, startedAt: Date.now() });
   let listener: HttpListener;
   try {

@@ -3,9 +3,11 @@ import type { Leadership, LeadershipState } from './types.js';
 
 /**
  * Drain states: `active` (normal), `draining` (refusing new commands, waiting for the
- * running ones), `drained` (leadership released; stays out until undrain).
+ * running ones), `handover` (nothing of the drain left: traffic is sent to the next
+ * node while this one still leads and runs what still arrives), `drained` (leadership
+ * released; stays out until undrain).
  */
-export type DrainPhase = 'active' | 'draining' | 'drained';
+export type DrainPhase = 'active' | 'draining' | 'handover' | 'drained';
 
 export interface DrainStatus {
   phase: DrainPhase;
@@ -28,6 +30,11 @@ export interface DrainOptions {
   log?: Logger;
   /** How often the running count is checked while draining. */
   pollMs?: number;
+  /**
+   * How long to keep leading after the drain, while the VIP or HAProxy moves new
+   * traffic to the next node (cluster modes); 0 releases at once (single node).
+   */
+  handoverMs?: number;
 }
 
 /**
@@ -46,6 +53,10 @@ export class DrainController implements Leadership {
   private poll: NodeJS.Timeout | null = null;
   private timer: NodeJS.Timeout | null = null;
   private releasing: Promise<void> | null = null;
+  /** Inside the handover window: still admitting while traffic moves away. */
+  private handingOver = false;
+  /** This drain's handover is done; only the release is left (or being retried). */
+  private handedOver = false;
   private readonly listeners = new Set<(state: LeadershipState) => void>();
   private last: LeadershipState;
 
@@ -66,6 +77,9 @@ export class DrainController implements Leadership {
     // A drained or draining node never admits work, even if its source still says leader.
     if (this.phase === 'active' || state.role !== 'leader') return state;
     const running = this.options.running();
+    if (this.phase === 'handover' && this.handingOver) {
+      return { ...state, role: 'draining', handover: true, since: this.since ?? state.since, reason: 'drained: handing over to the next node' };
+    }
     return {
       ...state,
       role: 'draining',
@@ -82,11 +96,11 @@ export class DrainController implements Leadership {
     return () => this.listeners.delete(listener);
   }
 
-  /** Tells listeners about a change of role, token or leader (not of the reason text). */
+  /** Tells listeners about a change of role, token, leader or handover (not of the reason text). */
   private emit(): void {
     const state = this.current();
     const prev = this.last;
-    if (prev.role === state.role && prev.token === state.token && prev.leader === state.leader) return;
+    if (prev.role === state.role && prev.token === state.token && prev.leader === state.leader && prev.handover === state.handover) return;
     this.last = state;
     for (const l of this.listeners) l(state);
   }
@@ -123,6 +137,7 @@ export class DrainController implements Leadership {
   drain(): DrainStatus {
     if (this.phase !== 'active') return this.status();
     this.phase = 'draining';
+    this.handedOver = false;
     this.since = Date.now();
     this.deadline = this.since + this.options.timeoutSeconds * 1000;
     this.lastError = null;
@@ -140,7 +155,7 @@ export class DrainController implements Leadership {
 
   /** Resolves once the drain has released leadership (or was cancelled). */
   async drained(): Promise<DrainStatus> {
-    while (this.phase === 'draining') {
+    while (this.phase === 'draining' || this.phase === 'handover') {
       if (this.releasing) await this.releasing;
       else await new Promise((r) => setTimeout(r, this.options.pollMs ?? 200));
     }
@@ -151,10 +166,14 @@ export class DrainController implements Leadership {
     if (this.phase !== 'draining') return Promise.resolve();
     return (this.releasing ??= (async () => {
       this.clearTimers();
-      const running = this.options.running();
-      if (running > 0) {
-        this.options.log?.warn({ running, timeoutSeconds: this.options.timeoutSeconds }, 'drain timeout: killing the commands still running before releasing leadership');
-        await this.options.terminate(`drain timeout (${this.options.timeoutSeconds} s)`);
+      if (!this.handedOver) {
+        const running = this.options.running();
+        if (running > 0) {
+          this.options.log?.warn({ running, timeoutSeconds: this.options.timeoutSeconds }, 'drain timeout: killing the commands still running before releasing leadership');
+          await this.options.terminate(`drain timeout (${this.options.timeoutSeconds} s)`);
+        }
+        if (this.phase !== 'draining') return; // undrained meanwhile
+        await this.handOver();
       }
       if (this.phase !== 'draining') return; // undrained meanwhile
       try {
@@ -172,6 +191,34 @@ export class DrainController implements Leadership {
       this.releasing = null;
       this.emit();
     }));
+  }
+
+  /**
+   * Zero-failure handover: new traffic goes elsewhere first (the track file says -254,
+   * /leader says 503) while this node still leads and runs what reaches it meanwhile;
+   * then it waits for those commands and releases. The next node's gate waits for the
+   * lead instead of refusing (gate.admitWaiting).
+   */
+  private async handOver(): Promise<void> {
+    const ms = this.options.handoverMs ?? 0;
+    this.handedOver = true;
+    if (ms <= 0) return;
+    this.phase = 'handover';
+    this.handingOver = true;
+    this.emit();
+    try {
+      await new Promise((r) => setTimeout(r, ms));
+      const deadline = this.deadline ?? Date.now();
+      while (this.phase === 'handover' && this.options.running() > 0 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, this.options.pollMs ?? 200));
+      }
+      if (this.phase === 'handover' && this.options.running() > 0) {
+        await this.options.terminate(`drain timeout (${this.options.timeoutSeconds} s)`);
+      }
+    } finally {
+      this.handingOver = false; // from here on, refuse again until released
+      if (this.phase === 'handover') this.phase = 'draining';
+    }
   }
 
   /** Ends a drain: cancels one in progress, or rejoins after a release. */

@@ -15,7 +15,7 @@ export type GateDecision =
  */
 export function admit(node: string, leadership: LeadershipView): GateDecision {
   const state = leadership.current();
-  if (state.role === 'leader') return { admitted: true, token: state.token };
+  if (state.role === 'leader' || (state.role === 'draining' && state.handover === true)) return { admitted: true, token: state.token };
   const leader = state.leader
     ? `leader is ${state.leader}${state.token !== null ? ` (token ${state.token})` : ''}`
     : 'no leader is known';
@@ -24,6 +24,32 @@ export function admit(node: string, leadership: LeadershipView): GateDecision {
     reason: state.role,
     message: `execgate: ${node} is ${state.role}; ${leader}; not running`,
   };
+}
+
+/**
+ * The gate for a node that may be about to lead: a standby waits up to waitMs for the
+ * lead before refusing. Traffic (the VIP, HAProxy) can reach the next leader a moment
+ * before its leadership does: during a drain's handover, or right after a failover.
+ * Fenced and draining nodes are refused at once.
+ */
+export function admitWaiting(
+  node: string,
+  leadership: LeadershipView & { onChange(listener: (state: LeadershipState) => void): () => void },
+  waitMs: number,
+): Promise<GateDecision> {
+  const first = admit(node, leadership);
+  if (first.admitted || waitMs <= 0 || leadership.current().role !== 'standby') return Promise.resolve(first);
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      off();
+      resolve(admit(node, leadership));
+    };
+    const timer = setTimeout(done, waitMs);
+    const off = leadership.onChange((state) => {
+      if (state.role !== 'standby') done();
+    });
+  });
 }
 
 /** EX_TEMPFAIL: the scheduler may retry elsewhere or later. */

@@ -10,7 +10,8 @@ import type { Leadership, LeadershipState, Role } from './types.js';
  *
  *   100   leader, and a draining leader (it keeps the VIP until it releases)
  *     0   standby: a spare that may take the VIP when the leader goes
- *  -254   stepping down (fenced, released, lost the lead), unhealthy, or stopping;
+ *  -254   stepping down (fenced, released, lost the lead, handing over after a
+ *         drain), unhealthy, or stopping;
  *         back to 0 once another node is known to lead, so a two-node cluster keeps
  *         its spare
  *
@@ -34,13 +35,15 @@ export interface TrackInputs {
   stopping: boolean;
   /** Health says no (set by the health checks). */
   unhealthy: boolean;
+  /** A drained leader handing over: traffic must move away before it releases. */
+  handover?: boolean;
 }
 
 const leads = (role: Role) => role === 'leader' || role === 'draining';
 
 /** The value for a situation; pure, the whole contract in one place. */
 export function trackValue(i: TrackInputs): TrackValue {
-  if (i.stopping || i.unhealthy) return TRACK_STEP_DOWN;
+  if (i.stopping || i.unhealthy || i.handover) return TRACK_STEP_DOWN;
   if (leads(i.role)) return TRACK_LEADER;
   const otherLeads = i.leader !== undefined && i.leader !== i.self;
   if (otherLeads) return TRACK_STANDBY;
@@ -155,6 +158,7 @@ export class TrackFileWriter {
       steppingDown: this.steppingDown,
       stopping: this.stopping,
       unhealthy: this.unhealthy,
+      handover: this.state?.handover === true,
     });
     if (value === this.written) return;
     try {

@@ -10,6 +10,11 @@ export interface LeadershipState {
   since: number;
   /** Why this node is not leading, for humans (/readyz, refusals). */
   reason?: string;
+  /**
+   * A draining leader handing over: it still holds the lease and admits commands, while
+   * its /leader and track file already send new traffic to the next node.
+   */
+  handover?: boolean;
 }
 
 /**

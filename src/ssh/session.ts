@@ -10,7 +10,7 @@ import type { CommandRegistry } from '../exec/registry.js';
 import type { Metrics } from '../metrics.js';
 import type { KeyedCounter } from './limits.js';
 import type { RunOnceCoordinator } from '../runonce/coordinator.js';
-import { admit, EXIT_TEMPFAIL } from '../leadership/gate.js';
+import { admitWaiting, EXIT_TEMPFAIL } from '../leadership/gate.js';
 import { dispatchScriptMessage, missingDispatchScript } from '../exec/dispatchScript.js';
 import { buildEnvironment } from '../exec/environment.js';
 import { RunningCommand, type CommandHandle, type CommandOutcome } from '../exec/runner.js';
@@ -33,6 +33,8 @@ export interface ExecutionServices {
   commandSlots: KeyedCounter;
   /** Set on run-once nodes: they use claims instead of the leader gate. */
   runOnce: RunOnceCoordinator | null;
+  /** How long a standby waits for the lead before refusing (0: refuse at once). */
+  gateWaitMs: number;
 }
 
 export interface ConnectionInfo {
@@ -174,7 +176,7 @@ export class SessionHandler {
       decision = { token: ro.action === 'run-claimed' ? ro.token : null };
       if (ro.action === 'run-claimed') finishClaim = ro.finish;
     } else {
-      const gate = admit(services.node, services.leadership);
+      const gate = await admitWaiting(services.node, services.leadership, services.gateWaitMs);
       if (!gate.admitted) return refuse(gate.reason, gate.message);
       decision = gate;
     }

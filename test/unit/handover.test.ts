@@ -1,0 +1,72 @@
+import { describe, it, expect } from 'vitest';
+import { pino } from 'pino';
+import { DrainController } from '../../src/leadership/drain.js';
+import { admit, admitWaiting } from '../../src/leadership/gate.js';
+import { trackValue } from '../../src/leadership/trackFile.js';
+import { HealthStepDown } from '../../src/leadership/healthStepDown.js';
+import { FakeLeadership } from '../helpers/fakeLeadership.js';
+import { pollUntil } from '../helpers/proc.js';
+
+describe('zero-failure handover', () => {
+  it('a drained leader keeps admitting during the handover while the track file already says -254', async () => {
+    const source = new FakeLeadership('gw1');
+    let running = 0;
+    const drain = new DrainController(source, { running: () => running, terminate: async () => {}, timeoutSeconds: 60, pollMs: 10, handoverMs: 300 });
+    drain.drain();
+    await pollUntil(() => drain.status().phase === 'handover', 1000, 5);
+    const state = drain.current();
+    expect(state).toMatchObject({ role: 'draining', handover: true, token: 7n });
+    expect(admit('gw1', drain)).toEqual({ admitted: true, token: 7n });
+    expect(trackValue({ role: state.role, self: 'gw1', leader: 'gw1', steppingDown: false, stopping: false, unhealthy: false, handover: true })).toBe(-254);
+    running = 1; // a command that arrived during the handover holds the release back
+    await new Promise((r) => setTimeout(r, 400));
+    expect(source.calls).not.toContain('release');
+    running = 0;
+    await drain.drained();
+    expect(source.calls).toContain('release');
+    expect(drain.status().phase).toBe('drained');
+    await drain.stop();
+  });
+
+  it('a standby waits for the lead instead of refusing, and refuses after the wait', async () => {
+    const next = new FakeLeadership('gw2', { role: 'standby', token: 7n, leader: 'gw1' });
+    const waiting = admitWaiting('gw2', next, 2000);
+    setTimeout(() => next.lead(8n), 100);
+    expect(await waiting).toEqual({ admitted: true, token: 8n });
+
+    const lonely = new FakeLeadership('gw3', { role: 'standby', token: 8n, leader: 'gw2' });
+    const t0 = Date.now();
+    const refused = await admitWaiting('gw3', lonely, 200);
+    expect(refused).toMatchObject({ admitted: false, reason: 'standby' });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(190);
+
+    const fenced = new FakeLeadership('gw4', { role: 'fenced', token: null });
+    const t1 = Date.now();
+    expect(await admitWaiting('gw4', fenced, 5000)).toMatchObject({ admitted: false, reason: 'fenced' });
+    expect(Date.now() - t1).toBeLessThan(100); // fenced nodes are refused at once
+  });
+
+  it('an unhealthy leader stops its commands and releases; it rejoins once healthy', async () => {
+    const source = new FakeLeadership('gw1');
+    const drain = new DrainController(source, { running: () => 0, terminate: async () => {}, timeoutSeconds: 60 });
+    let ok = false;
+    const terminated: string[] = [];
+    const watch = new HealthStepDown({
+      check: async () => ({ ok, reason: ok ? null : 'disk full' }),
+      leadership: drain,
+      track: null,
+      terminate: async (why) => void terminated.push(why),
+      log: pino({ level: 'silent' }),
+      intervalMs: 10,
+      failures: 3,
+      recoveries: 2,
+    });
+    watch.start();
+    await pollUntil(() => source.calls.includes('release'), 2000, 5);
+    expect(terminated).toEqual(['unhealthy: disk full']);
+    ok = true;
+    await pollUntil(() => source.calls.includes('rejoin'), 2000, 5);
+    expect(source.calls).toEqual(['release', 'rejoin']);
+    watch.stop();
+  });
+});
