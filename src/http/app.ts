@@ -67,10 +67,12 @@ export function createHttpApp(deps: HttpAppDeps): Express {
     });
   });
 
-  app.get('/leader', (_req, res) => {
+  app.get('/leader', async (_req, res) => {
     const state = deps.leadership.current();
     const token = state.token === null ? null : state.token.toString();
-    if (state.role === 'leader') {
+    // An unhealthy leader sends HAProxy elsewhere at once; it hands over shortly after.
+    const h = await deps.health.check();
+    if (state.role === 'leader' && h.ok) {
       res.status(200).json({ node: deps.node, token, since: iso(state.since) });
       return;
     }
@@ -80,7 +82,7 @@ export function createHttpApp(deps: HttpAppDeps): Express {
       leader: state.leader ?? null,
       token,
       since: iso(state.since),
-      reason: state.reason ?? null,
+      reason: !h.ok ? `unhealthy: ${h.reason}` : state.reason ?? null,
     });
   });
 

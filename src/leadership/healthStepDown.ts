@@ -57,7 +57,7 @@ export class HealthStepDown {
       this.good = 0;
       this.bad++;
       const role = this.o.leadership.current().role;
-      if (!this.steppedDown && role === 'leader' && this.bad >= (this.o.failures ?? 3)) await this.stepDown(health.reason ?? 'unhealthy');
+      if (!this.steppedDown && role === 'leader' && this.bad >= (this.o.failures ?? 2)) await this.stepDown(health.reason ?? 'unhealthy');
     } catch (err) {
       this.o.log.error({ err: (err as Error).message }, 'health step-down check failed');
     } finally {
