@@ -264,6 +264,10 @@ export async function runScenario(lab: FailoverLab, s: Scenario, repeat: number)
   const recoveredAt = first?.t1 ?? end;
   const window = wl.executions.filter((e) => e.t0 <= recoveredAt && (e.t1 ?? end) >= t);
   if (wl.jschHangs) ctx.notes.push(`${wl.jschHangs} JSch step(s) hung on a dead connection (no client keepalive) until the lab killed the socket`);
+  // Say why the first few failed: a figure without a cause cannot be acted on.
+  for (const e of (s.name === 'rolling' || s.name === 'flap' ? wl.executions : window).filter((x) => x.ok === false && x.kind !== 'manual').slice(0, 3)) {
+    ctx.notes.push(`failed ${e.kind} ${e.execid}: ${e.detail.replace(/\s+/g, ' ').slice(0, 160)}`);
+  }
   const { checks, overlaps } = runChecks({ lab, executions: wl.executions, since, quietWindows: ctx.quiet });
   checks.push(...ctx.extraChecks);
   if (error) checks.push({ name: 'scenario ran', ok: false, detail: error.message });
