@@ -70,11 +70,11 @@ export class PtyCommand implements CommandHandle {
         void (async () => {
           await this.killer.settle();
           resolve({
-            result: this.killer.reason !== null ? 'killed' : 'completed',
+            result: this.killer.reason !== null && sig !== null ? 'killed' : 'completed',
             status: exitStatusFor(code, sig),
             exitCode: code,
             signal: sig,
-            killReason: this.killer.reason,
+            killReason: this.killer.reason !== null && sig !== null ? this.killer.reason : null,
             error: null,
             pid: this.pid,
             startedAt,

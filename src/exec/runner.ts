@@ -134,7 +134,9 @@ export class RunningCommand implements CommandHandle {
       await Promise.all([closed(stdout), closed(stderr)]);
       streams.stdin.unpipe(stdin);
       await killer?.settle();
-      const result = killer?.reason ? 'killed' : 'completed';
+      // Killed means it died of our signal; a command that exited by itself (even just
+      // before a kill that raced its exit, or by trapping SIGTERM) completed.
+      const result = killer?.reason && signal !== null ? 'killed' : 'completed';
       return this.outcome(result, code, signal, error, startedAt);
     })();
   }
@@ -151,7 +153,7 @@ export class RunningCommand implements CommandHandle {
       status: result === 'spawn-failed' ? 127 : exitStatusFor(exitCode, signal),
       exitCode,
       signal,
-      killReason: this.killer?.reason ?? null,
+      killReason: result === 'killed' ? (this.killer?.reason ?? null) : null,
       error,
       pid: this.pid,
       startedAt,
