@@ -256,7 +256,12 @@ export class FailoverLab {
     const h = this.hostDir;
     // etcd preallocates 64 MiB WAL files: its data gets its own tmpfs, so filling the
     // audit file system (the "unhealthy" scenario) does not touch etcd.
-    const script = `mount -t tmpfs -o size=100m,mode=0755 tmpfs ${h} && mkdir ${h}/etcd && mount -t tmpfs -o size=400m,mode=0700 tmpfs ${h}/etcd && mount -t tmpfs -o mode=1777 tmpfs /tmp ${extra} && echo anchored && exec sleep infinity`;
+    // A checkout under /tmp (CI may clone there) would vanish under the host's own /tmp:
+    // keep a bind of it aside and put it back at the same path.
+    const underTmp = ROOT === '/tmp' || ROOT.startsWith('/tmp/');
+    const keepRepo = underTmp ? `mkdir ${h}/.repo && mount --bind ${ROOT} ${h}/.repo && ` : '';
+    const restoreRepo = underTmp ? ` && mkdir -p ${ROOT} && mount --bind ${h}/.repo ${ROOT}` : '';
+    const script = `mount -t tmpfs -o size=100m,mode=0755 tmpfs ${h} && mkdir ${h}/etcd && mount -t tmpfs -o size=400m,mode=0700 tmpfs ${h}/etcd && ${keepRepo}mount -t tmpfs -o mode=1777 tmpfs /tmp${restoreRepo} ${extra} && echo anchored && exec sleep infinity`;
     const child = this.net.spawn(ns, ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', script]);
     child.stderr!.on('data', (d: Buffer) => this.log(`[${host} anchor] ${d.toString().trim()}`));
     this.anchors.set(host, child.pid!);
