@@ -59,6 +59,7 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
   });
   const audit = new AuditLog(config.audit.path);
   await audit.open();
+  const registry = new CommandRegistry();
   const leadership = new DrainController(createLeadership({ node, cluster, log }), {
     running: () => registry.size,
     terminate: (why) => registry.terminateAll(why),
@@ -81,7 +82,6 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
   track?.follow(leadership);
   await leadership.start();
   reflect(leadership.current());
-  const registry = new CommandRegistry();
   // Fencing: a node that lost (or may have lost) its lease SIGKILLs every running command at once.
   leadership.onChange((state) => {
     if (state.role === 'fenced') void registry.terminateAll('fenced: lease lost', true);
