@@ -583,12 +583,13 @@ export class FailoverLab {
     // JSch as the harness configures it has no keepalive: when its gateway host dies
     // mid-command the idle connection never learns it (Rundeck's "silent black hole").
     // After 12 s the lab does what a client keepalive would: it kills that socket.
-    const timer = setTimeout(() => {
+    // Every 12 s, not once: a step opens four connections, and a later one can hang too.
+    const timer = setInterval(() => {
       hung = true;
       this.killClientSockets(jvm.child.pid!);
     }, 12_000);
     const r = JSON.parse(await answer) as { ok: boolean; exit?: number; message?: string; ops: Array<Record<string, unknown>>; hung?: boolean };
-    clearTimeout(timer);
+    clearInterval(timer);
     r.hung = hung;
     return r;
   }
