@@ -17,6 +17,8 @@ import { createMetrics, type Metrics } from './metrics.js';
 import { SystemdNotifier } from './systemd/notify.js';
 import { DrainController } from './leadership/drain.js';
 import { TrackFileWriter } from './leadership/trackFile.js';
+import { AllProbes, LoadBalancerProbe, VipProbe } from './leadership/trafficProbe.js';
+import { hostProbes } from './leadership/vrrp.js';
 import { startHttp } from './http/index.js';
 import { HealthMonitor } from './http/health.js';
 import { HealthStepDown } from './leadership/healthStepDown.js';
@@ -60,11 +62,14 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
   const audit = new AuditLog(config.audit.path);
   await audit.open();
   const registry = new CommandRegistry();
+  const leaderChecks = cluster?.loadBalancers.length ? new LoadBalancerProbe(cluster.loadBalancers, cluster.haproxy.fall) : null;
+  const traffic = cluster ? new AllProbes([new VipProbe(hostProbes(cluster).vipLocal), ...(leaderChecks ? [leaderChecks] : [])]) : undefined;
   const leadership = new DrainController(createLeadership({ node, cluster, log }), {
     running: () => registry.size,
     terminate: (why) => registry.terminateAll(why),
     timeoutSeconds: config.drainTimeoutSeconds ?? cluster?.leadership.drainTimeoutSeconds ?? 600,
     handoverMs: cluster && cluster.leadership.source !== 'static' ? cluster.leadership.handoverMs : 0,
+    traffic,
     log,
   });
   const reflect = (state: LeadershipState) => {
@@ -110,7 +115,7 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
   for (const extra of config.alsoListen) await ssh.listen(extra.host, extra.port);
   const listen = () => [address, ...config.alsoListen].map((l) => `${l.host}:${l.port}`);
   const health = new HealthMonitor({ ssh, audit });
-  const http = await startHttp({ config, node, log, leadership, registry, metrics, ssh, audit, hostKeys, listen, health });
+  const http = await startHttp({ config, node, log, leadership, registry, metrics, ssh, audit, hostKeys, listen, health, ...(leaderChecks ? { leaderChecks } : {}) });
   // In a cluster an unhealthy leader hands over (a single node has nobody to hand over to).
   const stepDown =
     source === 'etcd' || source === 'vrrp'

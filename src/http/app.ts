@@ -10,6 +10,8 @@ export interface HttpAppDeps extends StatusSources {
   health: Pick<HealthMonitor, 'check'>;
   metrics: { registry: Registry };
   log?: Logger;
+  /** Told every /leader answer, so a handover sees when load balancers marked this node down. */
+  leaderChecks?: { record(remoteAddress: string | undefined, status: number): void };
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -67,15 +69,17 @@ export function createHttpApp(deps: HttpAppDeps): Express {
     });
   });
 
-  app.get('/leader', async (_req, res) => {
+  app.get('/leader', async (req, res) => {
     const state = deps.leadership.current();
     const token = state.token === null ? null : state.token.toString();
     // An unhealthy leader sends HAProxy elsewhere at once; it hands over shortly after.
     const h = await deps.health.check();
     if (state.role === 'leader' && h.ok) {
+      deps.leaderChecks?.record(req.socket.remoteAddress, 200);
       res.status(200).json({ node: deps.node, token, since: iso(state.since) });
       return;
     }
+    deps.leaderChecks?.record(req.socket.remoteAddress, 503);
     res.status(503).json({
       node: deps.node,
       role: state.role,

@@ -2,7 +2,7 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { CommandRegistry } from '../exec/registry.js';
 import type { Metrics } from '../metrics.js';
-import { createHttpApp } from './app.js';
+import { createHttpApp, type HttpAppDeps } from './app.js';
 import { HealthMonitor, type HealthSources } from './health.js';
 import { listenHttp, type HttpListener } from './server.js';
 import type { DrainableLeadership } from './status.js';
@@ -21,6 +21,7 @@ export interface HttpDeps {
   listen: () => string[];
   /** Shared with the gateway's health step-down (a new one is made when absent). */
   health?: HealthMonitor;
+  leaderChecks?: HttpAppDeps['leaderChecks'];
 }
 
 /** Starts the HTTP surface when http.enabled; logs "http listening" with its address. */

@@ -1,5 +1,6 @@
 import type { Logger } from '../log.js';
 import type { Leadership, LeadershipState } from './types.js';
+import type { TrafficProbe } from './trafficProbe.js';
 
 /**
  * Drain states: `active` (normal), `draining` (refusing new commands, waiting for the
@@ -35,7 +36,12 @@ export interface DrainOptions {
    * traffic to the next node (cluster modes); 0 releases at once (single node).
    */
   handoverMs?: number;
+  /** Ends the handover window early, once no new traffic reaches this node. */
+  traffic?: TrafficProbe;
 }
+
+/** How often the handover checks whether traffic has left. */
+const TRAFFIC_POLL_MS = 10;
 
 /**
  * Overlays role "draining" on a Leadership source. It is itself a Leadership, so the
@@ -122,6 +128,10 @@ export class DrainController implements Leadership {
     return this.source.rejoin();
   }
 
+  awaitLead(): () => void {
+    return this.source.awaitLead?.() ?? (() => {});
+  }
+
   status(): DrainStatus {
     return {
       phase: this.phase,
@@ -205,9 +215,17 @@ export class DrainController implements Leadership {
     if (ms <= 0) return;
     this.phase = 'handover';
     this.handingOver = true;
+    this.options.traffic?.begin();
     this.emit();
     try {
-      await new Promise((r) => setTimeout(r, ms));
+      const windowEnd = Date.now() + ms;
+      while (this.phase === 'handover' && Date.now() < windowEnd) {
+        if (this.options.running() === 0 && this.options.traffic?.gone()) {
+          this.options.log?.info({ afterMs: ms - (windowEnd - Date.now()) }, 'handover: traffic has left this node; releasing');
+          break;
+        }
+        await new Promise((r) => setTimeout(r, TRAFFIC_POLL_MS));
+      }
       const deadline = this.deadline ?? Date.now();
       while (this.phase === 'handover' && this.options.running() > 0 && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, this.options.pollMs ?? 200));

@@ -49,7 +49,13 @@ interface Term {
   revision: bigint | null;
   ttlMs: number;
   timers: Set<ReturnType<typeof setTimeout>>;
+  /** The next scheduled poll, so a command waiting for the lead can bring it forward. */
+  pollTimer: ReturnType<typeof setTimeout> | null;
+  polling: boolean;
 }
+
+/** Election poll interval while a command waits at the gate for the lead. */
+const FAST_POLL_MS = 20;
 
 const describe = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
@@ -69,6 +75,8 @@ export class EtcdLeadership implements Leadership {
   private fenceTimer: ReturnType<typeof setTimeout> | null = null;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private failures = 0;
+  /** Commands waiting at this node's gate for the lead (see awaitLead). */
+  private waitingForLead = 0;
   private stopped = false;
   private released = false;
   private firstResult: (() => void) | null = null;
@@ -188,12 +196,36 @@ export class EtcdLeadership implements Leadership {
     return this.term === term && !this.stopped;
   }
 
-  private later(term: Term, ms: number, fn: () => void): void {
+  private later(term: Term, ms: number, fn: () => void): ReturnType<typeof setTimeout> {
     const t = setTimeout(() => {
       term.timers.delete(t);
       if (this.live(term)) fn();
     }, Math.max(0, ms));
     term.timers.add(t);
+    return t;
+  }
+
+  /**
+   * A command reached this node and waits for the lead (the VIP or HAProxy moved here a
+   * moment before the leadership): poll the election every FAST_POLL_MS instead of
+   * pollMs until it is done, so a released or expired lease is taken over at once.
+   * Returns the function that ends the wait.
+   */
+  awaitLead(): () => void {
+    this.waitingForLead++;
+    const term = this.term;
+    if (term && !term.polling && term.pollTimer) {
+      clearTimeout(term.pollTimer);
+      term.timers.delete(term.pollTimer);
+      term.pollTimer = null;
+      void this.poll(term);
+    }
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      this.waitingForLead--;
+    };
   }
 
   private resolveFirst(): void {
@@ -215,7 +247,7 @@ export class EtcdLeadership implements Leadership {
   private campaign(): void {
     if (this.stopped || this.released) return;
     this.endTerm();
-    const term: Term = { id: ++this.termSeq, leaseId: null, key: '', revision: null, ttlMs: 0, timers: new Set() };
+    const term: Term = { id: ++this.termSeq, leaseId: null, key: '', revision: null, ttlMs: 0, timers: new Set(), pollTimer: null, polling: false };
     this.term = term;
     void this.runCampaign(term);
   }
@@ -297,6 +329,7 @@ export class EtcdLeadership implements Leadership {
   }
 
   private async poll(term: Term): Promise<void> {
+    term.polling = true;
     try {
       const { kvs } = await this.options.api.rangePrefix(this.electionPrefix);
       if (!this.live(term)) return;
@@ -307,8 +340,14 @@ export class EtcdLeadership implements Leadership {
         this.set({ ...this.state, reason: `etcd unreachable: ${describe(err)}` });
       }
     }
+    term.polling = false;
     this.resolveFirst();
-    if (this.live(term)) this.later(term, this.pollMs, () => void this.poll(term));
+    if (!this.live(term)) return;
+    const next = this.waitingForLead > 0 ? Math.min(this.pollMs, FAST_POLL_MS) : this.pollMs;
+    term.pollTimer = this.later(term, next, () => {
+      term.pollTimer = null;
+      void this.poll(term);
+    });
   }
 
   private evaluate(term: Term, kvs: EtcdKeyValue[]): void {

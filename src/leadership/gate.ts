@@ -34,15 +34,17 @@ export function admit(node: string, leadership: LeadershipView): GateDecision {
  */
 export function admitWaiting(
   node: string,
-  leadership: LeadershipView & { onChange(listener: (state: LeadershipState) => void): () => void },
+  leadership: LeadershipView & { onChange(listener: (state: LeadershipState) => void): () => void; awaitLead?(): () => void },
   waitMs: number,
 ): Promise<GateDecision> {
   const first = admit(node, leadership);
   if (first.admitted || waitMs <= 0 || leadership.current().role !== 'standby') return Promise.resolve(first);
   return new Promise((resolve) => {
+    const endWait = leadership.awaitLead?.() ?? (() => {});
     const done = () => {
       clearTimeout(timer);
       off();
+      endWait();
       resolve(admit(node, leadership));
     };
     const timer = setTimeout(done, waitMs);

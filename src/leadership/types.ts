@@ -39,4 +39,9 @@ export interface Leadership {
   release(): Promise<void>;
   /** Campaign again (as standby first) after release(). */
   rejoin(): Promise<void>;
+  /**
+   * Optional: a command is waiting at the gate for this node to lead; the source may
+   * look more often until the returned function is called.
+   */
+  awaitLead?(): () => void;
 }

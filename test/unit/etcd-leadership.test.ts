@@ -281,6 +281,29 @@ describe('EtcdLeadership state machine (in-memory etcd)', () => {
     expect(took).toBeLessThan(500); // well under the 2 s TTL
   });
 
+  it('a standby with a command waiting for the lead polls fast and takes over within ~20 ms of a release', async () => {
+    const a = await start(node(etcd, 'gw1'));
+    const b = await start(node(etcd, 'gw2'));
+    await advance(300);
+    const leadIn = async () => {
+      const t0 = Date.now();
+      while (b.leadership.current().role !== 'leader' && Date.now() - t0 < 5000) await advance(1);
+      return Date.now() - t0;
+    };
+    const endWait = b.leadership.awaitLead();
+    await advance(250); // b's polling is now at the fast pace
+    const p = a.leadership.release();
+    await advance(1);
+    await p;
+    expect(await leadIn()).toBeLessThanOrEqual(25); // pollIntervalMs is 100 here
+    endWait();
+    endWait(); // idempotent
+    await b.leadership.release();
+    await a.leadership.rejoin();
+    await advance(300);
+    expect(a.leadership.current().role).toBe('leader');
+  });
+
   it('release() hands over and stays out until rejoin()', async () => {
     const a = await start(node(etcd, 'gw1'));
     const b = await start(node(etcd, 'gw2'));

@@ -5,6 +5,7 @@ import { admit, admitWaiting } from '../../src/leadership/gate.js';
 import { trackValue } from '../../src/leadership/trackFile.js';
 import { HealthStepDown } from '../../src/leadership/healthStepDown.js';
 import { FakeLeadership } from '../helpers/fakeLeadership.js';
+import { AllProbes, LoadBalancerProbe, VipProbe } from '../../src/leadership/trafficProbe.js';
 import { pollUntil } from '../helpers/proc.js';
 
 describe('zero-failure handover', () => {
@@ -26,6 +27,62 @@ describe('zero-failure handover', () => {
     expect(source.calls).toContain('release');
     expect(drain.status().phase).toBe('drained');
     await drain.stop();
+  });
+
+  it('the handover ends as soon as the traffic probe says traffic has left and nothing runs', async () => {
+    const source = new FakeLeadership('gw1');
+    let gone = false;
+    let begun = 0;
+    const drain = new DrainController(source, {
+      running: () => 0,
+      terminate: async () => {},
+      timeoutSeconds: 60,
+      pollMs: 10,
+      handoverMs: 5000,
+      traffic: { begin: () => void begun++, gone: () => gone },
+    });
+    const t0 = Date.now();
+    drain.drain();
+    await pollUntil(() => drain.status().phase === 'handover', 1000, 5);
+    expect(begun).toBe(1);
+    setTimeout(() => (gone = true), 100);
+    await drain.drained();
+    expect(source.calls).toEqual(['release']);
+    expect(Date.now() - t0).toBeLessThan(1000); // not the 5 s window
+    await drain.stop();
+  });
+
+  it('counts a load balancer as gone after `fall` refusals in a row since the handover began', () => {
+    const probe = new LoadBalancerProbe(['198.18.0.20', '198.18.0.21'], 2);
+    probe.record('::ffff:198.18.0.20', 503); // before begin(): ignored
+    probe.begin();
+    expect(probe.gone()).toBe(false);
+    probe.record('::ffff:198.18.0.20', 503);
+    probe.record('198.18.0.20', 200); // a pass resets the run
+    probe.record('198.18.0.20', 503);
+    probe.record('198.18.0.99', 503); // not a load balancer
+    probe.record('198.18.0.21', 503);
+    probe.record('198.18.0.21', 503);
+    expect(probe.gone()).toBe(false);
+    probe.record('198.18.0.20', 503);
+    expect(probe.gone()).toBe(true);
+    const vip = { local: true };
+    const both = new AllProbes([new VipProbe(() => vip.local), probe]);
+    expect(both.gone()).toBe(false);
+    vip.local = false;
+    expect(both.gone()).toBe(true);
+  });
+
+  it('a standby asks its source to look more often while a command waits for the lead', async () => {
+    const next = new FakeLeadership('gw2', { role: 'standby', token: 7n, leader: 'gw1' });
+    let waiting = 0;
+    const hurried = Object.assign(next, { awaitLead: () => (waiting++, () => void waiting--) });
+    const drain = new DrainController(hurried, { running: () => 0, terminate: async () => {}, timeoutSeconds: 60 });
+    const decision = admitWaiting('gw2', drain, 2000);
+    expect(waiting).toBe(1);
+    next.lead(8n);
+    expect(await decision).toEqual({ admitted: true, token: 8n });
+    expect(waiting).toBe(0);
   });
 
   it('a standby waits for the lead instead of refusing, and refuses after the wait', async () => {
