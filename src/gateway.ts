@@ -63,7 +63,7 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
   await audit.open();
   const registry = new CommandRegistry();
   const leaderChecks = cluster?.loadBalancers.length ? new LoadBalancerProbe(cluster.loadBalancers, cluster.haproxy.fall) : null;
-  const traffic = cluster ? new AllProbes([new VipProbe(hostProbes(cluster).vipLocal), ...(leaderChecks ? [leaderChecks] : [])]) : undefined;
+  const traffic = cluster ? new AllProbes([new VipProbe(hostProbes(cluster).vipLocal, cluster.vrrp.advertInterval * 1000), ...(leaderChecks ? [leaderChecks] : [])]) : undefined;
   const leadership = new DrainController(createLeadership({ node, cluster, log }), {
     running: () => registry.size,
     terminate: (why) => registry.terminateAll(why),

@@ -106,7 +106,14 @@ export class DrainController implements Leadership {
   private emit(): void {
     const state = this.current();
     const prev = this.last;
-    if (prev.role === state.role && prev.token === state.token && prev.leader === state.leader && prev.handover === state.handover) return;
+    if (
+      prev.role === state.role &&
+      prev.token === state.token &&
+      prev.leader === state.leader &&
+      prev.handover === state.handover &&
+      prev.successor === state.successor
+    )
+      return;
     this.last = state;
     for (const l of this.listeners) l(state);
   }

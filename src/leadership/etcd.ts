@@ -56,6 +56,8 @@ interface Term {
 
 /** Election poll interval while a command waits at the gate for the lead. */
 const FAST_POLL_MS = 20;
+/** The next in line looks more often than the others: it is the one that takes over. */
+const SUCCESSOR_POLL_MS = 50;
 
 const describe = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
@@ -153,7 +155,11 @@ export class EtcdLeadership implements Leadership {
     const prev = this.state;
     this.state = state;
     const same =
-      prev.role === state.role && prev.token === state.token && prev.leader === state.leader && prev.reason === state.reason;
+      prev.role === state.role &&
+      prev.token === state.token &&
+      prev.leader === state.leader &&
+      prev.reason === state.reason &&
+      prev.successor === state.successor;
     if (same) {
       this.state = prev; // keep "since"
       return;
@@ -161,8 +167,8 @@ export class EtcdLeadership implements Leadership {
     const fields = { role: state.role, token: state.token?.toString() ?? null, leader: state.leader ?? null, reason: state.reason ?? null };
     if (state.role === 'fenced') this.options.log?.warn(fields, 'etcd leadership: fenced');
     else this.options.log?.info(fields, 'etcd leadership state');
-    // Listeners only hear about changes of role, token or leader (not of the wording of a reason).
-    if (prev.role !== state.role || prev.token !== state.token || prev.leader !== state.leader) {
+    // Listeners only hear about changes of role, token, leader or succession (not of the wording of a reason).
+    if (prev.role !== state.role || prev.token !== state.token || prev.leader !== state.leader || prev.successor !== state.successor) {
       for (const l of this.listeners) l(state);
     }
   }
@@ -343,7 +349,7 @@ export class EtcdLeadership implements Leadership {
     term.polling = false;
     this.resolveFirst();
     if (!this.live(term)) return;
-    const next = this.waitingForLead > 0 ? Math.min(this.pollMs, FAST_POLL_MS) : this.pollMs;
+    const next = Math.min(this.pollMs, this.waitingForLead > 0 ? FAST_POLL_MS : this.state.successor ? SUCCESSOR_POLL_MS : Infinity);
     term.pollTimer = this.later(term, next, () => {
       term.pollTimer = null;
       void this.poll(term);
@@ -379,12 +385,14 @@ export class EtcdLeadership implements Leadership {
       return;
     }
     const leaderName = lowest.value || lowest.key.slice(this.electionPrefix.length).replace(/-[0-9a-f]+$/, '');
+    const successor = kvs[1]?.key === term.key;
     this.set({
       role: 'standby',
       token: lowest.createRevision,
       leader: leaderName,
       since: Date.now(),
-      reason: `following ${leaderName} (token ${lowest.createRevision})`,
+      reason: `following ${leaderName} (token ${lowest.createRevision})${successor ? '; next in line' : ''}`,
+      successor,
     });
   }
 

@@ -9,19 +9,26 @@ import type { Leadership, LeadershipState, Role } from './types.js';
  * immediate priority-0 advert from a MASTER), which hands the VIP over in ~0.1 s.
  *
  *   100   leader, and a draining leader (it keeps the VIP until it releases)
+ *    50   the standby next in line for the lead (etcd), so the VIP goes where the
+ *         leadership will go
  *     0   standby: a spare that may take the VIP when the leader goes
+ *   -50   a standby behind the next in line (etcd): still a spare, but its VRRP timers
+ *         lose clearly to the next in line's (a close race could send the VIP to the
+ *         wrong node, and correcting it takes 3 adverts)
  *  -254   stepping down (fenced, released, lost the lead, handing over after a
  *         drain), unhealthy, or stopping;
  *         back to 0 once another node is known to lead, so a two-node cluster keeps
  *         its spare
  *
- * Keep (highest base priority - lowest base priority) < 100 x weight, or a standby
- * at 0 could out-rank the leader at 100.
+ * Keep (highest base priority - lowest base priority) < 50 x weight, or a standby
+ * could out-rank the leader or the next in line.
  */
 export const TRACK_LEADER = 100;
+export const TRACK_SUCCESSOR = 50;
 export const TRACK_STANDBY = 0;
+export const TRACK_BEHIND = -50;
 export const TRACK_STEP_DOWN = -254;
-export type TrackValue = typeof TRACK_LEADER | typeof TRACK_STANDBY | typeof TRACK_STEP_DOWN;
+export type TrackValue = typeof TRACK_LEADER | typeof TRACK_SUCCESSOR | typeof TRACK_STANDBY | typeof TRACK_BEHIND | typeof TRACK_STEP_DOWN;
 
 export interface TrackInputs {
   role: Role;
@@ -37,6 +44,8 @@ export interface TrackInputs {
   unhealthy: boolean;
   /** A drained leader handing over: traffic must move away before it releases. */
   handover?: boolean;
+  /** A standby next in line for the lead (true), behind it (false), or no order known. */
+  successor?: boolean;
 }
 
 const leads = (role: Role) => role === 'leader' || role === 'draining';
@@ -46,7 +55,7 @@ export function trackValue(i: TrackInputs): TrackValue {
   if (i.stopping || i.unhealthy || i.handover) return TRACK_STEP_DOWN;
   if (leads(i.role)) return TRACK_LEADER;
   const otherLeads = i.leader !== undefined && i.leader !== i.self;
-  if (otherLeads) return TRACK_STANDBY;
+  if (otherLeads) return i.successor === true ? TRACK_SUCCESSOR : i.successor === false ? TRACK_BEHIND : TRACK_STANDBY;
   if (i.role === 'fenced' || i.steppingDown) return TRACK_STEP_DOWN;
   return TRACK_STANDBY;
 }
@@ -159,6 +168,7 @@ export class TrackFileWriter {
       stopping: this.stopping,
       unhealthy: this.unhealthy,
       handover: this.state?.handover === true,
+      ...(this.state?.successor !== undefined ? { successor: this.state.successor } : {}),
     });
     if (value === this.written) return;
     try {

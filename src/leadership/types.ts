@@ -15,6 +15,13 @@ export interface LeadershipState {
    * its /leader and track file already send new traffic to the next node.
    */
   handover?: boolean;
+  /**
+   * For a standby: whether it is next in line for the lead (etcd: its election key is
+   * the second oldest); undefined where the source has no order (vrrp). keepalived
+   * gives the VIP to the next in line when the leader goes, so traffic and leadership
+   * move to the same node.
+   */
+  successor?: boolean;
 }
 
 /**

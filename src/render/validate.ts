@@ -6,6 +6,8 @@ export type RenderTarget = 'keepalived' | 'haproxy' | 'systemd';
 
 /** Added to the leader's priority through the track_file (value 100 x weight 1). */
 export const TRACK_FILE_LEADER_VALUE = 100;
+/** Added to the next in line (etcd mode), so the VIP goes where the lease will go. */
+export const TRACK_FILE_SUCCESSOR_VALUE = 50;
 
 /**
  * Problems that stop a renderer: the cluster file's own cross-field rules plus what
@@ -21,9 +23,11 @@ export function renderProblems(cluster: Cluster, target: RenderTarget): string[]
     const max = Math.max(...prios);
     const min = Math.min(...prios);
     const maxIdx = prios.indexOf(max);
-    if (cluster.leadership.source !== 'static' && max - min >= TRACK_FILE_LEADER_VALUE) {
+    // etcd: leader +100, next in line +50, others +0; vrrp: leader +100, others +0.
+    const step = cluster.leadership.source === 'etcd' ? TRACK_FILE_SUCCESSOR_VALUE : TRACK_FILE_LEADER_VALUE;
+    if (cluster.leadership.source !== 'static' && max - min >= step) {
       problems.push(
-        `nodes.${maxIdx}.priority: ${max} is ${max - min} above the lowest priority (${min}); the leader's track_file adds only ${TRACK_FILE_LEADER_VALUE}, so keep all priorities within ${TRACK_FILE_LEADER_VALUE - 1} of each other or the VIP may not follow the leader`,
+        `nodes.${maxIdx}.priority: ${max} is ${max - min} above the lowest priority (${min}); the track_file adds ${cluster.leadership.source === 'etcd' ? `${TRACK_FILE_LEADER_VALUE} to the leader and ${TRACK_FILE_SUCCESSOR_VALUE} to the next in line` : `only ${TRACK_FILE_LEADER_VALUE} to the leader`}, so keep all priorities within ${step - 1} of each other or the VIP may not follow the leader`,
       );
     }
     if (cluster.leadership.source !== 'static' && max >= 254) {

@@ -178,6 +178,14 @@ describe('renderer refusals name the field', () => {
     input.nodes[1]!.priority = 50;
     expect(refusal(() => renderKeepalived(cluster(input), 'gw1'))).toMatch(/nodes\.0\.priority: 200 is 150 above/);
   });
+  it('priorities too far apart for the next in line (etcd +50) to out-rank the other standbys', () => {
+    const input = base(3);
+    input.nodes[2]!.priority = 90; // 60 below gw1
+    expect(refusal(() => renderKeepalived(cluster(input), 'gw1'))).toMatch(/nodes\.0\.priority: 150 is 60 above .* 50 to the next in line, so keep all priorities within 49/);
+    const vrrp = base(3, { leadership: { source: 'vrrp' } });
+    vrrp.nodes[2]!.priority = 90;
+    expect(renderKeepalived(cluster(vrrp), 'gw1')).toContain('priority 150'); // vrrp: only the leader is lifted
+  });
   it('nopreempt in etcd mode', () => {
     expect(refusal(() => cluster(base(2, { vrrp: { nopreempt: true } })))).toMatch(/vrrp\.nopreempt/);
   });

@@ -155,6 +155,21 @@ describe('EtcdLeadership state machine (in-memory etcd)', () => {
     expect(sb.token).toBe(sa.token);
   });
 
+  it('the standby with the second oldest key is next in line; it moves up when the leader goes', async () => {
+    const a = await start(node(etcd, 'gw1'));
+    const b = await start(node(etcd, 'gw2'));
+    const c = await start(node(etcd, 'gw3'));
+    await advance(300);
+    expect(b.leadership.current()).toMatchObject({ role: 'standby', successor: true });
+    expect(c.leadership.current()).toMatchObject({ role: 'standby', successor: false });
+    const p = a.leadership.release();
+    await advance(10);
+    await p;
+    await advance(300);
+    expect(b.leadership.current().role).toBe('leader');
+    expect(c.leadership.current()).toMatchObject({ role: 'standby', leader: 'gw2', successor: true });
+  });
+
   it('the fence deadline is the send time of the last acknowledged keepalive + granted TTL - margin', async () => {
     etcd.minTtl = 3; // etcd grants more than asked: the granted TTL counts
     const a = await start(node(etcd, 'gw1'));

@@ -67,9 +67,14 @@ describe('zero-failure handover', () => {
     probe.record('198.18.0.20', 503);
     expect(probe.gone()).toBe(true);
     const vip = { local: true };
-    const both = new AllProbes([new VipProbe(() => vip.local), probe]);
+    let now = 0;
+    const both = new AllProbes([new VipProbe(() => vip.local, 200, () => now), probe]);
     expect(both.gone()).toBe(false);
     vip.local = false;
+    expect(both.gone()).toBe(false); // the next master may not have claimed it yet
+    now = 199;
+    expect(both.gone()).toBe(false);
+    now = 200;
     expect(both.gone()).toBe(true);
   });
 

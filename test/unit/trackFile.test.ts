@@ -36,6 +36,12 @@ describe('trackValue', () => {
     expect(trackValue({ ...base, role: 'standby' })).toBe(0);
     expect(trackValue({ ...base, role: 'fenced' })).toBe(-254);
   });
+  it('50 for the standby next in line and -50 behind it, so keepalived moves the VIP where the lease will go', () => {
+    expect(trackValue({ ...base, role: 'standby', leader: 'gw2', successor: true })).toBe(50);
+    expect(trackValue({ ...base, role: 'standby', leader: 'gw2', successor: true, unhealthy: true })).toBe(-254);
+    expect(trackValue({ ...base, role: 'standby', leader: 'gw2', successor: false })).toBe(-50); // behind the next in line
+    expect(trackValue({ ...base, role: 'standby', leader: 'gw2' })).toBe(0); // vrrp: no order
+  });
   it('-254 while stepping down, back to 0 once another node leads', () => {
     expect(trackValue({ ...base, steppingDown: true })).toBe(-254);
     expect(trackValue({ ...base, steppingDown: true, leader: 'gw1' })).toBe(-254);

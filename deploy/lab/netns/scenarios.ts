@@ -56,6 +56,19 @@ async function recovered(ctx: Ctx, from: number, not: string | null, timeoutMs =
 
 const H = (lab: FailoverLab, f: string) => join(lab.hostDir, f);
 
+/** Where the VIP was over the next `ms`, e.g. "gw1, none at 12 ms, gw2 at 30 ms". */
+async function vipMoves(lab: FailoverLab, from: number, ms: number): Promise<string> {
+  const seen: string[] = [];
+  let last: string | null = null;
+  while (Date.now() - from < ms) {
+    const now = lab.vipHolders().join('+') || 'none';
+    if (now !== last) seen.push(last === null ? now : `${now} at ${Date.now() - from} ms`);
+    last = now;
+    await sleep(5);
+  }
+  return seen.join(', ');
+}
+
 export const SCENARIOS: Scenario[] = [
   {
     name: 'sigkill',
@@ -90,13 +103,25 @@ export const SCENARIOS: Scenario[] = [
     },
   },
   {
+    // A planned drain with nothing in flight: the stream of short commands pauses until no
+    // connection is open, the drain starts, and the stream goes on one period later.
     name: 'drain',
     workload: { longEveryMs: 0, steps: false },
-    async run(ctx, t) {
-      const { lab, leader } = ctx;
+    async run(ctx) {
+      const { lab, leader, wl } = ctx;
+      await wl.pause();
+      const tracks = lab.gateways.map((g) => `${g.name}=${lab.readHostFile(g.name, 'keepalived.track').trim()}`).join(' ');
+      ctx.notes.push(`track files before: ${tracks}`);
+      const t = Date.now();
+      ctx.measureFrom = t;
       const r = await lab.drain(leader);
+      wl.resume();
       if (r.status !== 200) ctx.notes.push(`drain answered ${r.status}`);
+      if (lab.topology !== 'haproxy-etcd') ctx.notes.push(`VIP: ${await vipMoves(lab, t, 1500)}`);
+      if (process.env.LAB_DEBUG) for (const g of lab.gateways) ctx.notes.push(`DEBUG ${g.name}: ${(g.keepalived?.out ?? '').split('\n').slice(-8).join(' | ')}`);
       await recovered(ctx, t, leader.name);
+      const next = lab.gateways.filter((g) => g !== leader).flatMap((g) => g.roles.filter((e) => e.role === 'leader' && e.t >= t).map((e) => ({ g, at: e.t })))[0];
+      ctx.notes.push(next ? `handoff: ${next.g.name} led ${next.at - t} ms after the drain` : 'handoff: no other node led');
       await until(`${leader.name} drained`, async () => (await lab.drainPhase(leader)) === 'drained', 15_000, 100).catch(() => ctx.notes.push('drain did not complete'));
       await sleep(500);
       await lab.undrain(leader);

@@ -116,12 +116,28 @@ export class Workload {
 
   start(): void {
     this.running = true;
+    this.startTimers();
+    if (this.opts.steps) this.track(this.stepLoop());
+  }
+
+  private startTimers(): void {
     this.timers.push(setInterval(() => void this.exec('short', 'sleep 0.05'), this.opts.shortEveryMs));
     if (this.opts.longEveryMs > 0) {
       const [lo, hi] = this.opts.longSeconds;
       this.timers.push(setInterval(() => void this.exec('long', `sleep ${(lo + Math.random() * (hi - lo)).toFixed(1)}`), this.opts.longEveryMs));
     }
-    if (this.opts.steps) this.track(this.stepLoop());
+  }
+
+  /** Stops issuing commands and resolves once none is in flight (for a workload without steps). */
+  async pause(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    while (this.inflight.size) await Promise.all([...this.inflight]);
+  }
+
+  /** Issues commands again; the first one a period from now. */
+  resume(): void {
+    if (this.running && this.timers.length === 0) this.startTimers();
   }
 
   /** Stops issuing and waits for everything in flight. */
