@@ -62,7 +62,9 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
   const audit = new AuditLog(config.audit.path);
   await audit.open();
   const registry = new CommandRegistry();
-  const leaderChecks = cluster?.loadBalancers.length ? new LoadBalancerProbe(cluster.loadBalancers, cluster.haproxy.fall) : null;
+  // A handover is over when the VIP has left and every load balancer has stopped sending
+  // new connections here (each settles for one advert / one check interval).
+  const leaderChecks = cluster?.loadBalancers.length ? new LoadBalancerProbe(cluster.loadBalancers, cluster.haproxy.interMs) : null;
   const traffic = cluster ? new AllProbes([new VipProbe(hostProbes(cluster).vipLocal, cluster.vrrp.advertInterval * 1000), ...(leaderChecks ? [leaderChecks] : [])]) : undefined;
   const leadership = new DrainController(createLeadership({ node, cluster, log }), {
     running: () => registry.size,
@@ -115,7 +117,7 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
   for (const extra of config.alsoListen) await ssh.listen(extra.host, extra.port);
   const listen = () => [address, ...config.alsoListen].map((l) => `${l.host}:${l.port}`);
   const health = new HealthMonitor({ ssh, audit });
-  const http = await startHttp({ config, node, log, leadership, registry, metrics, ssh, audit, hostKeys, listen, health, ...(leaderChecks ? { leaderChecks } : {}) });
+  const http = await startHttp({ config, node, log, leadership, registry, metrics, ssh, audit, hostKeys, listen, health, ...(leaderChecks && cluster ? { leaderChecks, handoverAnnounceMs: cluster.haproxy.interMs + 100 } : {}) });
   // In a cluster an unhealthy leader hands over (a single node has nobody to hand over to).
   const stepDown =
     source === 'etcd' || source === 'vrrp'

@@ -35,8 +35,11 @@ export const leadershipSettingsSchema = z.strictObject({
   /** vrrp and static only; etcd mode always terminates. */
   onLeadershipLoss: z.enum(['terminate', 'finish']).default('terminate'),
   drainTimeoutSeconds: z.number().positive().default(600),
-  /** After a drain, keep leading this long while the VIP/HAProxy move new traffic away. */
-  handoverMs: z.int().nonnegative().default(500),
+  /**
+   * After a drain, keep leading at most this long while the VIP/HAProxy move new traffic
+   * away; it ends earlier once the VIP has left and every load balancer was refused.
+   */
+  handoverMs: z.int().nonnegative().default(1000),
   /** A standby waits this long for the lead before refusing (covers handovers and failovers). */
   gateWaitMs: z.int().nonnegative().default(3000),
 });

@@ -5,6 +5,7 @@ import type { HealthMonitor } from './health.js';
 import { statusView, type StatusSources } from './status.js';
 import { renderPage } from './page.js';
 import { credentialOf, isCrossSite, maySeeCommands } from './access.js';
+import { leaderCheckStatus } from './leaderCheck.js';
 
 export interface HttpAppDeps extends StatusSources {
   health: Pick<HealthMonitor, 'check'>;
@@ -12,6 +13,8 @@ export interface HttpAppDeps extends StatusSources {
   log?: Logger;
   /** Told every /leader answer, so a handover sees when load balancers marked this node down. */
   leaderChecks?: { record(remoteAddress: string | undefined, status: number): void };
+  /** How long a leader handing over still answers 200 on /leader (see leaderCheckStatus). */
+  handoverAnnounceMs?: number;
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -74,13 +77,13 @@ export function createHttpApp(deps: HttpAppDeps): Express {
     const token = state.token === null ? null : state.token.toString();
     // An unhealthy leader sends HAProxy elsewhere at once; it hands over shortly after.
     const h = await deps.health.check();
-    if (state.role === 'leader' && h.ok) {
-      deps.leaderChecks?.record(req.socket.remoteAddress, 200);
+    const status = leaderCheckStatus(state, h.ok, deps.handoverAnnounceMs ?? 0);
+    deps.leaderChecks?.record(req.socket.remoteAddress, status);
+    if (status === 200 && state.role === 'leader') {
       res.status(200).json({ node: deps.node, token, since: iso(state.since) });
       return;
     }
-    deps.leaderChecks?.record(req.socket.remoteAddress, 503);
-    res.status(503).json({
+    res.status(status).json({
       node: deps.node,
       role: state.role,
       leader: state.leader ?? null,

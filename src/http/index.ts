@@ -22,6 +22,7 @@ export interface HttpDeps {
   /** Shared with the gateway's health step-down (a new one is made when absent). */
   health?: HealthMonitor;
   leaderChecks?: HttpAppDeps['leaderChecks'];
+  handoverAnnounceMs?: number;
 }
 
 /** Starts the HTTP surface when http.enabled; logs "http listening" with its address. */

@@ -63,6 +63,7 @@ export class DrainController implements Leadership {
   private handingOver = false;
   /** This drain's handover is done; only the release is left (or being retried). */
   private handedOver = false;
+  private handoverAt: number | null = null;
   private readonly listeners = new Set<(state: LeadershipState) => void>();
   private last: LeadershipState;
 
@@ -84,7 +85,14 @@ export class DrainController implements Leadership {
     if (this.phase === 'active' || state.role !== 'leader') return state;
     const running = this.options.running();
     if (this.phase === 'handover' && this.handingOver) {
-      return { ...state, role: 'draining', handover: true, since: this.since ?? state.since, reason: 'drained: handing over to the next node' };
+      return {
+        ...state,
+        role: 'draining',
+        handover: true,
+        handoverAt: this.handoverAt ?? Date.now(),
+        since: this.since ?? state.since,
+        reason: 'drained: handing over to the next node',
+      };
     }
     return {
       ...state,
@@ -222,8 +230,10 @@ export class DrainController implements Leadership {
     if (ms <= 0) return;
     this.phase = 'handover';
     this.handingOver = true;
+    this.handoverAt = Date.now();
     this.options.traffic?.begin();
     this.emit();
+    void this.source.announceHandover?.();
     try {
       const windowEnd = Date.now() + ms;
       while (this.phase === 'handover' && Date.now() < windowEnd) {

@@ -54,6 +54,8 @@ interface Term {
   polling: boolean;
 }
 
+const HANDOVER_FLAG = 'handover';
+
 /** Election poll interval while a command waits at the gate for the lead. */
 const FAST_POLL_MS = 20;
 /** The next in line looks more often than the others: it is the one that takes over. */
@@ -159,7 +161,8 @@ export class EtcdLeadership implements Leadership {
       prev.token === state.token &&
       prev.leader === state.leader &&
       prev.reason === state.reason &&
-      prev.successor === state.successor;
+      prev.successor === state.successor &&
+      prev.leaderHandover === state.leaderHandover;
     if (same) {
       this.state = prev; // keep "since"
       return;
@@ -384,16 +387,37 @@ export class EtcdLeadership implements Leadership {
       this.set({ role: 'standby', token: null, since: Date.now(), reason: 'waiting for the previous lease of this node to expire' });
       return;
     }
-    const leaderName = lowest.value || lowest.key.slice(this.electionPrefix.length).replace(/-[0-9a-f]+$/, '');
+    // The value is "<node>" or "<node> handover" (see announceHandover).
+    const [named, flag] = lowest.value.split(' ');
+    const leaderName = named || lowest.key.slice(this.electionPrefix.length).replace(/-[0-9a-f]+$/, '');
     const successor = kvs[1]?.key === term.key;
+    const handover = flag === HANDOVER_FLAG;
     this.set({
       role: 'standby',
       token: lowest.createRevision,
       leader: leaderName,
       since: Date.now(),
-      reason: `following ${leaderName} (token ${lowest.createRevision})${successor ? '; next in line' : ''}`,
+      reason: `following ${leaderName} (token ${lowest.createRevision})${handover ? ', which is handing over' : ''}${successor ? '; next in line' : ''}`,
       successor,
+      ...(handover ? { leaderHandover: true } : {}),
     });
+  }
+
+  /**
+   * A drained leader tells the others it is handing over: its election key's value
+   * becomes "<node> handover" (same key, lease and create revision, so the token is
+   * unchanged). The next in line then asks load balancers for traffic (/leader 200)
+   * before it leads, so there is no moment without a server to send connections to.
+   */
+  async announceHandover(): Promise<void> {
+    const term = this.term;
+    if (this.state.role !== 'leader' || !term?.leaseId || term.revision === null) return;
+    try {
+      const ok = await this.options.api.putIfCreated(term.key, `${this.options.node} ${HANDOVER_FLAG}`, term.leaseId, term.revision);
+      if (!ok) this.options.log?.warn({ key: term.key }, 'etcd: could not announce the handover (election key changed)');
+    } catch (err) {
+      this.options.log?.warn({ err: describe(err) }, 'etcd: could not announce the handover; the next in line learns of it when the lease goes');
+    }
   }
 
   /** Best effort; true when etcd confirmed the lease is gone. */

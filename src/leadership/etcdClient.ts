@@ -33,6 +33,8 @@ export interface EtcdApi {
   revokeLease(leaseId: string): Promise<void>;
   /** Creates key bound to the lease unless it exists; returns the key as stored now. */
   putIfAbsent(key: string, value: string, leaseId: string): Promise<{ created: boolean; kv: EtcdKeyValue | null }>;
+  /** Replaces the value of a key only while it is the one created at createRevision; false otherwise. */
+  putIfCreated(key: string, value: string, leaseId: string, createRevision: bigint): Promise<boolean>;
   /** Every key under the prefix, oldest create revision first. */
   rangePrefix(prefix: string): Promise<{ kvs: EtcdKeyValue[]; revision: bigint }>;
 }
@@ -199,6 +201,15 @@ export class EtcdClient implements EtcdApi {
     }
     const raw = r.responses?.[0]?.response_range?.kvs?.[0];
     return { created: false, kv: raw ? parseKv(raw) : null };
+  }
+
+  async putIfCreated(key: string, value: string, leaseId: string, createRevision: bigint): Promise<boolean> {
+    const k = b64(key);
+    const r = await this.call<{ succeeded?: boolean }>('/v3/kv/txn', {
+      compare: [{ key: k, target: 'CREATE', result: 'EQUAL', create_revision: createRevision.toString() }],
+      success: [{ request_put: { key: k, value: b64(value), lease: leaseId } }],
+    });
+    return r.succeeded === true;
   }
 
   async rangePrefix(prefix: string): Promise<{ kvs: EtcdKeyValue[]; revision: bigint }> {

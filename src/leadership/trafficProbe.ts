@@ -40,20 +40,24 @@ export class VipProbe implements TrafficProbe {
 }
 
 /**
- * Every load balancer has been answered "not the leader" on /leader at least `fall`
- * times in a row since the handover began, so it has marked this server down.
+ * Every load balancer has been answered "no new traffic" on /leader (404, which with
+ * `http-check disable-on-404` takes the server out of balancing at once and keeps its
+ * sessions; or 503) since the handover began, at least `settleMs` ago, so connections
+ * it sent just before have reached their command.
  */
 export class LoadBalancerProbe implements TrafficProbe {
-  private readonly refusals = new Map<string, number>();
+  /** When each load balancer was first refused without a 200 since. */
+  private readonly refusedAt = new Map<string, number>();
   private counting = false;
 
   constructor(
     private readonly balancers: readonly string[],
-    private readonly fall: number,
+    private readonly settleMs: number,
+    private readonly now: () => number = Date.now,
   ) {}
 
   begin(): void {
-    this.refusals.clear();
+    this.refusedAt.clear();
     this.counting = true;
   }
 
@@ -62,11 +66,16 @@ export class LoadBalancerProbe implements TrafficProbe {
     if (!this.counting || !remoteAddress) return;
     const address = remoteAddress.replace(/^::ffff:/, '');
     if (!this.balancers.includes(address)) return;
-    this.refusals.set(address, status === 200 ? 0 : (this.refusals.get(address) ?? 0) + 1);
+    if (status === 200) this.refusedAt.delete(address);
+    else if (!this.refusedAt.has(address)) this.refusedAt.set(address, this.now());
   }
 
   gone(): boolean {
-    return this.counting && this.balancers.every((b) => (this.refusals.get(b) ?? 0) >= this.fall);
+    if (!this.counting) return false;
+    return this.balancers.every((b) => {
+      const at = this.refusedAt.get(b);
+      return at !== undefined && this.now() - at >= this.settleMs;
+    });
   }
 }
 

@@ -22,6 +22,10 @@ export interface LeadershipState {
    * move to the same node.
    */
   successor?: boolean;
+  /** For a standby: the known leader announced a handover (etcd), so the next in line takes traffic. */
+  leaderHandover?: boolean;
+  /** For a leader handing over: when the handover began (ms since epoch). */
+  handoverAt?: number;
 }
 
 /**
@@ -51,4 +55,6 @@ export interface Leadership {
    * look more often until the returned function is called.
    */
   awaitLead?(): () => void;
+  /** Optional: tell the other nodes this leader is handing over (best effort). */
+  announceHandover?(): Promise<void>;
 }

@@ -3,12 +3,16 @@ import { assertRenderable, header } from './validate.js';
 
 /**
  * haproxy.cfg for the load balancers: one TCP frontend for SSH, one backend of every
- * gateway of which only the leader passes `GET /leader`. Measured (LAB-NOTES.md):
- * the one-entry stick table pins every new connection to one server until it goes
- * down (plain roundrobin sent new connections to the old leader for ~0.35 s), and
- * inter 200 / fastinter 100 / fall 2 / rise 2 switch in 0.17-0.29 s. Servers count as
- * UP until their first check completes (2.6 has no init-state): the gateway's own
- * leader gate refuses commands in that window.
+ * gateway; `balance first` sends new connections to the first server that answers 200
+ * on `GET /leader` (the leader). With `http-check disable-on-404` a 404 takes a server
+ * out of balancing at once without closing its sessions (HAProxy "stopping"), and a
+ * stopping server turns UP on a single 200: the next in line waits there, and a
+ * drained leader leaves through it (see http/leaderCheck.ts). Measured here: with a
+ * one-entry stick table (LAB-NOTES.md) a stopping server kept receiving every new
+ * connection, so a drain could not move traffic without closing sessions; there is no
+ * stick table. 503 marks a server down after `fall` checks and closes its sessions.
+ * Servers count as UP until their first check completes (2.6 has no init-state): the
+ * gateway's own leader gate covers that window.
  */
 export function renderHaproxy(cluster: Cluster, source?: string): string {
   assertRenderable(cluster, 'haproxy', source);
@@ -61,9 +65,9 @@ export function renderHaproxy(cluster: Cluster, source?: string): string {
     '# Rundeck step must reach the same node.',
     'backend execgate',
     '    balance first',
-    '    stick-table type integer size 1 nopurge',
-    '    stick on int(1)',
     '    option httpchk GET /leader',
+    '    # 404: no new connections, keep the sessions (the next in line; a drained leader leaving).',
+    '    http-check disable-on-404',
     '    http-check expect status 200',
     `    default-server ${serverOpts.join(' ')}`,
     ...cluster.nodes.map((n) => `    server ${n.name} ${n.address}:${n.sshPort} check port ${n.httpPort}`),

@@ -206,8 +206,8 @@ describe('haproxy renderer', () => {
       expect(r.out).toBe('');
       expect(r.status).toBe(0);
       expect(text).toContain('option httpchk GET /leader');
-      expect(text).toContain('stick-table type integer size 1 nopurge');
-      expect(text).toContain('stick on int(1)');
+      expect(text).toContain('http-check disable-on-404');
+      expect(text).not.toContain('stick'); // a stick table keeps sending new connections to a stopping server
       expect(text).toMatch(/default-server inter 200ms fastinter 100ms downinter 100ms fall 2 rise 2 on-marked-down shutdown-sessions send-proxy-v2/);
       expect(text).toContain('option clitcpka');
       expect(text).toContain('option srvtcpka');

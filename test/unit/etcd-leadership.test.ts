@@ -71,6 +71,14 @@ class FakeEtcd {
         this.kvs.set(key, kv);
         return { created: true, kv };
       },
+      putIfCreated: async (key, value, lease, createRevision) => {
+        await gate('put');
+        const existing = this.kvs.get(key);
+        if (!existing || existing.createRevision !== createRevision) return false;
+        this.revision++;
+        this.kvs.set(key, { ...existing, value, modRevision: this.revision, lease });
+        return true;
+      },
       rangePrefix: async (prefix) => {
         await gate('range');
         const kvs = [...this.kvs.values()]
@@ -294,6 +302,19 @@ describe('EtcdLeadership state machine (in-memory etcd)', () => {
     }
     expect(b.leadership.current().role).toBe('leader');
     expect(took).toBeLessThan(500); // well under the 2 s TTL
+  });
+
+  it('a leader announcing its handover keeps its key and token; standbys see it', async () => {
+    const a = await start(node(etcd, 'gw1'));
+    const b = await start(node(etcd, 'gw2'));
+    await advance(300);
+    const token = a.leadership.current().token;
+    const p = a.leadership.announceHandover();
+    await advance(5);
+    await p;
+    await advance(100);
+    expect(a.leadership.current()).toMatchObject({ role: 'leader', token });
+    expect(b.leadership.current()).toMatchObject({ role: 'standby', leader: 'gw1', token, successor: true, leaderHandover: true });
   });
 
   it('a standby with a command waiting for the lead polls fast and takes over within ~20 ms of a release', async () => {

@@ -52,29 +52,30 @@ describe('zero-failure handover', () => {
     await drain.stop();
   });
 
-  it('counts a load balancer as gone after `fall` refusals in a row since the handover began', () => {
-    const probe = new LoadBalancerProbe(['198.18.0.20', '198.18.0.21'], 2);
-    probe.record('::ffff:198.18.0.20', 503); // before begin(): ignored
+  it('counts a load balancer as gone once it was refused since the handover began, after a settle time', () => {
+    let now = 0;
+    const probe = new LoadBalancerProbe(['198.18.0.20', '198.18.0.21'], 100, () => now);
+    probe.record('::ffff:198.18.0.20', 404); // before begin(): ignored
     probe.begin();
     expect(probe.gone()).toBe(false);
-    probe.record('::ffff:198.18.0.20', 503);
-    probe.record('198.18.0.20', 200); // a pass resets the run
-    probe.record('198.18.0.20', 503);
-    probe.record('198.18.0.99', 503); // not a load balancer
-    probe.record('198.18.0.21', 503);
-    probe.record('198.18.0.21', 503);
+    probe.record('::ffff:198.18.0.20', 404);
+    now = 50;
+    probe.record('198.18.0.20', 200); // served again: it balances to us again
+    probe.record('198.18.0.99', 404); // not a load balancer
+    probe.record('198.18.0.21', 404);
+    probe.record('198.18.0.20', 404);
+    now = 149;
     expect(probe.gone()).toBe(false);
-    probe.record('198.18.0.20', 503);
+    now = 150;
     expect(probe.gone()).toBe(true);
     const vip = { local: true };
-    let now = 0;
     const both = new AllProbes([new VipProbe(() => vip.local, 200, () => now), probe]);
     expect(both.gone()).toBe(false);
     vip.local = false;
     expect(both.gone()).toBe(false); // the next master may not have claimed it yet
-    now = 199;
+    now = 349;
     expect(both.gone()).toBe(false);
-    now = 200;
+    now = 350;
     expect(both.gone()).toBe(true);
   });
 
