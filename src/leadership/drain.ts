@@ -40,6 +40,8 @@ export interface DrainOptions {
   traffic?: TrafficProbe;
 }
 
+const DRAIN_TIMEOUT = 'drain timeout';
+
 /** How often the handover checks whether traffic has left. */
 const TRAFFIC_POLL_MS = 10;
 
@@ -166,15 +168,22 @@ export class DrainController implements Leadership {
     this.since = Date.now();
     this.deadline = this.since + this.options.timeoutSeconds * 1000;
     this.lastError = null;
-    this.options.log?.info({ running: this.options.running(), timeoutSeconds: this.options.timeoutSeconds }, 'drain started: refusing new commands');
+    // In a cluster, traffic moves to the next node at once while running commands finish
+    // here; a single node has nowhere to send it and refuses new commands meanwhile.
+    const handOverNow = (this.options.handoverMs ?? 0) > 0;
+    this.options.log?.info(
+      { running: this.options.running(), timeoutSeconds: this.options.timeoutSeconds },
+      handOverNow ? 'drain started: handing new traffic to the next node' : 'drain started: refusing new commands',
+    );
     this.emit();
     this.poll = setInterval(() => {
       if (this.options.running() === 0) void this.finish('no command running');
     }, this.options.pollMs ?? 200);
     this.poll.unref();
-    this.timer = setTimeout(() => void this.finish('drain timeout'), this.options.timeoutSeconds * 1000);
+    this.timer = setTimeout(() => void this.finish(DRAIN_TIMEOUT), this.options.timeoutSeconds * 1000);
     this.timer.unref();
-    if (this.options.running() === 0) void this.finish('no command running');
+    if (handOverNow) void this.finish('handover');
+    else if (this.options.running() === 0) void this.finish('no command running');
     return this.status();
   }
 
@@ -193,7 +202,7 @@ export class DrainController implements Leadership {
       this.clearTimers();
       if (!this.handedOver) {
         const running = this.options.running();
-        if (running > 0) {
+        if (running > 0 && why === DRAIN_TIMEOUT) {
           this.options.log?.warn({ running, timeoutSeconds: this.options.timeoutSeconds }, 'drain timeout: killing the commands still running before releasing leadership');
           await this.options.terminate(`drain timeout (${this.options.timeoutSeconds} s)`);
         }
@@ -220,9 +229,10 @@ export class DrainController implements Leadership {
 
   /**
    * Zero-failure handover: new traffic goes elsewhere first (the track file says -254,
-   * /leader says 503) while this node still leads and runs what reaches it meanwhile;
-   * then it waits for those commands and releases. The next node's gate waits for the
-   * lead instead of refusing (gate.admitWaiting).
+   * /leader 404 after a short announce) while this node still leads and runs what
+   * reaches it meanwhile; once traffic has left (or after handoverMs) it waits for the
+   * running commands (until the drain deadline) and releases. The next node's gate
+   * waits for the lead instead of refusing (gate.admitWaiting).
    */
   private async handOver(): Promise<void> {
     const ms = this.options.handoverMs ?? 0;
@@ -237,15 +247,15 @@ export class DrainController implements Leadership {
     try {
       const windowEnd = Date.now() + ms;
       while (this.phase === 'handover' && Date.now() < windowEnd) {
-        if (this.options.running() === 0 && this.options.traffic?.gone()) {
-          this.options.log?.info({ afterMs: ms - (windowEnd - Date.now()) }, 'handover: traffic has left this node; releasing');
+        if (this.options.traffic?.gone()) {
+          this.options.log?.info({ afterMs: ms - (windowEnd - Date.now()), running: this.options.running() }, 'handover: traffic has left this node');
           break;
         }
         await new Promise((r) => setTimeout(r, TRAFFIC_POLL_MS));
       }
       const deadline = this.deadline ?? Date.now();
       while (this.phase === 'handover' && this.options.running() > 0 && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, this.options.pollMs ?? 200));
+        await new Promise((r) => setTimeout(r, Math.min(this.options.pollMs ?? 200, 50)));
       }
       if (this.phase === 'handover' && this.options.running() > 0) {
         await this.options.terminate(`drain timeout (${this.options.timeoutSeconds} s)`);

@@ -29,6 +29,30 @@ describe('zero-failure handover', () => {
     await drain.stop();
   });
 
+  it('in a cluster a drain hands traffic over at once, even while commands run, and releases after them', async () => {
+    const source = new FakeLeadership('gw1');
+    let running = 2;
+    const terminated: string[] = [];
+    const drain = new DrainController(source, {
+      running: () => running,
+      terminate: async (why) => void terminated.push(why),
+      timeoutSeconds: 60,
+      pollMs: 10,
+      handoverMs: 100,
+      traffic: { begin: () => {}, gone: () => true },
+    });
+    drain.drain();
+    expect(drain.status().phase).toBe('handover');
+    expect(admit('gw1', drain)).toEqual({ admitted: true, token: 7n }); // a straggler still runs here
+    await new Promise((r) => setTimeout(r, 200));
+    expect(source.calls).toEqual([]); // not while commands run
+    running = 0;
+    await drain.drained();
+    expect(source.calls).toEqual(['release']);
+    expect(terminated).toEqual([]);
+    await drain.stop();
+  });
+
   it('the handover ends as soon as the traffic probe says traffic has left and nothing runs', async () => {
     const source = new FakeLeadership('gw1');
     let gone = false;
