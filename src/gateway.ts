@@ -72,6 +72,7 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
     timeoutSeconds: config.drainTimeoutSeconds ?? cluster?.leadership.drainTimeoutSeconds ?? 600,
     handoverMs: cluster && cluster.leadership.source !== 'static' ? cluster.leadership.handoverMs : 0,
     traffic,
+    pinned: cluster ? () => registry.countVia(cluster.vip.address) : undefined,
     log,
   });
   const reflect = (state: LeadershipState) => {

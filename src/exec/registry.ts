@@ -8,6 +8,8 @@ export interface CommandInfo {
   startedAt: number;
   pid: number | null;
   token: string | null;
+  /** The local address the connection came in on (the VIP, or the node's own address). */
+  server?: string;
 }
 
 export interface FinishedCommand extends CommandInfo {
@@ -37,6 +39,13 @@ export class CommandRegistry {
 
   get size(): number {
     return this.running.size;
+  }
+
+  /** Running commands whose connection came in on `address`. */
+  countVia(address: string): number {
+    let n = 0;
+    for (const e of this.running.values()) if (e.info.server?.replace(/^::ffff:/, '') === address) n++;
+    return n;
   }
 
   listRunning(): CommandInfo[] {

@@ -38,6 +38,12 @@ export interface DrainOptions {
   handoverMs?: number;
   /** Ends the handover window early, once no new traffic reaches this node. */
   traffic?: TrafficProbe;
+  /**
+   * Running commands whose connections break when traffic moves (they came in on the
+   * VIP: moving it resets them). While any runs, a drain keeps the traffic here and
+   * refuses new commands, as on a single node.
+   */
+  pinned?: () => number;
 }
 
 const DRAIN_TIMEOUT = 'drain timeout';
@@ -169,21 +175,23 @@ export class DrainController implements Leadership {
     this.deadline = this.since + this.options.timeoutSeconds * 1000;
     this.lastError = null;
     // In a cluster, traffic moves to the next node at once while running commands finish
-    // here; a single node has nowhere to send it and refuses new commands meanwhile.
-    const handOverNow = (this.options.handoverMs ?? 0) > 0;
+    // here, unless moving it would cut their connections (VIP); a single node has
+    // nowhere to send it. Otherwise new commands are refused until none runs.
+    const canHandOver = () => (this.options.handoverMs ?? 0) > 0 && (this.options.pinned?.() ?? 0) === 0;
     this.options.log?.info(
-      { running: this.options.running(), timeoutSeconds: this.options.timeoutSeconds },
-      handOverNow ? 'drain started: handing new traffic to the next node' : 'drain started: refusing new commands',
+      { running: this.options.running(), pinned: this.options.pinned?.() ?? 0, timeoutSeconds: this.options.timeoutSeconds },
+      canHandOver() ? 'drain started: handing new traffic to the next node' : 'drain started: refusing new commands until the running ones end',
     );
     this.emit();
     this.poll = setInterval(() => {
       if (this.options.running() === 0) void this.finish('no command running');
-    }, this.options.pollMs ?? 200);
+      else if (canHandOver()) void this.finish('handover');
+    }, Math.min(this.options.pollMs ?? 200, 50));
     this.poll.unref();
     this.timer = setTimeout(() => void this.finish(DRAIN_TIMEOUT), this.options.timeoutSeconds * 1000);
     this.timer.unref();
-    if (handOverNow) void this.finish('handover');
-    else if (this.options.running() === 0) void this.finish('no command running');
+    if (this.options.running() === 0) void this.finish('no command running');
+    else if (canHandOver()) void this.finish('handover');
     return this.status();
   }
 

@@ -224,7 +224,7 @@ export class SessionHandler {
     conn.activity.commandStarted();
     services.metrics.commandsRunning.inc();
     const token = decision.token === null ? null : decision.token.toString();
-    services.registry.add({ execId, user, command: commandLine, client: this.clientLabel(), startedAt, pid: command.pid, token }, command);
+    services.registry.add({ execId, user, command: commandLine, client: this.clientLabel(), startedAt, pid: command.pid, token, server: conn.serverAddress }, command);
     services.log.info(
       { execId, kind, pid: command.pid, user, account: account.name, pty: this.pty !== null, client: this.clientLabel(), rdJobExecId: this.rdJobExecId },
       'command started',

@@ -53,6 +53,32 @@ describe('zero-failure handover', () => {
     await drain.stop();
   });
 
+  it('commands that came in on the VIP keep the traffic here (moving the VIP would reset them) until they end', async () => {
+    const source = new FakeLeadership('gw1');
+    let running = 2;
+    let pinned = 1;
+    const drain = new DrainController(source, {
+      running: () => running,
+      pinned: () => pinned,
+      terminate: async () => {},
+      timeoutSeconds: 60,
+      pollMs: 10,
+      handoverMs: 100,
+      traffic: { begin: () => {}, gone: () => true },
+    });
+    drain.drain();
+    expect(drain.current()).toMatchObject({ role: 'draining' });
+    expect(drain.current().handover).toBeUndefined(); // track file stays 100: the VIP stays
+    expect(admit('gw1', drain)).toMatchObject({ admitted: false, reason: 'draining' });
+    pinned = 0; // the VIP command ended; one that came through HAProxy still runs
+    running = 1;
+    await pollUntil(() => drain.status().phase === 'handover', 1000, 5);
+    running = 0;
+    await drain.drained();
+    expect(source.calls).toEqual(['release']);
+    await drain.stop();
+  });
+
   it('the handover ends as soon as the traffic probe says traffic has left and nothing runs', async () => {
     const source = new FakeLeadership('gw1');
     let gone = false;
