@@ -118,7 +118,6 @@ export const SCENARIOS: Scenario[] = [
       wl.resume();
       if (r.status !== 200) ctx.notes.push(`drain answered ${r.status}`);
       if (lab.topology !== 'haproxy-etcd') ctx.notes.push(`VIP: ${await vipMoves(lab, t, 1500)}`);
-      if (process.env.LAB_DEBUG) for (const g of lab.gateways) ctx.notes.push(`DEBUG ${g.name}: ${(g.keepalived?.out ?? '').split('\n').slice(-8).join(' | ')}`);
       await recovered(ctx, t, leader.name);
       const next = lab.gateways.filter((g) => g !== leader).flatMap((g) => g.roles.filter((e) => e.role === 'leader' && e.t >= t).map((e) => ({ g, at: e.t })))[0];
       ctx.notes.push(next ? `handoff: ${next.g.name} led ${next.at - t} ms after the drain` : 'handoff: no other node led');
