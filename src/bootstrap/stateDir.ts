@@ -25,12 +25,7 @@ export function prepareEmbeddedSetup(stateDir: string, host: string, port: numbe
     writeFileSync(authorizedKeys, readFileSync(client.publicPath, 'utf8'), { mode: 0o600 });
   }
   const knownHosts = join(dir, 'known_hosts');
-  const hostPattern = port === 22 ? host : `[${host}]:${port}`;
-  const lines = hostKeys.map((k) => {
-    const [type, b64] = readFileSync(`${k}.pub`, 'utf8').trim().split(/\s+/);
-    return `${hostPattern} ${type} ${b64}`;
-  });
-  writeFileSync(knownHosts, lines.join('\n') + '\n', { mode: 0o644 });
+  writeKnownHosts(knownHosts, hostKeys, host, port);
   return {
     stateDir: dir,
     clientKey: client.privatePath,
@@ -43,4 +38,14 @@ export function prepareEmbeddedSetup(stateDir: string, host: string, port: numbe
       audit: { path: join(dir, 'audit.jsonl') },
     },
   };
+}
+
+/** known_hosts naming this gateway's host keys at host:port (rewritten once a port 0 is bound). */
+export function writeKnownHosts(path: string, hostKeys: readonly string[], host: string, port: number): void {
+  const hostPattern = port === 22 ? host : `[${host}]:${port}`;
+  const lines = hostKeys.map((k) => {
+    const [type, b64] = readFileSync(`${k}.pub`, 'utf8').trim().split(/\s+/);
+    return `${hostPattern} ${type} ${b64}`;
+  });
+  writeFileSync(path, lines.join('\n') + '\n', { mode: 0o644 });
 }

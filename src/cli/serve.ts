@@ -2,7 +2,7 @@ import { userInfo } from 'node:os';
 import { relative } from 'node:path';
 import { loadConfigFile, parseConfig } from '../config/load.js';
 import { loadClusterFile, nodeConfigFromCluster } from '../config/clusterLoad.js';
-import { prepareEmbeddedSetup } from '../bootstrap/stateDir.js';
+import { prepareEmbeddedSetup, writeKnownHosts } from '../bootstrap/stateDir.js';
 import { loadHostKeys } from '../ssh/hostKeys.js';
 import { startGateway } from '../gateway.js';
 import { ExecgateError } from '../errors.js';
@@ -16,7 +16,7 @@ export const serve: Verb = {
   execgate serve --cluster FILE --node NAME      one node of a cluster file
   add --check to validate and exit; embedded defaults take --state-dir DIR --host ADDR --port N --http-port N`,
   async run(flags) {
-    let hint: string | null = null;
+    let hint: ((boundPort: number) => string) | null = null;
     const configPath = stringFlag(flags, 'config');
     const clusterPath = stringFlag(flags, 'cluster');
     let start;
@@ -35,10 +35,15 @@ export const serve: Verb = {
       const setup = prepareEmbeddedSetup(stateDir, host, port, httpPort);
       start = { config: parseConfig(setup.config, 'embedded defaults', setup.stateDir) };
       const rel = (p: string) => (relative(process.cwd(), p).startsWith('..') ? p : relative(process.cwd(), p));
-      hint =
-        `execgate ${VERSION}: single-node gateway on ${host}:${port}, state in ${rel(setup.stateDir)}\n` +
-        `Try it:\n  ssh -i ${rel(setup.clientKey)} -o IdentitiesOnly=yes -o UserKnownHostsFile=${rel(setup.knownHosts)} ` +
-        `-p ${port} ${userInfo().username}@${host} 'echo hello from $EXECGATE_NODE'\n`;
+      // With --port 0 the port is known only once bound: the hint and known_hosts use the bound one.
+      hint = (bound: number) => {
+        if (bound !== port) writeKnownHosts(setup.knownHosts, setup.config.hostKeys ?? [], host, bound);
+        return (
+          `execgate ${VERSION}: single-node gateway on ${host}:${bound}, state in ${rel(setup.stateDir)}\n` +
+          `Try it:\n  ssh -i ${rel(setup.clientKey)} -o IdentitiesOnly=yes -o UserKnownHostsFile=${rel(setup.knownHosts)} ` +
+          `-p ${bound} ${userInfo().username}@${host} 'echo hello from $EXECGATE_NODE'\n`
+        );
+      };
     }
     if (flags.check) {
       loadHostKeys(start.config.hostKeys);
@@ -48,7 +53,7 @@ export const serve: Verb = {
     const gateway = await startGateway(start.config, start.cluster);
     if (hint) {
       const page = gateway.httpAddress ? `Status page: http://${gateway.httpAddress.host}:${gateway.httpAddress.port}/  (execgate status | drain | undrain)\n` : '';
-      process.stderr.write(hint + page);
+      process.stderr.write(hint(gateway.address.port) + page);
     }
     let signals = 0;
     const onSignal = (signal: string) => {

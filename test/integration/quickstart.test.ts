@@ -1,34 +1,24 @@
 import { describe, it, expect, afterAll } from 'vitest';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { CLI, waitForOutput } from '../helpers/gateway.js';
 import { run } from '../helpers/clients.js';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 describe('the README quick start (npm start = execgate serve with embedded defaults)', () => {
   const cwd = mkdtempSync(join(tmpdir(), 'execgate-quickstart-'));
   afterAll(() => rmSync(cwd, { recursive: true, force: true }));
 
   it('creates its state, prints an ssh command, and that command works', async () => {
-    const port = await freePort();
-    const httpPort = await freePort();
-    const proc = spawn(process.execPath, [CLI, 'serve', '--port', String(port), '--http-port', String(httpPort)], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Port 0: a port picked beforehand can be taken by another socket before serve binds it.
+    const proc = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--http-port', '0'], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
     proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
     try {
       const m = await waitForOutput(proc, () => out, /^\s*(ssh -i .*)$/m);
+      expect(m[1]).not.toMatch(/-p 0 /); // the bound port, not the requested 0
       expect(statSync(join(cwd, '.execgate/host-keys/ssh_host_rsa_key')).mode & 0o777).toBe(0o600);
       const r = await run('sh', ['-c', `cd ${cwd} && ${m[1]!.replace('ssh ', 'ssh -o BatchMode=yes ')}`]);
       expect(r.stderr).toBe('');
@@ -38,8 +28,11 @@ describe('the README quick start (npm start = execgate serve with embedded defau
       expect(status.code).toBe(0);
       expect(status.stdout.toString()).toMatch(/leader/);
     } finally {
-      proc.kill('SIGTERM');
-      await new Promise((r) => proc.once('exit', r));
+      if (proc.exitCode === null && proc.signalCode === null) {
+        const exited = new Promise((r) => proc.once('exit', r));
+        proc.kill('SIGTERM');
+        await exited;
+      }
     }
   });
 });
