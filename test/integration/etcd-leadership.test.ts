@@ -14,6 +14,7 @@ import {
 } from '../helpers/etcdCluster.js';
 import { startTcpRelay, type TcpRelay } from '../helpers/tcpRelay.js';
 import { pollUntil, sleep } from '../helpers/proc.js';
+import { EtcdClient } from '../../src/leadership/etcdClient.js';
 
 /**
  * etcd leadership against a real 3-member etcd cluster on loopback and two real
@@ -334,5 +335,23 @@ describe('etcd leadership (real 3-member etcd, two gateways, relays)', () => {
         `[etcd] SIGTERM handover (SIGTERM -> the other logs leader), n=${sorted.length}: min ${sorted[0]} ms, median ${sorted[Math.floor(sorted.length / 2)]} ms, max ${sorted.at(-1)} ms (TTL ${TTL * 1000} ms)`,
     );
     expect(sorted[Math.floor(sorted.length / 2)]!).toBeLessThan(TTL * 1000);
+  });
+});
+
+describe('the handover announce against real etcd', () => {
+  it('putIfCreated rewrites the election value only for the key created at that revision, keeping lease and token', async () => {
+    const client = new EtcdClient({ endpoints: [`http://127.0.0.1:${etcd.members[0]!.clientPort}`], requestTimeoutMs: 2000 });
+    const prefix = `/announce-test-${process.pid}/leader/`;
+    const lease = await client.grantLease(5);
+    const put = await client.putIfAbsent(`${prefix}gw1`, 'gw1', lease.id);
+    expect(put.created).toBe(true);
+    const created = put.kv!.createRevision;
+    expect(await client.putIfCreated(`${prefix}gw1`, 'gw1 handover', lease.id, created + 1n)).toBe(false);
+    expect(await client.putIfCreated(`${prefix}gw1`, 'gw1 handover', lease.id, created)).toBe(true);
+    const { kvs } = await client.rangePrefix(prefix);
+    expect(kvs).toHaveLength(1);
+    expect(kvs[0]).toMatchObject({ value: 'gw1 handover', createRevision: created, lease: lease.id });
+    await client.revokeLease(lease.id);
+    expect(await client.putIfCreated(`${prefix}gw1`, 'gw1', lease.id, created)).toBe(false); // gone with its lease
   });
 });
