@@ -105,6 +105,8 @@ describe('limits', () => {
     });
     expect(closedAfter).toBeGreaterThanOrEqual(900);
     expect(closedAfter).toBeLessThan(15_000);
+    // The client can see the close before the log line has come through the gateway's stdout pipe.
+    await pollUntil(() => gw.output().includes('login grace time (limits.loginGraceSeconds) exceeded'), 2000);
     expect(gw.output()).toContain('login grace time (limits.loginGraceSeconds) exceeded');
   });
 
@@ -119,6 +121,7 @@ describe('limits', () => {
     expect(long.stdout.toString()).toBe('survived\n');
     expect(await idleClosed).toBeLessThan(15_000);
     busy.end();
+    await pollUntil(() => gw.output().includes('idle timeout (limits.idleTimeoutSeconds)'), 2000);
     expect(gw.output()).toContain('idle timeout (limits.idleTimeoutSeconds)');
   });
 
