@@ -30,7 +30,10 @@ export const errors = {
   hostKeyUnreadable: (path: string, reason: string) =>
     new ExecgateError('EG_HOSTKEY_UNREADABLE', `cannot read host key ${path}: ${reason}`),
   hostKeyInvalid: (path: string, reason: string) =>
-    new ExecgateError('EG_HOSTKEY_INVALID', `host key ${path} is not a usable private key: ${reason}`),
+    new ExecgateError(
+      'EG_HOSTKEY_INVALID',
+      `host key ${path} is not a usable private key: ${reason}; check it with "ssh-keygen -y -f ${path}", or replace it with "execgate keygen --dir <dir> --force" (and copy the new keys to every node)`,
+    ),
   hostKeyTooOpen: (path: string, mode: number) =>
     new ExecgateError(
       'EG_HOSTKEY_PERMISSIONS',
@@ -56,10 +59,10 @@ export const errors = {
       'EG_RUNAS_NOT_ROOT',
       `${key} is "${user}" but execgate runs as "${current}" without root, so it can only run commands as "${current}": run execgate as root or set ${key} to "${current}"`,
     ),
-  ssh2PatchMissing: (file: string) =>
+  ssh2PatchMissing: (file: string, lacks: string) =>
     new ExecgateError(
       'EG_SSH2_UNPATCHED',
-      `${file} lacks execgate's flow-control fix (jobs writing stdout and stderr at once would hang): reinstall with "npm ci" so patch-package applies patches/ssh2+*.patch`,
+      `${file} lacks execgate's ${lacks}: reinstall with "npm ci" so patch-package applies patches/ssh2+*.patch`,
     ),
   listenFailed: (host: string, port: number, reason: string) =>
     new ExecgateError(

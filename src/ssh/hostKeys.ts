@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import ssh2 from 'ssh2';
 import { errors } from '../errors.js';
+import { assertSsh2Patched } from './ssh2Patch.js';
 
 const { utils } = ssh2;
 
@@ -66,6 +67,7 @@ export function writeKeyPair(
   const privatePath = join(dir, name);
   const publicPath = `${privatePath}.pub`;
   if (existsSync(privatePath) && !overwrite) return { privatePath, publicPath };
+  assertSsh2Patched();
   const pair =
     type === 'rsa'
       ? utils.generateKeyPairSync('rsa', { bits: 3072, comment })

@@ -67,6 +67,17 @@ describe('bad input at startup gives one clear error line', () => {
     expect(r.stderr).toMatch(/host key .*nope does not exist: create it with "execgate keygen/);
   });
 
+  it('refuses a damaged host key and says how to check and replace it', async () => {
+    const damaged = join(dir, 'damaged_key');
+    writeFileSync(damaged, readFileSync(join(dir, 'host/ssh_host_ed25519_key'), 'utf8').replace(/\n[^\n-]+\n-----END/, '\n-----END'), { mode: 0o600 });
+    const r = await serveWith({ ...good, hostKeys: [damaged, good.hostKeys[1]] });
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toContain(`host key ${damaged} is not a usable private key`);
+    expect(r.stderr).toContain(`ssh-keygen -y -f ${damaged}`);
+    expect(r.stderr).toContain('execgate keygen --dir <dir> --force');
+  });
+
   it('refuses a config with only an ed25519 host key (old JSch cannot negotiate it)', async () => {
     const r = await serveWith({ ...good, hostKeys: [join(dir, 'host/ssh_host_ed25519_key')] });
     expect(r.code).toBe(2);
