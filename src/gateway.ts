@@ -17,7 +17,7 @@ import { createMetrics, type Metrics } from './metrics.js';
 import { SystemdNotifier } from './systemd/notify.js';
 import { DrainController } from './leadership/drain.js';
 import { TrackFileWriter } from './leadership/trackFile.js';
-import { AllProbes, LoadBalancerProbe, VipProbe } from './leadership/trafficProbe.js';
+import { AllProbes, LoadBalancerProbe, SuccessorTraffic, VipProbe } from './leadership/trafficProbe.js';
 import { hostProbes } from './leadership/vrrp.js';
 import { startHttp } from './http/index.js';
 import { HealthMonitor } from './http/health.js';
@@ -38,6 +38,12 @@ export interface Gateway {
   httpAddress: { host: string; port: number } | null;
   stop(reason: string): Promise<void>;
 }
+
+/**
+ * After a load balancer was answered 404 on /leader, how long a connection it sent just
+ * before may take to be accepted here (HAProxy reads the answer a moment later).
+ */
+const LOAD_BALANCER_SETTLE_MS = 50;
 
 /** Builds every part from the config and starts listening. */
 export async function startGateway(config: Config, cluster?: Cluster): Promise<Gateway> {
@@ -62,9 +68,12 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
   const audit = new AuditLog(config.audit.path);
   await audit.open();
   const registry = new CommandRegistry();
-  // A handover is over when the VIP has left and every load balancer has stopped sending
-  // new connections here (each settles for one advert / one check interval).
-  const leaderChecks = cluster?.loadBalancers.length ? new LoadBalancerProbe(cluster.loadBalancers, cluster.haproxy.interMs) : null;
+  // A handover is over when the VIP has left (settled for one advert interval) and every
+  // load balancer has stopped sending new connections here (and those it sent before
+  // have reached the gate).
+  const leaderChecks = cluster?.loadBalancers.length
+    ? new LoadBalancerProbe(cluster.loadBalancers, LOAD_BALANCER_SETTLE_MS, Date.now, (instant: number): boolean => ssh.undecidedBefore(instant))
+    : null;
   const traffic = cluster ? new AllProbes([new VipProbe(hostProbes(cluster).vipLocal, cluster.vrrp.advertInterval * 1000), ...(leaderChecks ? [leaderChecks] : [])]) : undefined;
   const leadership = new DrainController(createLeadership({ node, cluster, log }), {
     running: () => registry.size,
@@ -75,6 +84,11 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
     pinned: cluster ? () => registry.countVia(cluster.vip.address) : undefined,
     log,
   });
+  // The next in line tells the leader handing over when every load balancer sends it traffic.
+  const successorTraffic = leaderChecks && cluster ? new SuccessorTraffic(cluster.loadBalancers, cluster.haproxy.rise, (id) => {
+        log.info({ handoverId: id }, 'handover: every load balancer sends new connections here; telling the leader');
+        void leadership.announceReady(id);
+      }) : undefined;
   const reflect = (state: LeadershipState) => {
     metrics.leader.set(state.role === 'leader' ? 1 : 0);
     metrics.fencingToken.set(state.role === 'leader' && state.token !== null ? Number(state.token) : 0);
@@ -118,7 +132,7 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
   for (const extra of config.alsoListen) await ssh.listen(extra.host, extra.port);
   const listen = () => [address, ...config.alsoListen].map((l) => `${l.host}:${l.port}`);
   const health = new HealthMonitor({ ssh, audit });
-  const http = await startHttp({ config, node, log, leadership, registry, metrics, ssh, audit, hostKeys, listen, health, ...(leaderChecks && cluster ? { leaderChecks, handoverAnnounceMs: cluster.haproxy.interMs + 100 } : {}) });
+  const http = await startHttp({ config, node, log, leadership, registry, metrics, ssh, audit, hostKeys, listen, health, ...(leaderChecks && cluster ? { leaderChecks, successorTraffic, handoverAnnounceMs: cluster.haproxy.interMs + 100 } : {}) });
   // In a cluster an unhealthy leader hands over (a single node has nobody to hand over to).
   const stepDown =
     source === 'etcd' || source === 'vrrp'

@@ -129,12 +129,20 @@ export const clusterSchema = z
         bind: z.string().default('*'),
         /** PROXY protocol v2 to the gateways (they must list the balancers in gateway.proxyProtocol.trustedProxies). */
         sendProxy: z.boolean().default(true),
-        /** Health check timing (ms), measured: switch in 0.17-0.29 s. */
-        interMs: z.int().min(10).default(200),
+        /**
+         * Health check timing (ms). A drain's handover takes about two check intervals
+         * (the next in line's 200, then the leader's 404), so keep interMs small.
+         */
+        interMs: z.int().min(10).default(100),
         fastinterMs: z.int().min(10).default(100),
         downinterMs: z.int().min(10).default(100),
         fall: z.int().min(1).default(2),
-        rise: z.int().min(1).default(2),
+        /**
+         * Only the leader (or the next in line it hands over to) answers 200, so one 200
+         * is enough to send it traffic; a DOWN server needs `rise` of them (measured:
+         * a 404 does not bring a DOWN server back as "stopping").
+         */
+        rise: z.int().min(1).default(1),
         /** Client/server inactivity timeout: jobs may be silent for hours. */
         timeoutHours: z.number().positive().default(12),
         stateFile: z.string().startsWith('/').default('/var/lib/haproxy/server-state'),

@@ -6,6 +6,7 @@ import { statusView, type StatusSources } from './status.js';
 import { renderPage } from './page.js';
 import { credentialOf, isCrossSite, maySeeCommands } from './access.js';
 import { leaderCheckStatus } from './leaderCheck.js';
+import type { LeadershipState } from '../leadership/types.js';
 
 export interface HttpAppDeps extends StatusSources {
   health: Pick<HealthMonitor, 'check'>;
@@ -13,6 +14,8 @@ export interface HttpAppDeps extends StatusSources {
   log?: Logger;
   /** Told every /leader answer, so a handover sees when load balancers marked this node down. */
   leaderChecks?: { record(remoteAddress: string | undefined, status: number): void };
+  /** Told every /leader answer too, so the next in line sees when load balancers marked it UP. */
+  successorTraffic?: { record(remoteAddress: string | undefined, status: number, state: LeadershipState): void };
   /** How long a leader handing over still answers 200 on /leader (see leaderCheckStatus). */
   handoverAnnounceMs?: number;
 }
@@ -79,6 +82,7 @@ export function createHttpApp(deps: HttpAppDeps): Express {
     const h = await deps.health.check();
     const status = leaderCheckStatus(state, h.ok, deps.handoverAnnounceMs ?? 0);
     deps.leaderChecks?.record(req.socket.remoteAddress, status);
+    deps.successorTraffic?.record(req.socket.remoteAddress, status, state);
     if (status === 200 && state.role === 'leader') {
       res.status(200).json({ node: deps.node, token, since: iso(state.since) });
       return;

@@ -22,6 +22,7 @@ export interface HttpDeps {
   /** Shared with the gateway's health step-down (a new one is made when absent). */
   health?: HealthMonitor;
   leaderChecks?: HttpAppDeps['leaderChecks'];
+  successorTraffic?: HttpAppDeps['successorTraffic'];
   handoverAnnounceMs?: number;
 }
 

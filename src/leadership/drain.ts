@@ -155,6 +155,10 @@ export class DrainController implements Leadership {
     return this.source.awaitLead?.() ?? (() => {});
   }
 
+  announceReady(handoverId: string): Promise<void> {
+    return this.source.announceReady?.(handoverId) ?? Promise.resolve();
+  }
+
   status(): DrainStatus {
     return {
       phase: this.phase,

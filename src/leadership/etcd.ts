@@ -55,8 +55,9 @@ interface Term {
 }
 
 const HANDOVER_FLAG = 'handover';
+const READY_FLAG = 'ready';
 
-/** Election poll interval while a command waits at the gate for the lead. */
+/** Election poll interval while a command waits at the gate for the lead, and during a handover. */
 const FAST_POLL_MS = 20;
 /** The next in line looks more often than the others: it is the one that takes over. */
 const SUCCESSOR_POLL_MS = 50;
@@ -81,6 +82,8 @@ export class EtcdLeadership implements Leadership {
   private failures = 0;
   /** Commands waiting at this node's gate for the lead (see awaitLead). */
   private waitingForLead = 0;
+  /** This leader announced a handover (announceHandover) and waits for the next in line. */
+  private handingOver = false;
   private stopped = false;
   private released = false;
   private firstResult: (() => void) | null = null;
@@ -133,6 +136,7 @@ export class EtcdLeadership implements Leadership {
 
   async release(): Promise<void> {
     this.released = true;
+    this.handingOver = false;
     const old = this.endTerm();
     const expiresBy = this.deadline + this.marginMs;
     this.set({ role: 'standby', token: null, since: Date.now(), reason: 'released: not campaigning until rejoin' });
@@ -162,7 +166,9 @@ export class EtcdLeadership implements Leadership {
       prev.leader === state.leader &&
       prev.reason === state.reason &&
       prev.successor === state.successor &&
-      prev.leaderHandover === state.leaderHandover;
+      prev.leaderHandover === state.leaderHandover &&
+      prev.handoverId === state.handoverId &&
+      prev.successorReady === state.successorReady;
     if (same) {
       this.state = prev; // keep "since"
       return;
@@ -179,6 +185,7 @@ export class EtcdLeadership implements Leadership {
   /** This node lost (or may have lost) its lease: fence if it led, then campaign afresh. */
   private fence(reason: string): void {
     const wasLeader = this.state.role === 'leader';
+    this.handingOver = false;
     this.endTerm();
     if (wasLeader) {
       this.set({ role: 'fenced', token: null, since: Date.now(), reason: `fenced: ${reason}` });
@@ -222,6 +229,17 @@ export class EtcdLeadership implements Leadership {
    */
   awaitLead(): () => void {
     this.waitingForLead++;
+    this.pollNow();
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      this.waitingForLead--;
+    };
+  }
+
+  /** Brings the next scheduled election poll forward (the interval is chosen after it). */
+  private pollNow(): void {
     const term = this.term;
     if (term && !term.polling && term.pollTimer) {
       clearTimeout(term.pollTimer);
@@ -229,12 +247,6 @@ export class EtcdLeadership implements Leadership {
       term.pollTimer = null;
       void this.poll(term);
     }
-    let ended = false;
-    return () => {
-      if (ended) return;
-      ended = true;
-      this.waitingForLead--;
-    };
   }
 
   private resolveFirst(): void {
@@ -352,7 +364,9 @@ export class EtcdLeadership implements Leadership {
     term.polling = false;
     this.resolveFirst();
     if (!this.live(term)) return;
-    const next = Math.min(this.pollMs, this.waitingForLead > 0 ? FAST_POLL_MS : this.state.successor ? SUCCESSOR_POLL_MS : Infinity);
+    // Fast while a handover is under way (this leader's, or the one this node takes over).
+    const handover = this.handingOver || (this.state.successor === true && this.state.leaderHandover === true);
+    const next = Math.min(this.pollMs, this.waitingForLead > 0 || handover ? FAST_POLL_MS : this.state.successor ? SUCCESSOR_POLL_MS : Infinity);
     term.pollTimer = this.later(term, next, () => {
       term.pollTimer = null;
       void this.poll(term);
@@ -373,7 +387,8 @@ export class EtcdLeadership implements Leadership {
         return;
       }
       const wasLeader = this.state.role === 'leader';
-      this.set({ role: 'leader', token: mine.createRevision, leader: this.options.node, since: Date.now() });
+      const successorReady = this.handingOver && kvs[1]?.value.split(' ')[1] === READY_FLAG && kvs[1].value.split(' ')[2] === mine.modRevision.toString();
+      this.set({ role: 'leader', token: mine.createRevision, leader: this.options.node, since: Date.now(), ...(successorReady ? { successorReady } : {}) });
       if (!wasLeader) this.armFenceTimer();
       return;
     }
@@ -387,7 +402,7 @@ export class EtcdLeadership implements Leadership {
       this.set({ role: 'standby', token: null, since: Date.now(), reason: 'waiting for the previous lease of this node to expire' });
       return;
     }
-    // The value is "<node>" or "<node> handover" (see announceHandover).
+    // The value is "<node>", "<node> handover" (announceHandover) or "<node> ready <id>" (announceReady).
     const [named, flag] = lowest.value.split(' ');
     const leaderName = named || lowest.key.slice(this.electionPrefix.length).replace(/-[0-9a-f]+$/, '');
     const successor = kvs[1]?.key === term.key;
@@ -399,7 +414,7 @@ export class EtcdLeadership implements Leadership {
       since: Date.now(),
       reason: `following ${leaderName} (token ${lowest.createRevision})${handover ? ', which is handing over' : ''}${successor ? '; next in line' : ''}`,
       successor,
-      ...(handover ? { leaderHandover: true } : {}),
+      ...(handover ? { leaderHandover: true, handoverId: lowest.modRevision.toString() } : {}),
     });
   }
 
@@ -415,8 +430,30 @@ export class EtcdLeadership implements Leadership {
     try {
       const ok = await this.options.api.putIfCreated(term.key, `${this.options.node} ${HANDOVER_FLAG}`, term.leaseId, term.revision);
       if (!ok) this.options.log?.warn({ key: term.key }, 'etcd: could not announce the handover (election key changed)');
+      else if (this.live(term) && this.state.role === 'leader') {
+        this.handingOver = true;
+        this.pollNow();
+      }
     } catch (err) {
       this.options.log?.warn({ err: describe(err) }, 'etcd: could not announce the handover; the next in line learns of it when the lease goes');
+    }
+  }
+
+  /**
+   * The next in line tells the leader that announced handover `handoverId` (the mod
+   * revision of its election key then) that every load balancer now sends new
+   * connections here: its value becomes "<node> ready <id>". The id keeps an answer
+   * to an older, cancelled handover from counting for a later one.
+   */
+  async announceReady(handoverId: string): Promise<void> {
+    const term = this.term;
+    const s = this.state;
+    if (s.role !== 'standby' || s.successor !== true || s.handoverId !== handoverId || !term?.leaseId || term.revision === null) return;
+    try {
+      const ok = await this.options.api.putIfCreated(term.key, `${this.options.node} ${READY_FLAG} ${handoverId}`, term.leaseId, term.revision);
+      if (!ok) this.options.log?.warn({ key: term.key }, 'etcd: could not say ready for the handover (election key changed)');
+    } catch (err) {
+      this.options.log?.warn({ err: describe(err) }, 'etcd: could not say ready for the handover; the leader goes on after its announce time');
     }
   }
 

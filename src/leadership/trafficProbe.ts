@@ -1,3 +1,5 @@
+import type { LeadershipState } from './types.js';
+
 /**
  * Tells a handing-over leader when new traffic no longer reaches it, so it can release
  * the lead at once instead of waiting out the whole handover window.
@@ -39,11 +41,14 @@ export class VipProbe implements TrafficProbe {
   }
 }
 
+const unmapped = (address: string) => address.replace(/^::ffff:/, '');
+
 /**
  * Every load balancer has been answered "no new traffic" on /leader (404, which with
  * `http-check disable-on-404` takes the server out of balancing at once and keeps its
- * sessions; or 503) since the handover began, at least `settleMs` ago, so connections
- * it sent just before have reached their command.
+ * sessions; or 503) since the handover began, at least `settleMs` ago (a connection
+ * sent just before the answer arrived has been accepted by then), and every
+ * connection accepted until then has reached its command (or closed).
  */
 export class LoadBalancerProbe implements TrafficProbe {
   /** When each load balancer was first refused without a 200 since. */
@@ -54,6 +59,8 @@ export class LoadBalancerProbe implements TrafficProbe {
     private readonly balancers: readonly string[],
     private readonly settleMs: number,
     private readonly now: () => number = Date.now,
+    /** True while a connection accepted before this instant has not asked for a command yet. */
+    private readonly connectionsPendingBefore: (instant: number) => boolean = () => false,
   ) {}
 
   begin(): void {
@@ -64,7 +71,7 @@ export class LoadBalancerProbe implements TrafficProbe {
   /** Called by GET /leader with the caller's address and the status answered. */
   record(remoteAddress: string | undefined, status: number): void {
     if (!this.counting || !remoteAddress) return;
-    const address = remoteAddress.replace(/^::ffff:/, '');
+    const address = unmapped(remoteAddress);
     if (!this.balancers.includes(address)) return;
     if (status === 200) this.refusedAt.delete(address);
     else if (!this.refusedAt.has(address)) this.refusedAt.set(address, this.now());
@@ -72,10 +79,50 @@ export class LoadBalancerProbe implements TrafficProbe {
 
   gone(): boolean {
     if (!this.counting) return false;
-    return this.balancers.every((b) => {
+    let last = 0;
+    for (const b of this.balancers) {
       const at = this.refusedAt.get(b);
-      return at !== undefined && this.now() - at >= this.settleMs;
-    });
+      if (at === undefined || this.now() - at < this.settleMs) return false;
+      last = Math.max(last, at);
+    }
+    return !this.connectionsPendingBefore(last + this.settleMs);
+  }
+}
+
+/**
+ * The next in line during a handover: once every load balancer has been answered 200
+ * on /leader `rise` times in a row since the announce (HAProxy marks a DOWN server UP
+ * after `rise` passing checks; a "stopping" one after one), it says so, and the leader
+ * stops taking new connections without waiting out its announce.
+ */
+export class SuccessorTraffic {
+  private handoverId: string | null = null;
+  /** 200s answered in a row to each load balancer during this handover. */
+  private readonly passes = new Map<string, number>();
+  private told = false;
+
+  constructor(
+    private readonly balancers: readonly string[],
+    private readonly rise: number,
+    private readonly ready: (handoverId: string) => void,
+  ) {}
+
+  /** Called by GET /leader with the caller's address, the status answered and the state it was based on. */
+  record(remoteAddress: string | undefined, status: number, state: LeadershipState): void {
+    if (state.role !== 'standby' || state.successor !== true || state.leaderHandover !== true || !state.handoverId) return;
+    if (state.handoverId !== this.handoverId) {
+      this.handoverId = state.handoverId;
+      this.passes.clear();
+      this.told = false;
+    }
+    if (!remoteAddress) return;
+    const address = unmapped(remoteAddress);
+    if (!this.balancers.includes(address)) return;
+    this.passes.set(address, status === 200 ? (this.passes.get(address) ?? 0) + 1 : 0);
+    if (!this.told && this.balancers.every((b) => (this.passes.get(b) ?? 0) >= this.rise)) {
+      this.told = true;
+      this.ready(state.handoverId);
+    }
   }
 }
 

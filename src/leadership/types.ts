@@ -24,6 +24,13 @@ export interface LeadershipState {
   successor?: boolean;
   /** For a standby: the known leader announced a handover (etcd), so the next in line takes traffic. */
   leaderHandover?: boolean;
+  /** For a standby: which announce it saw (etcd: the leader key's mod revision); see announceReady. */
+  handoverId?: string;
+  /**
+   * For a leader handing over: the next in line said every load balancer has marked it
+   * UP, so this leader can stop taking new connections at once.
+   */
+  successorReady?: boolean;
   /** For a leader handing over: when the handover began (ms since epoch). */
   handoverAt?: number;
 }
@@ -57,4 +64,9 @@ export interface Leadership {
   awaitLead?(): () => void;
   /** Optional: tell the other nodes this leader is handing over (best effort). */
   announceHandover?(): Promise<void>;
+  /**
+   * Optional, for the next in line: tell the leader handing over (announce handoverId)
+   * that every load balancer now sends new connections here (best effort).
+   */
+  announceReady?(handoverId: string): Promise<void>;
 }

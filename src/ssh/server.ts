@@ -56,6 +56,8 @@ export class SshServer {
   private readonly peers = new WeakMap<Socket, PeerAddress>();
   private readonly connections: KeyedCounter;
   private readonly trustedProxies: Set<string>;
+  /** Accepted sockets whose connection has not had a command decided yet, with when they came. */
+  private readonly undecided = new Map<Socket, number>();
 
   constructor(private readonly options: SshServerOptions) {
     const { config, log } = options.services;
@@ -77,6 +79,15 @@ export class SshServer {
     return this.sockets.size;
   }
 
+  /**
+   * True while a connection accepted before `instant` (ms since epoch) is open and no
+   * command of it has passed the leader gate yet: a handover waits for those.
+   */
+  undecidedBefore(instant: number): boolean {
+    for (const acceptedAt of this.undecided.values()) if (acceptedAt < instant) return true;
+    return false;
+  }
+
   private refuseSocket(socket: Socket, reason: string, metric: string, fields: Record<string, unknown>, code = DISCONNECT_TOO_MANY_CONNECTIONS): void {
     const { log, metrics } = this.options.services;
     metrics.sshConnections.inc({ result: metric });
@@ -90,7 +101,11 @@ export class SshServer {
     socket.setNoDelay(true);
     coalesceWrites(socket);
     this.sockets.add(socket);
-    socket.once('close', () => this.sockets.delete(socket));
+    this.undecided.set(socket, Date.now());
+    socket.once('close', () => {
+      this.sockets.delete(socket);
+      this.undecided.delete(socket);
+    });
     const remote = unmapped(socket.remoteAddress ?? 'unknown');
     if (!this.trustedProxies.has(remote)) {
       this.admit(socket, { address: remote, port: socket.remotePort ?? 0 });
@@ -147,6 +162,9 @@ export class SshServer {
       idleTimer.unref();
     };
     const activity = {
+      commandDecided: () => {
+        if (socket) this.undecided.delete(socket);
+      },
       commandStarted: () => {
         running++;
         if (idleTimer) clearTimeout(idleTimer);

@@ -44,7 +44,7 @@ export interface ConnectionInfo {
   serverPort: number;
   identity: AuthenticatedIdentity;
   /** Tells the connection when it has running commands (the idle timeout skips those). */
-  activity: { commandStarted(): void; commandEnded(): void };
+  activity: { commandDecided(): void; commandStarted(): void; commandEnded(): void };
 }
 
 type Kind = 'exec' | 'shell' | 'sftp';
@@ -171,12 +171,14 @@ export class SessionHandler {
       let gone = false;
       void closed.then(() => (gone = true));
       const ro = kind === 'sftp' ? ({ action: 'run-local' } as const) : await services.runOnce.decide(commandLine, this.rundeckHints, () => gone);
+      conn.activity.commandDecided();
       if (ro.action === 'refuse') return refuse(ro.reason, ro.message);
       if (ro.action === 'answer') return this.answerForWinner(channel, execId, commandLine, startedAt, ro);
       decision = { token: ro.action === 'run-claimed' ? ro.token : null };
       if (ro.action === 'run-claimed') finishClaim = ro.finish;
     } else {
       const gate = await admitWaiting(services.node, services.leadership, services.gateWaitMs);
+      conn.activity.commandDecided();
       if (!gate.admitted) return refuse(gate.reason, gate.message);
       decision = gate;
     }

@@ -208,7 +208,7 @@ describe('haproxy renderer', () => {
       expect(text).toContain('option httpchk GET /leader');
       expect(text).toContain('http-check disable-on-404');
       expect(text).not.toContain('stick'); // a stick table keeps sending new connections to a stopping server
-      expect(text).toMatch(/default-server inter 200ms fastinter 100ms downinter 100ms fall 2 rise 2 on-marked-down shutdown-sessions send-proxy-v2/);
+      expect(text).toMatch(/default-server inter 100ms fastinter 100ms downinter 100ms fall 2 rise 1 on-marked-down shutdown-sessions send-proxy-v2/);
       expect(text).toContain('option clitcpka');
       expect(text).toContain('option srvtcpka');
       expect(text).toContain('load-server-state-from-file global');

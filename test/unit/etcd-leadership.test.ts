@@ -317,6 +317,59 @@ describe('EtcdLeadership state machine (in-memory etcd)', () => {
     expect(b.leadership.current()).toMatchObject({ role: 'standby', leader: 'gw1', token, successor: true, leaderHandover: true });
   });
 
+  it('the next in line says ready for this handover only; the leader sees it within a fast poll', async () => {
+    const a = await start(node(etcd, 'gw1'));
+    const b = await start(node(etcd, 'gw2'));
+    const c = await start(node(etcd, 'gw3'));
+    await advance(300);
+    const p = a.leadership.announceHandover();
+    await advance(5);
+    await p;
+    await advance(100); // b (next in line) polls at 50 ms, and at 20 ms once it saw the announce
+    const sb = b.leadership.current();
+    expect(sb).toMatchObject({ leaderHandover: true, successor: true });
+    expect(sb.handoverId).toBe(etcd.kvs.get([...etcd.kvs.keys()].find((k) => k.includes('gw1-'))!)!.modRevision.toString());
+    expect(a.leadership.current().successorReady).toBeUndefined();
+
+    // Only the next in line may answer, and only for the announce it saw.
+    await c.leadership.announceReady(sb.handoverId!);
+    await b.leadership.announceReady('1');
+    await advance(100);
+    expect(a.leadership.current().successorReady).toBeUndefined();
+
+    await b.leadership.announceReady(sb.handoverId!);
+    const t0 = Date.now();
+    while (a.leadership.current().successorReady !== true && Date.now() - t0 < 1000) await advance(1);
+    expect(Date.now() - t0).toBeLessThanOrEqual(25); // the leader polls every 20 ms while handing over (pollIntervalMs is 100)
+    expect(a.leadership.current()).toMatchObject({ role: 'leader', successorReady: true });
+
+    // The leader goes: the next in line takes over within a fast poll, with a larger token.
+    const token = a.leadership.current().token!;
+    const r = a.leadership.release();
+    await advance(1);
+    await r;
+    const t1 = Date.now();
+    while (b.leadership.current().role !== 'leader' && Date.now() - t1 < 1000) await advance(1);
+    expect(Date.now() - t1).toBeLessThanOrEqual(25);
+    expect(b.leadership.current().token! > token).toBe(true);
+    expect(b.leadership.current().successorReady).toBeUndefined();
+  });
+
+  it('a ready answer to an earlier handover does not count for the next one', async () => {
+    const a = await start(node(etcd, 'gw1'));
+    const b = await start(node(etcd, 'gw2'));
+    await advance(300);
+    await a.leadership.announceHandover();
+    await advance(100);
+    await b.leadership.announceReady(b.leadership.current().handoverId!);
+    await advance(50);
+    expect(a.leadership.current().successorReady).toBe(true);
+    // A second announce (a later drain of the same term) has a new id: b's old answer is stale.
+    await a.leadership.announceHandover();
+    await advance(50);
+    expect(a.leadership.current().successorReady).toBeUndefined();
+  });
+
   it('a standby with a command waiting for the lead polls fast and takes over within ~20 ms of a release', async () => {
     const a = await start(node(etcd, 'gw1'));
     const b = await start(node(etcd, 'gw2'));

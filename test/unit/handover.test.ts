@@ -5,8 +5,9 @@ import { admit, admitWaiting } from '../../src/leadership/gate.js';
 import { trackValue } from '../../src/leadership/trackFile.js';
 import { HealthStepDown } from '../../src/leadership/healthStepDown.js';
 import { FakeLeadership } from '../helpers/fakeLeadership.js';
-import { AllProbes, LoadBalancerProbe, VipProbe } from '../../src/leadership/trafficProbe.js';
+import { AllProbes, LoadBalancerProbe, SuccessorTraffic, VipProbe } from '../../src/leadership/trafficProbe.js';
 import { pollUntil } from '../helpers/proc.js';
+import type { LeadershipState } from '../../src/leadership/types.js';
 
 describe('zero-failure handover', () => {
   it('a drained leader keeps admitting during the handover while the track file already says -254', async () => {
@@ -127,6 +128,51 @@ describe('zero-failure handover', () => {
     expect(both.gone()).toBe(false);
     now = 350;
     expect(both.gone()).toBe(true);
+  });
+
+  it('waits for connections accepted before the load balancers were refused to reach the gate', () => {
+    let now = 0;
+    const pending = new Map<string, number>([['early', 90], ['late', 400]]);
+    const probe = new LoadBalancerProbe(['198.18.0.20'], 50, () => now, (instant) => [...pending.values()].some((t) => t < instant));
+    probe.begin();
+    now = 100;
+    probe.record('198.18.0.20', 404);
+    now = 150;
+    expect(probe.gone()).toBe(false); // "early" (accepted at 90) has not asked for its command yet
+    pending.delete('early');
+    expect(probe.gone()).toBe(true); // "late" came after the refusal settled: not from this balancer's traffic
+  });
+
+  it('the next in line says ready once every load balancer got a 200 for this handover', () => {
+    const told: string[] = [];
+    const traffic = new SuccessorTraffic(['198.18.0.20', '198.18.0.21'], 1, (id) => told.push(id));
+    const next = (handoverId?: string): LeadershipState =>
+      ({ role: 'standby', token: 7n, since: 0, successor: true, ...(handoverId ? { leaderHandover: true, handoverId } : {}) });
+    traffic.record('198.18.0.20', 404, next()); // no handover yet
+    traffic.record('198.18.0.20', 200, next('41'));
+    traffic.record('198.18.0.99', 200, next('41')); // not a load balancer
+    expect(told).toEqual([]);
+    traffic.record('::ffff:198.18.0.21', 200, next('41'));
+    expect(told).toEqual(['41']);
+    traffic.record('198.18.0.21', 200, next('41'));
+    expect(told).toEqual(['41']); // once per handover
+    traffic.record('198.18.0.20', 200, next('44')); // a new announce starts over
+    expect(told).toEqual(['41']);
+    traffic.record('198.18.0.21', 200, next('44'));
+    expect(told).toEqual(['41', '44']);
+    traffic.record('198.18.0.20', 200, { ...next('45'), successor: false }); // not next in line: never
+    traffic.record('198.18.0.21', 200, { ...next('45'), successor: false });
+    expect(told).toEqual(['41', '44']);
+
+    // With rise 2 a DOWN server needs two passing checks in a row from each balancer.
+    const rise2: string[] = [];
+    const slow = new SuccessorTraffic(['198.18.0.20'], 2, (id) => rise2.push(id));
+    slow.record('198.18.0.20', 200, next('50'));
+    slow.record('198.18.0.20', 404, next('50')); // not in a row
+    slow.record('198.18.0.20', 200, next('50'));
+    expect(rise2).toEqual([]);
+    slow.record('198.18.0.20', 200, next('50'));
+    expect(rise2).toEqual(['50']);
   });
 
   it('a standby asks its source to look more often while a command waits for the lead', async () => {

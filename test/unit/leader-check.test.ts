@@ -26,4 +26,10 @@ describe('GET /leader status for HAProxy (balance first, disable-on-404)', () =>
     expect(leaderCheckStatus(s, true, 300, 1300)).toBe(404);
     expect(leaderCheckStatus(s, true, 0, 1000)).toBe(404); // no load balancers: leave at once
   });
+
+  it('a leader handing over answers 404 as soon as the next in line is UP everywhere (successorReady)', () => {
+    const s = at({ role: 'draining', handover: true, handoverAt: 1000, token: 7n, successorReady: true });
+    expect(leaderCheckStatus(s, true, 300, 1001)).toBe(404);
+    expect(leaderCheckStatus(s, false, 300, 1001)).toBe(503);
+  });
 });

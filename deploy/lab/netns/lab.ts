@@ -662,6 +662,17 @@ export class FailoverLab {
   // ---- teardown --------------------------------------------------------------------
 
   /** Stops everything and deletes every namespace of this run; safe to call twice and after a partial build. */
+  /** The output of every process the lab started, for a run kept with --keep-dir. */
+  private writeLogs(): void {
+    const logs = join(this.dir, 'logs');
+    mkdirSync(logs, { recursive: true });
+    for (const g of this.gateways) {
+      if (g.execgate) writeFileSync(join(logs, `${g.name}-execgate.log`), g.execgate.out);
+      if (g.keepalived) writeFileSync(join(logs, `${g.name}-keepalived.log`), g.keepalived.out);
+    }
+    if (this.haproxy) writeFileSync(join(logs, 'haproxy.log'), this.haproxy.out);
+  }
+
   async teardown(keepDir = false): Promise<string[]> {
     if (this.closed) return this.net.leftovers();
     this.closed = true;
@@ -675,6 +686,7 @@ export class FailoverLab {
     for (const g of this.gateways) if (g.execgate) g.execgate.stopping = true;
     for (const g of this.gateways) if (g.keepalived) g.keepalived.stopping = true;
     await this.net.teardown(2000);
+    if (keepDir) this.writeLogs();
     if (!keepDir) rmSync(this.dir, { recursive: true, force: true });
     return this.net.leftovers();
   }
