@@ -85,10 +85,13 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
     log,
   });
   // The next in line tells the leader handing over when every load balancer sends it traffic.
-  const successorTraffic = leaderChecks && cluster ? new SuccessorTraffic(cluster.loadBalancers, cluster.haproxy.rise, (id) => {
-        log.info({ handoverId: id }, 'handover: every load balancer sends new connections here; telling the leader');
-        void leadership.announceReady(id);
-      }) : undefined;
+  const successorTraffic =
+    leaderChecks && cluster
+      ? new SuccessorTraffic(cluster.loadBalancers, cluster.haproxy.rise, (id) => {
+          log.info({ handoverId: id }, 'handover: every load balancer sends new connections here; telling the leader');
+          void leadership.announceReady(id);
+        })
+      : undefined;
   const reflect = (state: LeadershipState) => {
     metrics.leader.set(state.role === 'leader' ? 1 : 0);
     metrics.fencingToken.set(state.role === 'leader' && state.token !== null ? Number(state.token) : 0);

@@ -9,8 +9,7 @@ import type { LeadershipState } from '../leadership/types.js';
  *        until the next in line is UP at every load balancer (it says so in etcd:
  *        successorReady) or `announceMs` passed, so there is always a server to use
  *   404  no new connections, keep the sessions (HAProxy "stopping"): a leader handing
- *        over after that; the next in line otherwise (a 404 server turns UP on one
- *        200, without `rise` checks)
+ *        over after that; the next in line otherwise
  *   503  down (HAProxy closes its sessions): everyone else, and any unhealthy node
  */
 export function leaderCheckStatus(state: LeadershipState, healthy: boolean, announceMs: number, now = Date.now()): 200 | 404 | 503 {

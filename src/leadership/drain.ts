@@ -260,8 +260,12 @@ export class DrainController implements Leadership {
       const windowEnd = Date.now() + ms;
       while (this.phase === 'handover' && Date.now() < windowEnd) {
         if (this.options.traffic?.gone()) {
-          this.options.log?.info({ afterMs: ms - (windowEnd - Date.now()), running: this.options.running() }, 'handover: traffic has left this node');
-          break;
+          // Timers run before I/O in each event-loop turn: let waiting accepts in, then look again.
+          await new Promise((r) => setImmediate(r));
+          if (this.options.traffic.gone()) {
+            this.options.log?.info({ afterMs: ms - (windowEnd - Date.now()), running: this.options.running() }, 'handover: traffic has left this node');
+            break;
+          }
         }
         await new Promise((r) => setTimeout(r, TRAFFIC_POLL_MS));
       }

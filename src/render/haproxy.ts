@@ -5,9 +5,10 @@ import { assertRenderable, header } from './validate.js';
  * haproxy.cfg for the load balancers: one TCP frontend for SSH, one backend of every
  * gateway; `balance first` sends new connections to the first server that answers 200
  * on `GET /leader` (the leader). With `http-check disable-on-404` a 404 takes a server
- * out of balancing at once without closing its sessions (HAProxy "stopping"), and a
- * stopping server turns UP on a single 200: the next in line waits there, and a
- * drained leader leaves through it (see http/leaderCheck.ts). Measured here: with a
+ * out of balancing at once without closing its sessions (HAProxy "stopping"): a
+ * drained leader leaves through it once the next in line is UP (see
+ * http/leaderCheck.ts; a DOWN server stays DOWN on 404 and needs `rise` 200s, so
+ * rise defaults to 1: only a leader answers 200). Measured here: with a
  * one-entry stick table (LAB-NOTES.md) a stopping server kept receiving every new
  * connection, so a drain could not move traffic without closing sessions; there is no
  * stick table. 503 marks a server down after `fall` checks and closes its sessions.

@@ -91,6 +91,8 @@ export interface Gateway {
   ns: string;
   anchor: number;
   execgate: Proc | null;
+  /** Output of this host's earlier execgate processes (the last 2 MB), for --keep-dir. */
+  execgateBefore: string;
   keepalived: Proc | null;
   etcd: Proc | null;
   /** Host lost: no supervisor restarts. */
@@ -314,7 +316,7 @@ export class FailoverLab {
       const host = this.net.addHost(spec.name, spec.address);
       this.net.exec(host.ns, ['sysctl', '-q', '-w', 'net.ipv4.ip_nonlocal_bind=1']);
       const anchor = this.startAnchor(spec.name, host.ns);
-      this.gateways.push({ ...spec, ns: host.ns, anchor, execgate: null, keepalived: null, etcd: null, down: false, roles: [], listening: [] });
+      this.gateways.push({ ...spec, ns: host.ns, anchor, execgate: null, execgateBefore: '', keepalived: null, etcd: null, down: false, roles: [], listening: [] });
     }
     if (this.topology === 'haproxy-etcd') {
       const lb = this.net.addHost(LB.name, LB.address);
@@ -420,6 +422,7 @@ export class FailoverLab {
       [process.execPath, CLI, 'serve', '--cluster', join(this.dir, 'cluster.yaml'), '--node', g.name],
       { EXECGATE_CGROUP_PARENT: 'off' },
     );
+    if (g.execgate) g.execgateBefore = (g.execgateBefore + g.execgate.out).slice(-2_000_000);
     g.execgate = proc;
     let partial = '';
     proc.child.stdout!.on('data', (d: Buffer) => {
@@ -667,7 +670,7 @@ export class FailoverLab {
     const logs = join(this.dir, 'logs');
     mkdirSync(logs, { recursive: true });
     for (const g of this.gateways) {
-      if (g.execgate) writeFileSync(join(logs, `${g.name}-execgate.log`), g.execgate.out);
+      writeFileSync(join(logs, `${g.name}-execgate.log`), g.execgateBefore + (g.execgate?.out ?? ''));
       if (g.keepalived) writeFileSync(join(logs, `${g.name}-keepalived.log`), g.keepalived.out);
     }
     if (this.haproxy) writeFileSync(join(logs, 'haproxy.log'), this.haproxy.out);
