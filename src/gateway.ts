@@ -6,6 +6,7 @@ import { PublicKeyAuthenticator } from './ssh/auth.js';
 import { SshServer } from './ssh/server.js';
 import { assertSsh2Patched } from './ssh/ssh2Patch.js';
 import { AuditLog } from './audit/auditLog.js';
+import { recoverPreviousRun } from './audit/recovery.js';
 import { createLeadership } from './leadership/factory.js';
 import type { Cluster } from './config/cluster.js';
 import type { Leadership } from './leadership/types.js';
@@ -37,6 +38,8 @@ export interface Gateway {
   /** The HTTP surface's address, or null when http.enabled is false. */
   httpAddress: { host: string; port: number } | null;
   stop(reason: string): Promise<void>;
+  /** Reopens the audit log (SIGHUP, after logrotate). */
+  reopenAudit(): Promise<void>;
 }
 
 /**
@@ -65,8 +68,10 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
     log,
     metrics,
   });
-  const audit = new AuditLog(config.audit.path);
+  const audit = new AuditLog(config.audit.path, { node, log });
   await audit.open();
+  // Before listening: kill what a SIGKILLed predecessor left, end its open records as "lost".
+  await recoverPreviousRun(audit, log);
   const registry = new CommandRegistry();
   // A handover is over when the VIP has left (settled for one advert interval) and every
   // load balancer has stopped sending new connections here (and those it sent before
@@ -173,5 +178,6 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
     })());
 
   const httpAddress = http ? { host: http.host, port: http.port } : null;
-  return { node, log, hostKeys, leadership, registry, metrics, ssh, address, httpAddress, stop };
+  const reopenAudit = () => audit.reopen();
+  return { node, log, hostKeys, leadership, registry, metrics, ssh, address, httpAddress, stop, reopenAudit };
 }

@@ -62,6 +62,11 @@ export const serve: Verb = {
     };
     process.on('SIGTERM', () => onSignal('SIGTERM'));
     process.on('SIGINT', () => onSignal('SIGINT'));
+    // SIGHUP (logrotate's postrotate, systemctl reload): reopen the audit log. Without a
+    // handler SIGHUP would end the gateway.
+    process.on('SIGHUP', () => {
+      gateway.reopenAudit().catch((err: Error) => gateway.log.error({ err: err.message }, 'audit log reopen failed'));
+    });
     // For leak hunts: SIGUSR2 logs memory use, after a full collection when node runs with --expose-gc.
     process.on('SIGUSR2', () => {
       const gc = (globalThis as { gc?: () => void }).gc;
