@@ -11,7 +11,7 @@
 # Gateway nodes get: nodejs, keepalived, curl; the keepalived_script account; /etc/execgate
 # with the cluster file and the ONE host key set of the cluster (execgate keygen --cluster,
 # never per node: strict host key checking must survive a failover); the rendered
-# keepalived.conf and systemd unit; net.ipv4.ip_nonlocal_bind=1 (execgate listens on the
+# keepalived.conf, systemd unit and audit logrotate config; net.ipv4.ip_nonlocal_bind=1 (execgate listens on the
 # VIP before it arrives). Load balancer nodes get haproxy and the rendered haproxy.cfg.
 # --dry-run prints every step instead of doing it.
 set -euo pipefail
@@ -123,6 +123,7 @@ if [ "$dry_run" -eq 0 ] && [ "$(id -u)" -ne 0 ]; then die "run as root (or with 
 if [ "$role" = gateway ]; then
   render keepalived --node "$node" > /dev/null
   render systemd --node "$node" > /dev/null
+  render logrotate > /dev/null
   [ "$etcd_member" -eq 0 ] || etcd_env > /dev/null
 else
   render haproxy > /dev/null
@@ -152,7 +153,7 @@ if [ "$role" = lb ]; then
   exit 0
 fi
 
-run apt-get install -y --no-install-recommends nodejs keepalived curl util-linux
+run apt-get install -y --no-install-recommends nodejs keepalived curl util-linux logrotate
 if ! getent passwd keepalived_script > /dev/null; then
   run useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin keepalived_script
 fi
@@ -184,6 +185,8 @@ CONF
 run sysctl -q -p /etc/sysctl.d/60-execgate.conf
 render keepalived --node "$node" | write /etc/keepalived/keepalived.conf 0644
 render systemd --node "$node" | write /etc/systemd/system/execgate.service 0644
+# The audit log: rotated by rename, the gateway reopens it (never copytruncate).
+render logrotate | write /etc/logrotate.d/execgate 0644
 run keepalived -t -e -f /etc/keepalived/keepalived.conf
 if [ "$etcd_member" -eq 1 ]; then
   # A fresh data dir of its own: the package's first start made a one-member cluster.

@@ -4,9 +4,10 @@ import { ExecgateError } from '../errors.js';
 import { renderKeepalived } from '../render/keepalived.js';
 import { renderHaproxy } from '../render/haproxy.js';
 import { renderSystemd } from '../render/systemd.js';
+import { renderLogrotate } from '../render/logrotate.js';
 import { requireFlag, stringFlag, type Verb } from './common.js';
 
-const targets = ['keepalived', 'haproxy', 'systemd'] as const;
+const targets = ['keepalived', 'haproxy', 'systemd', 'logrotate'] as const;
 
 /** Writes via a temp file + rename so a reload never reads half a config. */
 function writeAtomically(path: string, text: string): void {
@@ -16,10 +17,11 @@ function writeAtomically(path: string, text: string): void {
 }
 
 export const render: Verb = {
-  summary: 'generate keepalived.conf, haproxy.cfg or the systemd unit from a cluster file',
+  summary: 'generate keepalived.conf, haproxy.cfg, the systemd unit or the audit log\'s logrotate config from a cluster file',
   usage: `execgate render keepalived --cluster FILE --node NAME [--out FILE]
   execgate render haproxy --cluster FILE [--out FILE]
-  execgate render systemd --cluster FILE --node NAME [--out FILE]`,
+  execgate render systemd --cluster FILE --node NAME [--out FILE]
+  execgate render logrotate --cluster FILE [--out FILE]`,
   async run(flags, positionals) {
     const target = positionals[0];
     if (!target || !(targets as readonly string[]).includes(target)) {
@@ -30,6 +32,8 @@ export const render: Verb = {
     let text: string;
     if (target === 'haproxy') {
       text = renderHaproxy(cluster, clusterPath);
+    } else if (target === 'logrotate') {
+      text = renderLogrotate(cluster, clusterPath);
     } else {
       const node = stringFlag(flags, 'node');
       if (!node) {

@@ -61,6 +61,8 @@ export function renderSystemd(cluster: Cluster, nodeName: string, options: Syste
     `ExecStart=${execStart}`,
     '# Whatever ended the gateway (crash, watchdog, stop), its keepalived gives the VIP away now.',
     `ExecStopPost=/bin/sh -c 'echo -254 > ${trackTmp} && mv -f ${trackTmp} ${track}'`,
+    '# systemctl reload (logrotate\'s postrotate): the gateway reopens its audit log on SIGHUP.',
+    'ExecReload=/bin/kill -HUP $MAINPID',
     'Restart=always',
     'RestartSec=1',
     etcd

@@ -2,7 +2,7 @@ import type { Cluster, ClusterNode } from '../config/cluster.js';
 import { clusterProblems } from '../config/clusterLoad.js';
 import { ExecgateError } from '../errors.js';
 
-export type RenderTarget = 'keepalived' | 'haproxy' | 'systemd';
+export type RenderTarget = 'keepalived' | 'haproxy' | 'systemd' | 'logrotate';
 
 /** Added to the leader's priority through the track_file (value 100 x weight 1). */
 export const TRACK_FILE_LEADER_VALUE = 100;
@@ -15,7 +15,7 @@ export const TRACK_FILE_SUCCESSOR_VALUE = 50;
  */
 export function renderProblems(cluster: Cluster, target: RenderTarget): string[] {
   const problems = clusterProblems(cluster);
-  if (target !== 'systemd' && cluster.nodes.length < 2) {
+  if ((target === 'keepalived' || target === 'haproxy') && cluster.nodes.length < 2) {
     problems.push(`nodes: ${cluster.nodes.length} node listed; a ${target} config for failover needs at least 2`);
   }
   if (target === 'keepalived') {
