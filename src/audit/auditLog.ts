@@ -186,14 +186,15 @@ export class AuditLog {
   }
 
   /**
-   * Null while the audit log is writable; otherwise the line to send a client whose
-   * command is refused (exit 75): no command runs unaudited.
+   * Null while the audit log is writable; otherwise why not, in words (no "execgate:"
+   * prefix): the session refuses the command with exit 75 and this reason, so no
+   * command runs unaudited.
    */
   refusal(): string | null {
     const err = this.lastError;
     if (!err) return null;
     const code = (err as NodeJS.ErrnoException).code;
-    return `execgate: the audit log ${this.path} cannot be written (${code ? `${code}: ` : ''}${err.message.replace(/^[A-Z]+: /, '')}); no command runs unaudited, try again once it is writable (free space, or fix audit.path)`;
+    return `the audit log ${this.path} cannot be written (${code ? `${code}: ` : ''}${err.message.replace(/^[A-Z]+: /, '')}); commands are refused until it can be (free space on its file system, or fix audit.path)`;
   }
 
   /** The commands this log considers running (start written, end not yet). */

@@ -3,7 +3,8 @@ import { mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, unlinkSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { AuditLog, type AuditEndFields, type AuditStartFields } from '../../src/audit/auditLog.js';
+import { AuditLog } from '../../src/audit/auditLog.js';
+import { endFields, startFields } from './audit-fixtures.js';
 import { findOpenStarts } from '../../src/audit/tail.js';
 import { processStartTicks } from '../../src/audit/procIdentity.js';
 
@@ -14,50 +15,6 @@ const lines = (path: string) =>
         .filter(Boolean)
         .map((l) => JSON.parse(l) as Record<string, unknown>)
     : [];
-
-export function startFields(execId: string, extra: Partial<AuditStartFields> = {}): AuditStartFields {
-  return {
-    execId,
-    user: 'rundeck',
-    account: 'rundeck',
-    uid: 1000,
-    keyFingerprint: 'SHA256:x',
-    client: '127.0.0.1:5000',
-    command: 'sleep 300',
-    rdJobExecId: null,
-    token: null,
-    start: new Date().toISOString(),
-    pid: process.pid,
-    cgroup: null,
-    ...extra,
-  };
-}
-
-export function endFields(execId: string, extra: Partial<AuditEndFields> = {}): AuditEndFields {
-  const now = new Date().toISOString();
-  return {
-    execId,
-    user: 'rundeck',
-    account: 'rundeck',
-    uid: 1000,
-    keyFingerprint: 'SHA256:x',
-    client: '127.0.0.1:5000',
-    command: 'true',
-    rdJobExecId: null,
-    token: null,
-    start: now,
-    end: now,
-    durationMs: 0,
-    result: 'exited',
-    exitStatus: 0,
-    exitCode: 0,
-    signal: null,
-    killReason: null,
-    leftoverKilled: 0,
-    bytesOut: { stdout: 0, stderr: 0 },
-    ...extra,
-  };
-}
 
 describe('audit log records', () => {
   let dir: string;
@@ -155,7 +112,7 @@ describe('audit log failure: fail closed, then recover', () => {
     unlinkSync(path);
     symlinkSync('/dev/full', path);
     await expect(log.end(endFields('during-1'))).rejects.toThrow(/ENOSPC/);
-    expect(log.refusal()).toMatch(/^execgate: the audit log .*audit\.jsonl cannot be written \(ENOSPC: .*no command runs unaudited/);
+    expect(log.refusal()).toMatch(/^the audit log .*audit\.jsonl cannot be written \(ENOSPC: .*commands are refused until it can be/);
     expect(log.error?.message).toMatch(/ENOSPC/);
     await expect(log.end(endFields('during-2'))).rejects.toThrow(/ENOSPC/);
     // Space again: the probe (not a new command: those are refused) finds out.
