@@ -49,6 +49,17 @@ export const errors = {
       'EG_AUTHKEYS_UNREADABLE',
       `cannot read authorized_keys ${path}: ${reason}`,
     ),
+  authorizedKeysUnsafe: (problem: string) => new ExecgateError('EG_AUTHKEYS_PERMISSIONS', problem),
+  authorizedKeysNeedAccounts: (path: string, lines: number[], why: string) =>
+    new ExecgateError(
+      'EG_AUTHKEYS_SHARED',
+      `authorized_keys ${path} is one file for every SSH username and ${why}, so every key must name the local accounts it may log in as; line${lines.length > 1 ? 's' : ''} ${lines.join(', ')} lack${lines.length > 1 ? '' : 's'} that option: put execgate-accounts="NAME[,NAME...]" before the key (e.g. execgate-accounts="rundeck" ssh-ed25519 AAAA...), or give each SSH user a file of its own with authorizedKeys: /etc/execgate/authorized_keys/%u`,
+    ),
+  runAsRootNotPermitted: (user: string, key: string) =>
+    new ExecgateError(
+      'EG_RUNAS_ROOT',
+      `${key} is "${user}", which is uid 0 (root), and runAs.permitRoot is false: map it to an unprivileged account, or set runAs.permitRoot: true if commands really must run as root`,
+    ),
   accountUnknown: (user: string, key: string) =>
     new ExecgateError(
       'EG_RUNAS_UNKNOWN',
@@ -63,6 +74,16 @@ export const errors = {
     new ExecgateError(
       'EG_SSH2_UNPATCHED',
       `${file} lacks execgate's ${lacks}: reinstall with "npm ci" so patch-package applies patches/ssh2+*.patch`,
+    ),
+  setprivMissing: (tried: string[]) =>
+    new ExecgateError(
+      'EG_SETPRIV_MISSING',
+      `setpriv is needed to run commands as other accounts but is not at ${tried.join(' or ')}: install util-linux (apt-get install util-linux)`,
+    ),
+  envAllowUnsafe: (pattern: string, names: string[]) =>
+    new ExecgateError(
+      'EG_ENV_UNSAFE',
+      `env.allow pattern "${pattern}" lets clients set ${names.join(', ')}, which change how programs load or run: remove it from env.allow, or set env.allowUnsafe: true if every account commands run as is trusted`,
     ),
   listenFailed: (host: string, port: number, reason: string) =>
     new ExecgateError(

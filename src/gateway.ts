@@ -13,6 +13,9 @@ import type { Leadership } from './leadership/types.js';
 import { CommandRegistry } from './exec/registry.js';
 import { envAllowList } from './exec/environment.js';
 import { RunAsPolicy } from './exec/runAs.js';
+import { closeInheritedFds } from './exec/inheritedFds.js';
+import { cgroupSupport } from './exec/cgroup.js';
+import { setpriv } from './exec/launch.js';
 import { AuthFailureLimiter, KeyedCounter } from './ssh/limits.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { SystemdNotifier } from './systemd/notify.js';
@@ -53,10 +56,15 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
   assertSsh2Patched();
   const node = config.node ?? hostname();
   const log = createLogger(config.log.level, node);
+  const inheritedFds = closeInheritedFds();
+  if (inheritedFds.length > 0) log.info({ fds: inheritedFds }, 'closed file descriptors inherited from the parent, so no command inherits them');
+  cgroupSupport(); // says at start whether leftovers of commands can be found and killed
+  if (process.getuid?.() === 0) setpriv(); // a root gateway switches users; fail now if it cannot
   const hostKeys = loadHostKeys(config.hostKeys);
   const runAs = new RunAsPolicy(config.runAs);
-  if (runAs.targets().some((t) => t.account.uid === 0)) {
-    log.warn('commands run as root: set runAs.user (or runAs.accounts) to an unprivileged account for production');
+  const envAllowed = envAllowList(config.env.allow, config.env.allowUnsafe);
+  if (runAs.permitRoot) {
+    log.warn(`runAs.permitRoot is true: commands may run as root (${runAs.describe()}); map usernames to unprivileged accounts for production`);
   }
   const metrics = createMetrics(node);
   const authenticator = new PublicKeyAuthenticator({
@@ -131,7 +139,7 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
   const ssh = new SshServer({
     hostKeys,
     authenticator,
-    services: { node, config, log, runAs, audit, leadership, registry, metrics, envAllowed: envAllowList(config.env.allow),
+    services: { node, config, log, runAs, audit, leadership, registry, metrics, envAllowed,
       commandSlots: new KeyedCounter(config.limits.maxCommands, config.limits.maxCommandsPerUser),
       runOnce: runOnce?.coordinator ?? null,
       gateWaitMs: cluster?.leadership.gateWaitMs ?? 0 },
@@ -148,7 +156,7 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
       : null;
   stepDown?.start();
   log.info(
-    { listen: `${address.host}:${address.port}`, alsoListen: config.alsoListen.map((l) => `${l.host}:${l.port}`), runAs: runAs.targets().map((t) => t.account.name), leadership: leadership.kind, hostKeys: hostKeys.map((k) => `${k.type} ${k.fingerprint}`) },
+    { listen: `${address.host}:${address.port}`, alsoListen: config.alsoListen.map((l) => `${l.host}:${l.port}`), runAs: runAs.describe(), leadership: leadership.kind, hostKeys: hostKeys.map((k) => `${k.type} ${k.fingerprint}`) },
     'execgate listening',
   );
   // systemd (Type=notify): READY=1 now, then WATCHDOG=1 from the event loop; no-op without NOTIFY_SOCKET.

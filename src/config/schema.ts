@@ -1,4 +1,14 @@
 import { z } from 'zod';
+import { authorizedKeysPathProblem } from '../ssh/keysPath.js';
+
+/** authorizedKeys: a path, with only the tokens %u, %h and %%. */
+const authorizedKeysPath = z
+  .string()
+  .min(1)
+  .superRefine((p, ctx) => {
+    const problem = authorizedKeysPathProblem(p);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
 
 const port = z.int().min(0, "0 (any free port) to 65535").max(65535);
 const seconds = z.number().positive();
@@ -13,7 +23,16 @@ const limits = z.strictObject({
   maxCommandBytes: z.int().positive().default(256 * 1024),
   maxEnvVars: z.int().nonnegative().default(256),
   maxEnvBytes: z.int().nonnegative().default(256 * 1024),
+  /**
+   * sshd's LoginGraceTime: from TCP accept (covering the PROXY header and the SSH
+   * banner) to successful authentication; then the socket is closed.
+   */
   loginGraceSeconds: seconds.default(30),
+  /**
+   * sshd's MaxAuthTries: failed authentication requests per connection ("none"
+   * probes count, except the first); then the client is disconnected.
+   */
+  maxAuthTries: z.int().positive().default(6),
   /** Disconnect a connection that has had no running command for this long. */
   idleTimeoutSeconds: seconds.default(900),
   /** SSH keepalive probes find dead clients under long silent jobs. */
@@ -49,8 +68,17 @@ export const configSchema = z.strictObject({
       enabled: z.boolean().default(true),
       host: z.string().min(1).default('127.0.0.1'),
       port: port.default(9422),
-      /** Bearer token for /admin/* and command lines from non-loopback callers. */
-      token: z.string().min(16, 'use at least 16 characters').optional(),
+      /**
+       * Bearer token for /admin/* and for command lines in /status and the page; once
+       * one is set every caller needs it, loopback included. Prefer tokenFile.
+       */
+      token: z.string().min(16, 'use at least 16 characters').regex(/^[\x21-\x7e]+$/, 'printable characters without spaces').optional(),
+      /** A file (mode 0600, owner root or execgate's account) holding the token, so the config need not. */
+      tokenFile: z.string().min(1).optional(),
+    })
+    .refine((h) => h.token === undefined || h.tokenFile === undefined, {
+      message: 'set http.token or http.tokenFile, not both (prefer tokenFile: a mode 0600 file holding the token)',
+      path: ['tokenFile'],
     })
     .prefault({}),
   /**
@@ -60,7 +88,12 @@ export const configSchema = z.strictObject({
    */
   drainTimeoutSeconds: seconds.optional(),
   hostKeys: z.array(z.string().min(1)).min(1, 'list at least one host key file'),
-  authorizedKeys: z.string().min(1),
+  /**
+   * OpenSSH authorized_keys: one file, or one per SSH user with sshd's tokens %u (the
+   * SSH username), %h (the home of the account it runs as, e.g. %h/.ssh/authorized_keys)
+   * and %% (a literal %). Ownership and modes are checked like sshd's StrictModes.
+   */
+  authorizedKeys: authorizedKeysPath,
   auth: z
     .strictObject({
       /** Old JSch (Rundeck <= 5.9) signs user auth with ssh-rsa (SHA-1) only. */
@@ -69,12 +102,23 @@ export const configSchema = z.strictObject({
       permitKeyEnvironment: z.boolean().default(false),
     })
     .prefault({}),
+  /**
+   * Without user and accounts the SSH username is the local account (as with sshd),
+   * looked up through NSS at authentication; a username with no account is refused,
+   * and a gateway without root runs commands only as its own account.
+   */
   runAs: z
     .strictObject({
-      /** The account commands run as when accounts is not given. */
+      /** Every SSH username runs as this one account (an explicit mapping). */
       user: z.string().min(1).optional(),
       /** SSH username -> local account; when given, other usernames are refused at authentication. */
       accounts: z.record(z.string().min(1), z.string().min(1)).optional(),
+      /** Commands may run as uid 0 (by username or mapping) only when true. */
+      permitRoot: z.boolean().default(false),
+    })
+    .refine((r) => r.user === undefined || r.accounts === undefined, {
+      message: 'set runAs.user (every username runs as one account) or runAs.accounts (a map), not both',
+      path: ['accounts'],
     })
     .prefault({}),
   /** PROXY protocol v2 (HAProxy send-proxy-v2), accepted only from these addresses. */
@@ -86,6 +130,8 @@ export const configSchema = z.strictObject({
   env: z
     .strictObject({
       allow: z.array(z.string().min(1)).default(['RD_*']),
+      /** Let env.allow admit loader and interpreter variables (LD_*, PATH, BASH_ENV...): refused unless true. */
+      allowUnsafe: z.boolean().default(false),
     })
     .prefault({}),
   exec: z

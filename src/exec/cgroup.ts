@@ -96,7 +96,7 @@ export function cgroupSupport(): CgroupSupport {
   if (!support) {
     support = detect();
     if (support.available) log().info({ parent: support.parent, cgroupKill: support.killFile }, 'commands run in their own cgroup v2');
-    else log().warn({ reason: support.detail }, 'cgroup v2 not usable: a command that calls setsid can escape the fence kill');
+    else log().warn({ reason: support.detail }, 'cgroup v2 not usable: processes a command leaves behind (setsid, daemons) cannot be found, so they outlive it and escape the fence kill');
   }
   return support;
 }
@@ -218,6 +218,24 @@ export class CommandCgroup {
       }
     }
     freeze('0');
+  }
+
+  /** Processes still in the cgroup. */
+  members(): number[] {
+    return members(this.path);
+  }
+
+  /**
+   * Kills whatever is still in the cgroup (what a command left behind: `setsid x &`,
+   * daemons) and waits until it is empty. Returns how many processes were killed.
+   */
+  async sweep(timeoutMs = 2000): Promise<number> {
+    const left = members(this.path);
+    if (left.length === 0) return 0;
+    this.kill();
+    const deadline = Date.now() + timeoutMs;
+    while (members(this.path).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    return left.length;
   }
 
   /** Removes the cgroup once empty; processes that outlived the command keep it until they end. */

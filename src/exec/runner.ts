@@ -25,6 +25,9 @@ export interface CommandStreams {
 
 export type CommandResult = 'completed' | 'killed' | 'spawn-failed';
 
+/** The exit status of a command execgate could not start (sshd's shell says 126 too). */
+export const EXIT_CANNOT_RUN = 126;
+
 export interface CommandOutcome {
   result: CommandResult;
   /** What goes back as exit-status: the exit code, or 128 + signal number. */
@@ -38,6 +41,8 @@ export interface CommandOutcome {
   endedAt: number;
   stdoutBytes: number;
   stderrBytes: number;
+  /** Processes the command left behind (outside its process group) that were killed at its end. */
+  leftoversKilled: number;
 }
 
 export const FORWARDABLE_SIGNALS = new Set(['ABRT', 'ALRM', 'FPE', 'HUP', 'ILL', 'INT', 'KILL', 'PIPE', 'QUIT', 'SEGV', 'TERM', 'USR1', 'USR2']);
@@ -45,6 +50,9 @@ export const FORWARDABLE_SIGNALS = new Set(['ABRT', 'ALRM', 'FPE', 'HUP', 'ILL',
 /** What the SSH layer holds on to while a command runs (pipes or a pty). */
 export interface CommandHandle {
   readonly pid: number | null;
+  /** The command's own cgroup, or null where cgroups are not used. */
+  readonly cgroupPath: string | null;
+  /** Settles once the command and everything it left behind are gone; never rejects. */
   readonly done: Promise<CommandOutcome>;
   signal(name: string): boolean;
   terminate(reason: string, immediate?: boolean): Promise<GroupKillResult> | null;
@@ -58,17 +66,45 @@ export function exitStatusFor(code: number | null, signal: NodeJS.Signals | null
   return 255;
 }
 
+/** The outcome of a command that never ran (spawn threw, or the program could not be executed). */
+export function spawnFailedOutcome(error: string, startedAt: number): CommandOutcome {
+  return {
+    result: 'spawn-failed', status: EXIT_CANNOT_RUN, exitCode: null, signal: null, killReason: null, error, pid: null,
+    startedAt, endedAt: Date.now(), stdoutBytes: 0, stderrBytes: 0, leftoversKilled: 0,
+  };
+}
+
+/** The command as its own process-group leader, with piped, unbuffered binary streams. */
+function spawnDetached(file: string, args: string[], spec: CommandSpec) {
+  return execa(file, args, {
+    env: spec.env,
+    extendEnv: false,
+    cwd: spec.cwd,
+    detached: true,
+    cleanup: false,
+    buffer: false,
+    reject: false,
+    stdin: 'pipe',
+    stdout: 'pipe',
+    stderr: 'pipe',
+    encoding: 'buffer',
+    stripFinalNewline: false,
+  });
+}
+
 /**
  * One command in its own process group (detached => setsid), streamed with
- * backpressure, never buffered whole. It knows nothing about SSH.
+ * backpressure, never buffered whole. It knows nothing about SSH. Construction never
+ * throws: a command that cannot start settles `done` as spawn-failed.
  */
 export class RunningCommand implements CommandHandle {
   readonly done: Promise<CommandOutcome>;
-  readonly pid: number | null;
-  private readonly killer: TreeKiller | null;
+  readonly pid: number | null = null;
+  readonly cgroupPath: string | null = null;
+  private readonly killer: TreeKiller | null = null;
   private stdoutBytes = 0;
   private stderrBytes = 0;
-  private readonly child: { stdin: Writable; stdout: Readable; stderr: Readable };
+  private readonly child: { stdin: Writable; stdout: Readable; stderr: Readable } | null = null;
 
   constructor(
     private readonly spec: CommandSpec,
@@ -78,25 +114,31 @@ export class RunningCommand implements CommandHandle {
     // Enter the command's own cgroup before it can fork (a setsid child cannot leave it).
     const cgroup = CommandCgroup.prepare();
     const [file, args] = cgroup ? cgroup.wrap(spec.file, spec.args) : [spec.file, spec.args];
-    const child = execa(file, args, {
-      env: spec.env,
-      extendEnv: false,
-      cwd: spec.cwd,
-      detached: true,
-      cleanup: false,
-      buffer: false,
-      reject: false,
-      stdin: 'pipe',
-      stdout: 'pipe',
-      stderr: 'pipe',
-      encoding: 'buffer',
-      stripFinalNewline: false,
-    });
+    let child: ReturnType<typeof spawnDetached>;
+    try {
+      child = spawnDetached(file, args, spec);
+    } catch (err) {
+      // Invalid arguments (a NUL byte in the command or an environment value).
+      cgroup?.release();
+      this.done = Promise.resolve(spawnFailedOutcome((err as Error).message, startedAt));
+      return;
+    }
+    // execa settles its promise in every case, including an "early error" child that
+    // never emits exit or error (invalid options): that settles the command too.
+    const settled = Promise.resolve(child).then(
+      (r) => ({ code: r.exitCode ?? null, signal: (r.signal ?? null) as NodeJS.Signals | null, error: r.failed && child.pid === undefined ? (r.originalMessage || r.shortMessage || 'spawn failed') : null }),
+      (err: Error) => ({ code: null, signal: null, error: err.message as string | null }),
+    );
     const pid = child.pid ?? null;
+    if (pid === null) {
+      cgroup?.release();
+      this.done = settled.then((r) => spawnFailedOutcome(r.error ?? 'the command could not be started', startedAt));
+      return;
+    }
     this.pid = pid;
-    if (pid === null) cgroup?.release();
-    else cgroup?.enter(pid);
-    const killer = pid === null ? null : new TreeKiller(pid, spec.killGraceMs, cgroup);
+    this.cgroupPath = cgroup?.path ?? null;
+    cgroup?.enter(pid);
+    const killer = new TreeKiller(pid, spec.killGraceMs, cgroup);
     this.killer = killer;
 
     const { stdin, stdout, stderr } = child;
@@ -118,31 +160,30 @@ export class RunningCommand implements CommandHandle {
     const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error: string | null }>((resolve) => {
       child.once('error', (err) => resolve({ code: null, signal: null, error: err.message }));
       child.once('exit', (code, signal) => {
-        this.killer?.markExited();
+        killer.markExited();
         resolve({ code, signal, error: null });
       });
+      void settled.then(resolve);
     });
-    // execa's own promise settles with a result object (reject: false); keep it handled.
-    void Promise.resolve(child).catch(() => {});
 
     this.done = (async () => {
       const { code, signal, error } = await exit;
-      if (error !== null && pid === null) {
-        return this.outcome('spawn-failed', null, null, error, startedAt);
+      try {
+        // Output still in the pipes belongs to the command: read it all (as sshd does).
+        await Promise.all([closed(stdout), closed(stderr)]);
+        streams.stdin.unpipe(stdin);
+      } finally {
+        await killer.settle();
       }
-      // Output still in the pipes belongs to the command: read it all (as sshd does).
-      await Promise.all([closed(stdout), closed(stderr)]);
-      streams.stdin.unpipe(stdin);
-      await killer?.settle();
       // Killed means it died of our signal; a command that exited by itself (even just
       // before a kill that raced its exit, or by trapping SIGTERM) completed.
-      const result = killer?.reason && signal !== null ? 'killed' : 'completed';
+      const result = killer.reason && signal !== null ? 'killed' : 'completed';
       return this.outcome(result, code, signal, error, startedAt);
-    })();
+    })().catch((err: Error) => ({ ...spawnFailedOutcome(err.message, startedAt), pid }));
   }
 
   private outcome(
-    result: CommandResult,
+    result: 'completed' | 'killed',
     exitCode: number | null,
     signal: NodeJS.Signals | null,
     error: string | null,
@@ -150,7 +191,7 @@ export class RunningCommand implements CommandHandle {
   ): CommandOutcome {
     return {
       result,
-      status: result === 'spawn-failed' ? 127 : exitStatusFor(exitCode, signal),
+      status: exitStatusFor(exitCode, signal),
       exitCode,
       signal,
       killReason: result === 'killed' ? (this.killer?.reason ?? null) : null,
@@ -160,6 +201,7 @@ export class RunningCommand implements CommandHandle {
       endedAt: Date.now(),
       stdoutBytes: this.stdoutBytes,
       stderrBytes: this.stderrBytes,
+      leftoversKilled: this.killer?.leftoversKilled ?? 0,
     };
   }
 
@@ -179,6 +221,7 @@ export class RunningCommand implements CommandHandle {
    * (scp -t exits 0 right after its last ack), then kill the tree.
    */
   clientGone(): void {
+    if (!this.child) return;
     const { stdin, stdout, stderr } = this.child;
     this.streams.stdin.unpipe(stdin);
     stdin.end();

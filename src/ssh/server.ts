@@ -6,6 +6,7 @@ import { SessionHandler, type ExecutionServices } from './session.js';
 import { KeyedCounter } from './limits.js';
 import { readProxyHeader } from './proxyProtocol.js';
 import { disconnectBeforeKex, DISCONNECT_PROTOCOL_ERROR, DISCONNECT_TOO_MANY_CONNECTIONS } from './earlyDisconnect.js';
+import { algorithmProfile, servedHostKeyTypes } from './algorithms.js';
 import { errors } from '../errors.js';
 import { VERSION } from '../version.js';
 
@@ -44,6 +45,21 @@ function coalesceWrites(socket: Socket): void {
 
 const unmapped = (a: string) => (a.startsWith('::ffff:') ? a.slice(7) : a);
 
+/** SSH_MSG_DISCONNECT reason codes (RFC 4253 11.1). */
+const DISCONNECT_BY_APPLICATION = 11;
+const DISCONNECT_NO_MORE_AUTH_METHODS = 14;
+
+/** Longer than any account name (Linux: 32 bytes); sshd reads the whole packet, we refuse early. */
+const MAX_USERNAME_BYTES = 256;
+/** An exec request carries the command plus channel id, request name, framing and padding. */
+const EXEC_REQUEST_OVERHEAD = 64 * 1024;
+
+/** The parts of ssh2's server-side Connection that the typings lack (added by patches/ssh2+*.patch). */
+interface PatchedConnection {
+  disconnect(reason: number, description: string): void;
+  setMaxPacketSize(bytes: number, hint?: string): void;
+}
+
 /**
  * The SSH listener. It owns the TCP side (TCP_NODELAY, PROXY protocol, connection
  * limits) and hands each socket to ssh2 through injectSocket, so protocol plumbing
@@ -58,18 +74,33 @@ export class SshServer {
   private readonly trustedProxies: Set<string>;
   /** Accepted sockets whose connection has not had a command decided yet, with when they came. */
   private readonly undecided = new Map<Socket, number>();
+  /** Sockets whose client has authenticated (the login deadline no longer applies). */
+  private readonly authenticated = new WeakSet<Socket>();
+  /** The ssh2 connection on each admitted socket, once ssh2 has read its version line. */
+  private readonly connectionOf = new WeakMap<Socket, PatchedConnection>();
 
   constructor(private readonly options: SshServerOptions) {
     const { config, log } = options.services;
     this.connections = new KeyedCounter(config.limits.maxConnections, config.limits.maxConnectionsPerSource);
     this.trustedProxies = new Set(config.proxyProtocol.trustedProxies);
+    const profile = algorithmProfile(config.auth.allowSshRsaSha1);
+    const served = servedHostKeyTypes(profile);
+    for (const key of options.hostKeys) {
+      if (!served.has(key.type)) log.warn({ path: key.path, type: key.type }, `host key ${key.path} (${key.type}) not served: ${key.type} host keys are offered only with auth.allowSshRsaSha1: true`);
+    }
+    if (!options.hostKeys.some((k) => served.has(k.type))) {
+      throw errors.hostKeyInvalid(options.hostKeys.map((k) => k.path).join(', '), 'none of these host keys can be served with auth.allowSshRsaSha1: false; add an ed25519 or RSA (>= 2048 bits) host key');
+    }
     this.ssh = new ssh2.Server(
       {
         hostKeys: options.hostKeys.map((k) => k.pem),
         ident: `execgate_${VERSION}`,
         keepaliveInterval: config.limits.keepaliveIntervalSeconds * 1000,
         keepaliveCountMax: config.limits.keepaliveCountMax,
-      },
+        algorithms: profile.algorithms,
+        // read by patches/ssh2+*.patch: the EXT_INFO server-sig-algs list
+        serverSigAlgs: profile.serverSigAlgs,
+      } as ssh2.ServerConfig,
       (client) => this.onConnection(client),
     );
     this.ssh.on('error', (err: Error) => log.error({ err: err.message }, 'ssh server error'));
@@ -96,13 +127,30 @@ export class SshServer {
   }
 
   private onSocket(socket: Socket): void {
-    const { config } = this.options.services;
+    const { config, log } = this.options.services;
     socket.on('error', () => {}); // ssh2 reports protocol-level errors; resets are routine
     socket.setNoDelay(true);
+    // TCP keepalive finds peers that vanished without a FIN (before SSH keepalive starts).
+    socket.setKeepAlive(true, config.limits.keepaliveIntervalSeconds * 1000);
     coalesceWrites(socket);
     this.sockets.add(socket);
     this.undecided.set(socket, Date.now());
+    // sshd's LoginGraceTime: from accept, covering the PROXY header, the version line,
+    // key exchange and authentication. A socket that sends nothing is closed too.
+    const loginTimer = setTimeout(() => {
+      if (this.authenticated.has(socket) || socket.destroyed) return;
+      const peer = this.peers.get(socket);
+      const client = peer ? `${peer.address}:${peer.port}` : `${unmapped(socket.remoteAddress ?? 'unknown')}:${socket.remotePort ?? 0}`;
+      log.warn({ client, seconds: config.limits.loginGraceSeconds }, 'login grace time (limits.loginGraceSeconds) exceeded; disconnecting');
+      const connection = this.connectionOf.get(socket);
+      if (connection) connection.disconnect(DISCONNECT_BY_APPLICATION, `execgate: no authentication within limits.loginGraceSeconds = ${config.limits.loginGraceSeconds} s`);
+      // end() alone leaves a silent peer's socket (and its slot) open until the peer closes
+      socket.destroySoon();
+      setTimeout(() => socket.destroy(), 1000).unref();
+    }, config.limits.loginGraceSeconds * 1000);
+    loginTimer.unref();
     socket.once('close', () => {
+      clearTimeout(loginTimer);
       this.sockets.delete(socket);
       this.undecided.delete(socket);
     });
@@ -142,12 +190,19 @@ export class SshServer {
     const clientLabel = `${peer.address}:${peer.port}`;
     let identity: AuthenticatedIdentity | null = null;
 
-    client.on('error', (err: Error) => log.debug({ client: clientLabel, err: err.message }, 'connection error'));
-    const loginTimer = setTimeout(() => {
-      log.warn({ client: clientLabel, seconds: config.limits.loginGraceSeconds }, 'login grace time (limits.loginGraceSeconds) exceeded; disconnecting');
-      client.end();
-    }, config.limits.loginGraceSeconds * 1000);
-    loginTimer.unref();
+    const patched = client as unknown as PatchedConnection;
+    if (socket) this.connectionOf.set(socket, patched);
+    client.on('error', (err: Error & { code?: string; length?: number; limit?: number }) => {
+      if (err.code === 'ERR_SSH_PACKET_TOO_LARGE') {
+        // ssh2 (patched) has told the client why before closing
+        log.warn(
+          { client: clientLabel, user: identity?.username, bytes: err.length, limit: err.limit },
+          `packet too large; disconnecting: ${err.message}${identity ? ` (a command line may have at most limits.maxCommandBytes = ${config.limits.maxCommandBytes} bytes)` : ' (before authentication)'}`,
+        );
+        return;
+      }
+      log.debug({ client: clientLabel, err: err.message }, 'connection error');
+    });
 
     // Idle: no running command for idleTimeoutSeconds. Long silent jobs are not idle;
     // dead clients under them are found by SSH keepalive probes instead.
@@ -176,18 +231,49 @@ export class SshServer {
     };
 
     client.once('close', () => {
-      clearTimeout(loginTimer);
       if (idleTimer) clearTimeout(idleTimer);
       if (!identity) metrics.sshConnections.inc({ result: 'closed_unauthenticated' });
     });
 
+    // sshd's MaxAuthTries: failures per connection, the first "none" probe excepted.
+    const maxAuthTries = config.limits.maxAuthTries;
+    let attempts = 0;
+    let failures = 0;
+    let refused = false;
+    const refuse = (reason: string, fields: Record<string, unknown>) => {
+      refused = true;
+      metrics.sshConnections.inc({ result: 'refused_auth' });
+      log.warn({ client: clientLabel, ...fields }, `authentication refused: ${reason}; disconnecting`);
+      patched.disconnect(DISCONNECT_NO_MORE_AUTH_METHODS, `execgate: ${reason}`);
+    };
     client.on('authentication', (ctx) => {
+      if (refused) return; // requests ssh2 had queued before the disconnect
+      attempts++;
+      const usernameBytes = Buffer.byteLength(ctx.username);
+      if (usernameBytes > MAX_USERNAME_BYTES) {
+        return refuse(`username of ${usernameBytes} bytes (at most ${MAX_USERNAME_BYTES})`, { usernameBytes });
+      }
+      const free = attempts === 1 && ctx.method === 'none';
+      const reject = ctx.reject.bind(ctx);
+      ctx.reject = ((...args: Parameters<typeof ctx.reject>) => {
+        if (refused) return; // an asynchronous decision after the disconnect
+        if (!free && ++failures >= maxAuthTries) {
+          return refuse(`too many authentication failures (${failures}; limits.maxAuthTries = ${maxAuthTries})`, { user: ctx.username, failures });
+        }
+        reject(...args);
+      }) as typeof ctx.reject;
       this.options.authenticator.handle(ctx, { address: peer.address, label: clientLabel }, (who) => (identity = who));
     });
     client.on('ready', () => {
-      clearTimeout(loginTimer);
       if (!identity) return client.end();
+      if (socket) this.authenticated.add(socket);
       const who = identity;
+      // Before authentication ssh2's 35000-byte packet cap stands; now an exec request
+      // up to limits.maxCommandBytes must fit, so session.ts can refuse longer ones (75).
+      patched.setMaxPacketSize(
+        config.limits.maxCommandBytes + EXEC_REQUEST_OVERHEAD,
+        `a command line may have at most limits.maxCommandBytes = ${config.limits.maxCommandBytes} bytes`,
+      );
       log.info({ client: clientLabel, user: who.username, account: who.runAs.account.name, fingerprint: who.keyFingerprint }, 'authenticated');
       metrics.sshConnections.inc({ result: 'authenticated' });
       armIdle();
@@ -240,8 +326,11 @@ export class SshServer {
   }
 
   /** Stops accepting; existing connections are left to the caller's shutdown. */
-  async stopListening(): Promise<void> {
-    await Promise.all(this.listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
+  stopListening(): Promise<void> {
+    // close() stops accepting at once; its callback waits for every open connection,
+    // which a shutdown ends itself (destroyConnections), so it is not awaited.
+    for (const l of this.listeners) l.close();
+    return Promise.resolve();
   }
 
   destroyConnections(): void {

@@ -13,7 +13,8 @@ import type { RunOnceCoordinator } from '../runonce/coordinator.js';
 import { admitWaiting, EXIT_TEMPFAIL } from '../leadership/gate.js';
 import { dispatchScriptMessage, missingDispatchScript } from '../exec/dispatchScript.js';
 import { buildEnvironment } from '../exec/environment.js';
-import { RunningCommand, type CommandHandle, type CommandOutcome } from '../exec/runner.js';
+import { EXIT_CANNOT_RUN, RunningCommand, spawnFailedOutcome, type CommandHandle, type CommandOutcome } from '../exec/runner.js';
+import { planLaunch } from '../exec/launch.js';
 import { PtyCommand, type PtySize } from '../exec/ptyRunner.js';
 import { channelIsOpen, endChannel, refuseOnChannel } from './channelEnd.js';
 import type { AuthenticatedIdentity } from './auth.js';
@@ -50,6 +51,12 @@ export interface ConnectionInfo {
 type Kind = 'exec' | 'shell' | 'sftp';
 
 const iso = (ms: number) => new Date(ms).toISOString();
+
+/** An error for the client's terminal: one line, control bytes escaped, at most 300 characters. */
+const oneLine = (text: string) => {
+  const escaped = text.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return escaped.length > 300 ? `${escaped.slice(0, 297)}...` : escaped;
+};
 
 /** One SSH session channel: collects env and pty, runs one command, reports its end. */
 export class SessionHandler {
@@ -91,9 +98,11 @@ export class SessionHandler {
       if (this.started) return reject?.();
       this.started = true;
       const channel = accept();
-      void this.run(kind, requested, channel).catch((err: Error) =>
-        this.services.log.error({ err: err.message, stack: err.stack }, 'session handling failed'),
-      );
+      void this.run(kind, requested, channel).catch(async (err: Error) => {
+        // Last resort: whatever threw, the client gets an answer and the channel ends.
+        this.services.log.error({ err: err.message, stack: err.stack }, 'session handling failed');
+        await refuseOnChannel(channel, `execgate: internal error (${err.message}); not running`, EXIT_CANNOT_RUN).catch(() => {});
+      });
     };
     session.on('exec', (accept, reject, info) => start('exec', info.command, accept, reject));
     session.on('shell', (accept, reject) => start('shell', null, accept, reject));
@@ -121,18 +130,34 @@ export class SessionHandler {
     return `${this.conn.clientAddress}:${this.conn.clientPort}`;
   }
 
-  /** The program to start: argv for the account, and the line the audit shows. */
-  private program(kind: Kind, requested: string | null): { file: string; args: string[]; forcedFrom: string | null } {
+  /** The program to start as the account (before any user switch), and what the client asked for under a forced command. */
+  private program(kind: Kind, requested: string | null): { argv: string[]; forcedFrom: string | null } {
     const { config } = this.services;
-    const { account, switchUser } = this.conn.identity.runAs;
+    const { account } = this.conn.identity.runAs;
     const forced = this.conn.identity.key.parsedOptions.command;
     let argv: string[];
     if (forced !== null) argv = [config.exec.shell, '-c', forced];
     else if (kind === 'exec') argv = [config.exec.shell, '-c', requested ?? ''];
     else if (kind === 'shell') argv = [account.shell, '-l'];
     else argv = [config.exec.sftpServer];
-    if (switchUser) argv = ['setpriv', `--reuid=${account.uid}`, `--regid=${account.gid}`, '--init-groups', '--', ...argv];
-    return { file: argv[0]!, args: argv.slice(1), forcedFrom: forced !== null ? requested ?? '' : null };
+    return { argv, forcedFrom: forced !== null ? requested ?? '' : null };
+  }
+
+  /** The command's whole environment: execgate's own, the client's allow-listed, the key's. */
+  private environment(execId: string, token: bigint | null, forcedFrom: string | null): Record<string, string> {
+    const { services, conn } = this;
+    const env = buildEnvironment(conn.identity.runAs.account, services.config.exec.path, this.env, {
+      node: services.node,
+      fencingToken: token,
+      execId,
+      clientAddress: conn.clientAddress,
+      clientPort: conn.clientPort,
+      serverAddress: conn.serverAddress,
+      serverPort: conn.serverPort,
+    });
+    for (const [name, value] of conn.identity.key.parsedOptions.environment) env[name] = value;
+    if (forcedFrom !== null) env.SSH_ORIGINAL_COMMAND = forcedFrom;
+    return env;
   }
 
   private async run(kind: Kind, requested: string | null, channel: ServerChannel): Promise<void> {
@@ -151,7 +176,7 @@ export class SessionHandler {
       services.metrics.commands.inc({ result: 'refused' });
       await this.writeAudit(execId, commandLine, null, {
         result: `refused:${reason}`, status: EXIT_TEMPFAIL, exitCode: null, signal: null, killReason: null,
-        error: message, pid: null, startedAt, endedAt: Date.now(), stdoutBytes: 0, stderrBytes: 0,
+        error: message, pid: null, startedAt, endedAt: Date.now(), stdoutBytes: 0, stderrBytes: 0, leftoversKilled: 0,
       }).catch((err: Error) => services.log.error({ execId, err: err.message }, 'audit write failed'));
       await refuseOnChannel(channel, message, EXIT_TEMPFAIL);
     };
@@ -182,80 +207,126 @@ export class SessionHandler {
       if (!gate.admitted) return refuse(gate.reason, gate.message);
       decision = gate;
     }
-    // A script step whose upload went to another node before a failover: a clear failure, never a wrong run.
-    const missingScript = kind === 'exec' && conn.identity.key.parsedOptions.command === null ? missingDispatchScript(commandLine) : null;
-    if (missingScript) return refuse('dispatch-script-missing', dispatchScriptMessage(services.node, missingScript));
-    const slot = services.commandSlots.tryAcquire(user);
-    if (!slot.ok) {
-      return slot.limit === 'total'
-        ? refuse('max-commands', `execgate: ${config.limits.maxCommands} commands are running on ${services.node} (limits.maxCommands); not running`)
-        : refuse('max-commands-per-user', `execgate: user ${user} already runs ${config.limits.maxCommandsPerUser} commands (limits.maxCommandsPerUser); not running`);
+    // From here on the run-once claim (if any) has one owner: it is finished on every path.
+    let finalStatus = EXIT_TEMPFAIL;
+    try {
+      // A script step whose upload went to another node before a failover: a clear failure, never a wrong run.
+      const missingScript = kind === 'exec' && conn.identity.key.parsedOptions.command === null ? missingDispatchScript(commandLine) : null;
+      if (missingScript) return await refuse('dispatch-script-missing', dispatchScriptMessage(services.node, missingScript));
+      const auditProblem = services.audit.refusal();
+      if (auditProblem) return await refuse('audit-unwritable', `execgate: ${auditProblem}; not running`);
+      const slot = services.commandSlots.tryAcquire(user);
+      if (!slot.ok) {
+        return await (slot.limit === 'total'
+          ? refuse('max-commands', `execgate: ${config.limits.maxCommands} commands are running on ${services.node} (limits.maxCommands); not running`)
+          : refuse('max-commands-per-user', `execgate: user ${user} already runs ${config.limits.maxCommandsPerUser} commands (limits.maxCommandsPerUser); not running`));
+      }
+      // The slot has one owner too: whatever happens from here on, it is given back.
+      try {
+        finalStatus = EXIT_CANNOT_RUN;
+        finalStatus = (await this.execute(kind, requested, channel, closed, execId, commandLine, decision.token)).status;
+      } finally {
+        slot.release();
+      }
+    } finally {
+      if (finishClaim) await finishClaim(finalStatus);
     }
+  }
 
+  /**
+   * Starts the command and waits for its end. Every path ends the channel with an
+   * exit status and writes the audit; the registry entry lives exactly as long as the
+   * process can.
+   */
+  private async execute(
+    kind: Kind,
+    requested: string | null,
+    channel: ServerChannel,
+    closed: Promise<void>,
+    execId: string,
+    commandLine: string,
+    token: bigint | null,
+  ): Promise<CommandOutcome> {
+    const { services, conn } = this;
+    const { config } = services;
     const { account } = conn.identity.runAs;
-    const program = this.program(kind, requested);
-    const env = buildEnvironment(account, config.exec.path, this.env, {
-      node: services.node,
-      fencingToken: decision.token,
-      execId,
-      clientAddress: conn.clientAddress,
-      clientPort: conn.clientPort,
-      serverAddress: conn.serverAddress,
-      serverPort: conn.serverPort,
-    });
-    for (const [name, value] of conn.identity.key.parsedOptions.environment) env[name] = value;
-    if (program.forcedFrom !== null) env.SSH_ORIGINAL_COMMAND = program.forcedFrom;
-    let cwd = account.home;
-    if (!existsSync(cwd)) {
-      channel.stderr.write(`execgate: could not chdir to home directory ${cwd}: no such directory\n`);
-      cwd = '/';
+    const startedAt = Date.now();
+    let command: CommandHandle;
+    try {
+      const program = this.program(kind, requested);
+      const env = this.environment(execId, token, program.forcedFrom);
+      const launch = planLaunch(program.argv, env, conn.identity.runAs.switchUser ? account : null);
+      let cwd = account.home;
+      if (!existsSync(cwd)) {
+        channel.stderr.write(`execgate: could not chdir to home directory ${cwd}: no such directory\n`);
+        cwd = '/';
+      }
+      const spec = {
+        file: launch.file,
+        args: launch.args,
+        env: launch.env,
+        cwd,
+        killGraceMs: config.exec.killGraceSeconds * 1000,
+        closeGraceMs: config.exec.closeGraceMs,
+        onOutput: (stream: 'stdout' | 'stderr', bytes: number) => services.metrics.outputBytes.inc({ stream }, bytes),
+      };
+      command = this.pty
+        ? new PtyCommand(spec, this.pty, { stdin: channel, stdout: channel })
+        : new RunningCommand(spec, { stdin: channel, stdout: channel, stderr: channel.stderr });
+    } catch (err) {
+      command = { pid: null, cgroupPath: null, done: Promise.resolve(spawnFailedOutcome((err as Error).message, startedAt)), signal: () => false, terminate: () => null, clientGone: () => {} };
     }
-    const spec = {
-      file: program.file,
-      args: program.args,
-      env,
-      cwd,
-      killGraceMs: config.exec.killGraceSeconds * 1000,
-      closeGraceMs: config.exec.closeGraceMs,
-      onOutput: (stream: 'stdout' | 'stderr', bytes: number) => services.metrics.outputBytes.inc({ stream }, bytes),
-    };
-    const command: CommandHandle = this.pty
-      ? new PtyCommand(spec, this.pty, { stdin: channel, stdout: channel })
-      : new RunningCommand(spec, { stdin: channel, stdout: channel, stderr: channel.stderr });
     this.command = command;
-    conn.activity.commandStarted();
+    const tokenText = token === null ? null : token.toString();
+    let outcome: CommandOutcome | undefined;
+    services.registry.add({ execId, user: conn.identity.username, command: commandLine, client: this.clientLabel(), startedAt, pid: command.pid, token: tokenText, server: conn.serverAddress }, command);
     services.metrics.commandsRunning.inc();
-    const token = decision.token === null ? null : decision.token.toString();
-    services.registry.add({ execId, user, command: commandLine, client: this.clientLabel(), startedAt, pid: command.pid, token, server: conn.serverAddress }, command);
-    services.log.info(
-      { execId, kind, pid: command.pid, user, account: account.name, pty: this.pty !== null, client: this.clientLabel(), rdJobExecId: this.rdJobExecId },
-      'command started',
-    );
+    conn.activity.commandStarted();
+    try {
+      if (command.pid !== null) {
+        services.log.info(
+          { execId, kind, pid: command.pid, user: conn.identity.username, account: account.name, pty: this.pty !== null, client: this.clientLabel(), rdJobExecId: this.rdJobExecId },
+          'command started',
+        );
+        this.writeStart(execId, commandLine, token, startedAt, command);
+        let clientGone = false;
+        void closed.then(() => {
+          clientGone = true;
+          command.clientGone();
+        });
+        outcome = await command.done;
+        if (clientGone) return outcome;
+      } else {
+        outcome = await command.done;
+      }
+    } catch (err) {
+      // Nothing below should throw; if it does, the process must not outlive its entry.
+      await command.terminate('gateway error', true);
+      outcome = { ...spawnFailedOutcome((err as Error).message, startedAt), pid: command.pid };
+    } finally {
+      const ended = outcome ?? spawnFailedOutcome('the command ended without an outcome', startedAt);
+      services.registry.finish(execId, ended);
+      services.metrics.commandsRunning.dec();
+      conn.activity.commandEnded();
+      await this.finishCommand(execId, commandLine, token, ended);
+    }
+    if (outcome.result === 'spawn-failed') await refuseOnChannel(channel, `execgate: cannot run the command: ${oneLine(outcome.error ?? 'unknown error')}`, outcome.status);
+    else await endChannel(channel, outcome.status, closed);
+    return outcome;
+  }
 
-    let clientGone = false;
-    void closed.then(() => {
-      clientGone = true;
-      command.clientGone();
-    });
-
-    const outcome = await command.done;
-    slot.release();
-    if (finishClaim) await finishClaim(outcome.status);
-    conn.activity.commandEnded();
-    services.registry.finish(execId, outcome);
-    services.metrics.commandsRunning.dec();
+  /** Counts, logs and audits a command's end (the audit is written even when the client has vanished). */
+  private async finishCommand(execId: string, commandLine: string, token: bigint | null, outcome: CommandOutcome): Promise<void> {
+    const { services } = this;
     services.metrics.commands.inc({ result: outcome.result.replace('-', '_') });
     services.metrics.commandDuration.observe((outcome.endedAt - outcome.startedAt) / 1000);
     services.log.info(
-      { execId, result: outcome.result, status: outcome.status, killReason: outcome.killReason, ms: outcome.endedAt - outcome.startedAt },
+      { execId, result: outcome.result, status: outcome.status, killReason: outcome.killReason, leftoversKilled: outcome.leftoversKilled, ms: outcome.endedAt - outcome.startedAt, ...(outcome.error ? { err: outcome.error } : {}) },
       'command finished',
     );
-    // Audit first: the record must exist even when the client has vanished.
-    await this.writeAudit(execId, commandLine, decision.token, outcome).catch((err: Error) =>
+    await this.writeAudit(execId, commandLine, token, outcome).catch((err: Error) =>
       services.log.error({ execId, err: err.message }, 'audit write failed'),
     );
-    if (outcome.result === 'spawn-failed') channel.stderr.write(`execgate: could not start command: ${outcome.error}\n`);
-    if (!clientGone) await endChannel(channel, outcome.status, closed);
   }
 
   /** A run-once loser: one line naming the winner, and the winner's exit status. */
@@ -271,7 +342,7 @@ export class SessionHandler {
     services.metrics.commands.inc({ result: `runonce_${answer.outcome}` });
     await this.writeAudit(execId, commandLine, null, {
       result: `runonce:${answer.outcome}`, status: answer.status, exitCode: null, signal: null, killReason: null,
-      error: null, pid: null, startedAt, endedAt: Date.now(), stdoutBytes: 0, stderrBytes: 0,
+      error: null, pid: null, startedAt, endedAt: Date.now(), stdoutBytes: 0, stderrBytes: 0, leftoversKilled: 0,
     }).catch((err: Error) => services.log.error({ execId, err: err.message }, 'audit write failed'));
     if (channelIsOpen(channel)) channel.write(answer.line + '\n');
     await endChannel(channel, answer.status);
@@ -283,12 +354,12 @@ export class SessionHandler {
     token: bigint | null,
     outcome: Omit<CommandOutcome, 'result'> & { result: string },
   ): Promise<void> {
-    const record: AuditRecord = {
-      time: iso(Date.now()),
-      event: 'command',
-      node: this.services.node,
+    const { account } = this.conn.identity.runAs;
+    return this.services.audit.end({
       execId,
       user: this.conn.identity.username,
+      account: account.name,
+      uid: account.uid,
       keyFingerprint: this.conn.identity.keyFingerprint,
       client: this.clientLabel(),
       command: commandLine,
@@ -302,9 +373,30 @@ export class SessionHandler {
       exitCode: outcome.exitCode,
       signal: outcome.signal,
       killReason: outcome.killReason,
+      leftoverKilled: outcome.leftoversKilled,
       bytesOut: { stdout: outcome.stdoutBytes, stderr: outcome.stderrBytes },
       ...(outcome.error ? { error: outcome.error } : {}),
-    };
-    return this.services.audit.write(record);
+    });
+  }
+
+  /** The start record: a gateway killed mid-command still leaves a trace of what ran. */
+  private writeStart(execId: string, commandLine: string, token: bigint | null, startedAt: number, command: CommandHandle): void {
+    const { account } = this.conn.identity.runAs;
+    this.services.audit
+      .start({
+        execId,
+        user: this.conn.identity.username,
+        account: account.name,
+        uid: account.uid,
+        keyFingerprint: this.conn.identity.keyFingerprint,
+        client: this.clientLabel(),
+        command: commandLine,
+        rdJobExecId: this.rdJobExecId,
+        token: token === null ? null : token.toString(),
+        start: iso(startedAt),
+        pid: command.pid,
+        cgroup: command.cgroupPath,
+      })
+      .catch((err: Error) => this.services.log.error({ execId, err: err.message }, 'audit write failed'));
   }
 }

@@ -1,6 +1,6 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync, rmSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, writeFileSync, readFileSync, rmSync, existsSync, openSync, closeSync } from 'node:fs';
+import { tmpdir, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 
@@ -68,12 +68,18 @@ export function waitForOutput(proc: ChildProcess, buffer: () => string, pattern:
 }
 
 /** Starts a real `execgate serve --config` process on an ephemeral loopback port. */
-export async function startTestGateway(overrides: Record<string, unknown> = {}, nodeArgs: string[] = []): Promise<TestGateway> {
+export async function startTestGateway(
+  overrides: Record<string, unknown> = {},
+  nodeArgs: string[] = [],
+  /** Hands the gateway an open descriptor at this number (not close-on-exec), as a careless parent would. */
+  options: { inheritFd?: number } = {},
+): Promise<TestGateway> {
   const dir = mkdtempSync(join(tmpdir(), 'execgate-test-'));
   execFileSync(process.execPath, [CLI, 'keygen', '--dir', join(dir, 'host')]);
   const keys = makeClientKeys(dir);
   const authorizedKeys = join(dir, 'authorized_keys');
-  writeFileSync(authorizedKeys, readFileSync(`${keys.ed25519}.pub`, 'utf8') + readFileSync(`${keys.rsaPem}.pub`, 'utf8'));
+  // Mode 0600 whatever the umask: the gateway refuses a group/world-writable file (StrictModes).
+  writeFileSync(authorizedKeys, readFileSync(`${keys.ed25519}.pub`, 'utf8') + readFileSync(`${keys.rsaPem}.pub`, 'utf8'), { mode: 0o600 });
   const auditPath = join(dir, 'audit.jsonl');
   const config = {
     node: 'gw-test',
@@ -83,12 +89,20 @@ export async function startTestGateway(overrides: Record<string, unknown> = {}, 
     audit: { path: auditPath },
     exec: { killGraceSeconds: 2 },
     ...overrides,
+    // The suite connects as root (clients.ts) and CI runs as root: every username runs as
+    // the account running the tests, root permitted. A test that sets runAs gets
+    // permitRoot: true plus its own keys (runAs: {} is the identity model).
+    runAs: overrides.runAs === undefined ? { user: userInfo().username, permitRoot: true } : { permitRoot: true, ...(overrides.runAs as Record<string, unknown>) },
     // An ephemeral HTTP port unless the test says otherwise (the default 9422 may be taken).
     http: { port: 0, ...(overrides.http as Record<string, unknown> | undefined) },
   };
   const configPath = join(dir, 'config.yaml');
   writeFileSync(configPath, stringify(config));
-  const proc = spawn(process.execPath, [...nodeArgs, CLI, 'serve', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const stdio: Array<'ignore' | 'pipe' | number> = ['ignore', 'pipe', 'pipe'];
+  const extraFd = options.inheritFd === undefined ? null : openSync('/dev/null', 'r');
+  if (options.inheritFd !== undefined) while (stdio.length <= options.inheritFd) stdio.push(stdio.length === options.inheritFd ? extraFd! : 'ignore');
+  const proc = spawn(process.execPath, [...nodeArgs, CLI, 'serve', '--config', configPath], { stdio });
+  if (extraFd !== null) closeSync(extraFd);
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
