@@ -23,6 +23,43 @@ export interface AuthorizedKeysFile {
 
 const KEY_TYPE = /^(ssh-(rsa|dss|ed25519)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9-]+@openssh\.com)$/;
 
+/** OpenSSH's RSA_MIN_MODULUS_SIZE (since 8.x: 1024 refused; NIST and ssh-audit want 2048). */
+export const MIN_RSA_BITS = 2048;
+
+/** Bits of the RSA modulus in an ssh-rsa public key blob (string type, mpint e, mpint n). */
+export function rsaModulusBits(blob: Buffer): number | null {
+  let p = 0;
+  const field = (): Buffer | null => {
+    if (p + 4 > blob.length) return null;
+    const len = blob.readUInt32BE(p);
+    if (p + 4 + len > blob.length) return null;
+    const out = blob.subarray(p + 4, p + 4 + len);
+    p += 4 + len;
+    return out;
+  };
+  if (field()?.toString() !== 'ssh-rsa' || !field()) return null;
+  const n = field();
+  if (!n) return null;
+  let i = 0;
+  while (i < n.length && n[i] === 0) i++;
+  if (i === n.length) return 0;
+  return (n.length - i) * 8 - (Math.clz32(n[i]!) - 24);
+}
+
+/**
+ * Keys execgate refuses whatever authorized_keys says: DSA (1024-bit, SHA-1, removed
+ * from OpenSSH 9.8) and RSA under 2048 bits (factorable). Returns why, or null.
+ */
+export function keyStrengthProblem(type: string, blob: Buffer): string | null {
+  if (type === 'ssh-dss') return 'DSA keys (ssh-dss) are refused: use ed25519 (ssh-keygen -t ed25519) or RSA of at least 2048 bits';
+  if (type === 'ssh-rsa') {
+    const bits = rsaModulusBits(blob);
+    if (bits === null) return 'malformed RSA public key';
+    if (bits < MIN_RSA_BITS) return `RSA key of ${bits} bits is refused (at least ${MIN_RSA_BITS}): use ed25519 or ssh-keygen -t rsa -b 3072`;
+  }
+  return null;
+}
+
 /** Splits off a leading options field, honouring double quotes ("from=\"a b\"" etc.). */
 function splitOptions(line: string): { options: string; rest: string } {
   const firstWord = line.split(/\s/, 1)[0] ?? '';
@@ -70,6 +107,11 @@ export function parseAuthorizedKeys(text: string, source = 'authorized_keys', al
       return;
     }
     const blob = key.getPublicSSH();
+    const weak = keyStrengthProblem(key.type, blob);
+    if (weak) {
+      problems.push(`${source}:${lineNo}: ${weak}; key skipped`);
+      return;
+    }
     keys.push({
       line: lineNo,
       type: key.type,

@@ -52,8 +52,10 @@ interface FailureRecord {
 
 /**
  * Exponential backoff after repeated authentication failures, keyed by source
- * address AND offered key (or username): a misconfigured job blocks only its own key,
- * not the scheduler's other jobs that share the source address.
+ * address AND a credential: the offered key together with the username it was
+ * offered for, or the username alone when the username itself is refused. A
+ * misconfigured job blocks only its own key and username, not the scheduler's other
+ * jobs that share the source address, nor the same key under its right username.
  */
 export class AuthFailureLimiter {
   private readonly records = new Map<string, FailureRecord>();

@@ -1,0 +1,150 @@
+import { createRequire } from 'node:module';
+import type { Algorithms, CipherAlgorithm, CompressionAlgorithm, KexAlgorithm, MacAlgorithm, ServerHostKeyAlgorithm } from 'ssh2';
+
+/**
+ * execgate's own SSH algorithm lists, in preference order, instead of ssh2's
+ * defaults (which offer plain `zlib` before authentication and SHA-1 host key
+ * signatures). Two profiles:
+ *
+ * - modern (auth.allowSshRsaSha1: false): nothing ssh-audit 2.5.0 flags "fail".
+ * - legacy (auth.allowSshRsaSha1: true, the default): adds what JSch 0.1.55
+ *   (Rundeck <= 5.9) needs and knows nothing better than: NIST-curve ECDH kex,
+ *   ECDSA and ssh-rsa host keys, hmac-sha1. See ../shared/RUNDECK-WIRE.md.
+ *
+ * The client's order decides among the algorithms both sides support, so our order
+ * matters only for clients that list several of ours with equal rank.
+ */
+export interface AlgorithmProfile {
+  algorithms: Required<Pick<Algorithms, 'kex' | 'serverHostKey' | 'cipher' | 'hmac' | 'compress'>> & {
+    kex: KexAlgorithm[];
+    serverHostKey: ServerHostKeyAlgorithm[];
+    cipher: CipherAlgorithm[];
+    hmac: MacAlgorithm[];
+    compress: CompressionAlgorithm[];
+  };
+  /** Signature algorithms accepted for user authentication (EXT_INFO server-sig-algs). */
+  serverSigAlgs: string[];
+}
+
+const KEX_MODERN = [
+  // X25519 (RFC 8731): what OpenSSH >= 7.4, mwiede JSch and sshj pick. ssh2 has no
+  // post-quantum kex (sntrup761x25519, mlkem768x25519).
+  'curve25519-sha256',
+  // The same, under its pre-RFC name (older OpenSSH, libssh, PuTTY).
+  'curve25519-sha256@libssh.org',
+  // Fixed 4096- and 8192-bit MODP groups with SHA-512 (RFC 8268), as sshd offers;
+  // for clients without X25519.
+  'diffie-hellman-group16-sha512',
+  'diffie-hellman-group18-sha512',
+  // 2048-bit MODP with SHA-256 (RFC 8268): sshd's last resort, kept for old clients.
+  'diffie-hellman-group14-sha256',
+  // Not offered: group-exchange (ssh2 may serve moduli ssh-audit flags), any *-sha1
+  // kex (SHA-1), group1 (1024-bit), group15/17 (nonstandard in OpenSSH).
+];
+
+const KEX_LEGACY = [
+  // JSch 0.1.55 knows no X25519: ECDH over NIST P-256/384/521 is its fastest
+  // kex (ssh-audit "fail": curves suspected weak). Only while allowSshRsaSha1 is on.
+  'ecdh-sha2-nistp256',
+  'ecdh-sha2-nistp384',
+  'ecdh-sha2-nistp521',
+];
+
+const HOST_KEY_MODERN = [
+  // Ed25519 first: every modern client (OpenSSH, mwiede JSch, sshj) takes it.
+  'ssh-ed25519',
+  // RSA host key with SHA-2 signatures (RFC 8332), for clients without Ed25519.
+  'rsa-sha2-512',
+  'rsa-sha2-256',
+];
+
+const HOST_KEY_LEGACY = [
+  // ECDSA host keys (ssh-audit "fail": NIST curves), served only if configured.
+  'ecdsa-sha2-nistp256',
+  'ecdsa-sha2-nistp384',
+  'ecdsa-sha2-nistp521',
+  // JSch 0.1.55 verifies host keys only as ssh-rsa (SHA-1) or ECDSA: offered only
+  // while auth.allowSshRsaSha1 is on.
+  'ssh-rsa',
+];
+
+const CIPHERS = [
+  // AES-GCM first: AES-NI makes it the fastest in Node's OpenSSL; AEAD, no MAC needed.
+  'aes128-gcm@openssh.com',
+  'aes256-gcm@openssh.com',
+  // ChaCha20-Poly1305: OpenSSH's first choice; fast without AES-NI. Terrapin is
+  // answered by strict kex (kex-strict-s-v00, always on in ssh2 1.17).
+  'chacha20-poly1305@openssh.com',
+  // AES-CTR: the only modern ciphers JSch 0.1.55 speaks.
+  'aes128-ctr',
+  'aes192-ctr',
+  'aes256-ctr',
+  // Not offered: CBC modes, 3DES, arcfour, blowfish, cast128 (all weak or obsolete).
+];
+
+const MACS_MODERN = [
+  // Encrypt-then-MAC with SHA-2 (used only with CTR ciphers; GCM/ChaCha carry their own tag).
+  'hmac-sha2-256-etm@openssh.com',
+  'hmac-sha2-512-etm@openssh.com',
+  // Encrypt-and-MAC SHA-2 (ssh-audit "warn"): JSch 0.1.55 knows hmac-sha2-256, no ETM.
+  'hmac-sha2-256',
+  'hmac-sha2-512',
+  // Not offered: MD5, RIPEMD, truncated (-96) MACs.
+];
+
+const MACS_LEGACY = [
+  // HMAC-SHA1 (ssh-audit "warn", not "fail"; still sound as a MAC): JSch builds
+  // whose Java lacks HmacSHA256 fall back to it.
+  'hmac-sha1',
+];
+
+const COMPRESSION = [
+  // No compression: what OpenSSH's client asks for by default.
+  'none',
+  // Delayed zlib: starts only after authentication (ssh2 switches on USERAUTH_SUCCESS),
+  // so an unauthenticated peer cannot make the gateway inflate anything. Plain `zlib`
+  // (from the first packet) is never offered: 30 KB compressed became a 30 MB username.
+  'zlib@openssh.com',
+];
+
+/** ssh2's own list of what this build (OpenSSL, optional native binding) supports. */
+function supported(): { kex: string[]; hostKey: string[]; cipher: string[]; mac: string[] } {
+  const require = createRequire(import.meta.url);
+  const c = require('ssh2/lib/protocol/constants.js') as Record<string, string[]>;
+  return { kex: c.SUPPORTED_KEX!, hostKey: c.SUPPORTED_SERVER_HOST_KEY!, cipher: c.SUPPORTED_CIPHER!, mac: c.SUPPORTED_MAC! };
+}
+
+/** The algorithm lists for ssh2.Server, given auth.allowSshRsaSha1. */
+export function algorithmProfile(allowSshRsaSha1: boolean): AlgorithmProfile {
+  const have = supported();
+  const only = (list: string[], known: string[]) => list.filter((a) => known.includes(a));
+  const kex = allowSshRsaSha1 ? [...KEX_MODERN.slice(0, 2), ...KEX_LEGACY, ...KEX_MODERN.slice(2)] : KEX_MODERN;
+  const serverHostKey = allowSshRsaSha1 ? [...HOST_KEY_MODERN, ...HOST_KEY_LEGACY] : HOST_KEY_MODERN;
+  const hmac = allowSshRsaSha1 ? [...MACS_MODERN, ...MACS_LEGACY] : MACS_MODERN;
+  return {
+    algorithms: {
+      kex: only(kex, have.kex) as KexAlgorithm[],
+      serverHostKey: only(serverHostKey, have.hostKey) as ServerHostKeyAlgorithm[],
+      cipher: only(CIPHERS, have.cipher) as CipherAlgorithm[],
+      hmac: only(hmac, have.mac) as MacAlgorithm[],
+      compress: COMPRESSION as CompressionAlgorithm[],
+    },
+    // User-auth signatures execgate verifies: DSA never; ssh-rsa (SHA-1) only while allowed.
+    serverSigAlgs: [
+      'ssh-ed25519',
+      'ecdsa-sha2-nistp256',
+      'ecdsa-sha2-nistp384',
+      'ecdsa-sha2-nistp521',
+      'rsa-sha2-512',
+      'rsa-sha2-256',
+      ...(allowSshRsaSha1 ? ['ssh-rsa'] : []),
+    ],
+  };
+}
+
+/** Host key types ssh2 will serve under a profile (others in hostKeys are skipped). */
+export function servedHostKeyTypes(profile: AlgorithmProfile): Set<string> {
+  const types = new Set<string>();
+  for (const a of profile.algorithms.serverHostKey) types.add(a.startsWith('rsa-sha2-') ? 'ssh-rsa' : a);
+  return types;
+}
