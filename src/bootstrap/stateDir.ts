@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { userInfo } from 'node:os';
 import { generateHostKeys, writeKeyPair } from '../ssh/hostKeys.js';
 import type { ConfigInput } from '../config/schema.js';
 
@@ -8,6 +9,8 @@ export interface EmbeddedSetup {
   config: ConfigInput;
   clientKey: string;
   knownHosts: string;
+  /** Started as root: the one stderr line saying that runAs.permitRoot was set, why, and how to avoid it. */
+  rootNotice: string | null;
 }
 
 /**
@@ -26,16 +29,24 @@ export function prepareEmbeddedSetup(stateDir: string, host: string, port: numbe
   }
   const knownHosts = join(dir, 'known_hosts');
   writeKnownHosts(knownHosts, hostKeys, host, port);
+  // As root the printed ssh line logs in as root: permit exactly that username, as itself.
+  const me = userInfo();
+  const asRoot = me.uid === 0;
   return {
     stateDir: dir,
     clientKey: client.privatePath,
     knownHosts,
+    rootNotice: asRoot
+      ? `execgate: started as root, so the embedded defaults set runAs.permitRoot: true and let the SSH user ${me.username} in as ${me.username} (uid 0) for the ssh line below; ` +
+        'to run commands without root, start execgate as an unprivileged user, or use --config with runAs mapping usernames to unprivileged accounts\n'
+      : null,
     config: {
       listen: { host, port },
       http: { host: '127.0.0.1', port: httpPort },
       hostKeys,
       authorizedKeys,
       audit: { path: join(dir, 'audit.jsonl') },
+      ...(asRoot ? { runAs: { accounts: { [me.username]: me.username }, permitRoot: true } } : {}),
     },
   };
 }

@@ -34,6 +34,7 @@ export const serve: Verb = {
       const httpPort = Number(stringFlag(flags, 'http-port') ?? 9422);
       const setup = prepareEmbeddedSetup(stateDir, host, port, httpPort);
       start = { config: parseConfig(setup.config, 'embedded defaults', setup.stateDir) };
+      if (setup.rootNotice && !flags.check) process.stderr.write(setup.rootNotice);
       const rel = (p: string) => (relative(process.cwd(), p).startsWith('..') ? p : relative(process.cwd(), p));
       // With --port 0 the port is known only once bound: the hint and known_hosts use the bound one.
       hint = (bound: number) => {

@@ -34,7 +34,8 @@ function resolvePaths(config: Config, baseDir: string): Config {
   return {
     ...config,
     hostKeys: config.hostKeys.map(abs),
-    authorizedKeys: abs(config.authorizedKeys),
+    // %h/... is relative to the account's home, resolved at authentication.
+    authorizedKeys: config.authorizedKeys.startsWith('%h/') ? config.authorizedKeys : abs(config.authorizedKeys),
     audit: { ...config.audit, path: abs(config.audit.path) },
   };
 }

@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import ssh2 from 'ssh2';
 import { fingerprintOf } from './hostKeys.js';
 import { parseKeyOptions, type KeyOptions } from './keyOptions.js';
@@ -128,4 +129,40 @@ export function parseAuthorizedKeys(text: string, source = 'authorized_keys', al
 
 export function readAuthorizedKeys(path: string, allowEnvironment = false): AuthorizedKeysFile {
   return parseAuthorizedKeys(readFileSync(path, 'utf8'), path, allowEnvironment);
+}
+
+export interface FileOwner {
+  uid: number;
+  name: string;
+}
+
+const octal = (mode: number) => (mode & 0o7777).toString(8).padStart(4, '0');
+
+/**
+ * sshd's StrictModes for an authorized_keys file: the file (after resolving symlinks)
+ * and every directory above it must be owned by root or by one of the given accounts
+ * and not be writable by group or others, or someone else could add a key. Above the
+ * file's own directory a root-owned sticky directory (/tmp) is accepted: no one can
+ * rename or remove another account's entries in it. Returns the problem, or null.
+ * Throws (ENOENT...) when the file cannot be resolved.
+ */
+export function strictModesProblem(path: string, owners: readonly FileOwner[]): string | null {
+  const allowed = new Set([0, ...owners.map((o) => o.uid)]);
+  const who = ['root', ...owners.filter((o) => o.uid !== 0).map((o) => o.name)].filter((n, i, all) => all.indexOf(n) === i).join(' or ');
+  const real = realpathSync(path);
+  const shown = real === path ? path : `${path} (${real})`;
+  const st = statSync(real);
+  if (!st.isFile()) return `authorized_keys ${shown} is not a regular file`;
+  if (!allowed.has(st.uid)) return `authorized_keys ${shown} is owned by uid ${st.uid}, not by ${who}: run "chown root ${real}" (StrictModes, as sshd)`;
+  if (st.mode & 0o022) return `authorized_keys ${shown} has mode ${octal(st.mode)}, writable by group or others: run "chmod go-w ${real}" (StrictModes, as sshd)`;
+  let dir = dirname(real);
+  for (let own = true; ; own = false) {
+    const d = statSync(dir);
+    if (!allowed.has(d.uid)) return `directory ${dir} above authorized_keys ${shown} is owned by uid ${d.uid}, not by ${who}: run "chown root ${dir}" (StrictModes, as sshd)`;
+    const stickyRoot = !own && d.uid === 0 && (d.mode & 0o1000) !== 0;
+    if (d.mode & 0o022 && !stickyRoot) return `directory ${dir} above authorized_keys ${shown} has mode ${octal(d.mode)}, writable by group or others: run "chmod go-w ${dir}" (StrictModes, as sshd)`;
+    const up = dirname(dir);
+    if (up === dir) return null;
+    dir = up;
+  }
 }

@@ -8,6 +8,12 @@ export interface KeyOptions {
   environment: Array<[string, string]>;
   expiresAt: Date | null;
   pty: boolean;
+  /**
+   * execgate-accounts="rundeck,deploy" (execgate's own; sshd has none): the local
+   * accounts this key may log in as. Required on every key of one shared file that
+   * could reach more than one account; null when absent.
+   */
+  accounts: string[] | null;
   /** Options we do not implement but that only restrict (forwarding etc.): accepted. */
   ignored: string[];
 }
@@ -55,7 +61,7 @@ function parseExpiry(value: string): Date {
  * (sshd refuses the key too): a typo must not silently widen access.
  */
 export function parseKeyOptions(field: string, allowEnvironment: boolean): KeyOptions {
-  const result: KeyOptions = { from: null, command: null, environment: [], expiresAt: null, pty: true, ignored: [] };
+  const result: KeyOptions = { from: null, command: null, environment: [], expiresAt: null, pty: true, accounts: null, ignored: [] };
   if (!field) return result;
   for (const part of splitTopLevel(field)) {
     const eq = part.indexOf('=');
@@ -83,6 +89,14 @@ export function parseKeyOptions(field: string, allowEnvironment: boolean): KeyOp
       case 'expiry-time':
         result.expiresAt = parseExpiry(need());
         break;
+      case 'execgate-accounts': {
+        const names = need().split(',').map((n) => n.trim());
+        const bad = names.find((n) => !/^[A-Za-z0-9_.][A-Za-z0-9_.@-]*\$?$/.test(n));
+        if (bad !== undefined) throw new Error(`execgate-accounts="${need()}" must list local account names separated by commas${bad ? ` ("${bad}" is not one)` : ''}`);
+        if (result.accounts) throw new Error('execgate-accounts is given twice; list every account in one option');
+        result.accounts = names;
+        break;
+      }
       case 'restrict':
       case 'no-pty':
         result.pty = false;

@@ -1,6 +1,9 @@
 import { describe, expect, beforeAll, afterAll } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makeClientKeys, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { ssh } from '../helpers/clients.js';
 import { labIt, notRoot } from '../helpers/lab.js';
 import { pollUntil } from '../helpers/proc.js';
@@ -18,6 +21,9 @@ const exists = (db: string, name: string) => {
 
 describe('run-as: SSH usernames map to local accounts', () => {
   let gw: TestGateway | undefined;
+  let keyDir: string | undefined;
+  let aliceOnly = '';
+  let both = '';
   const created: Array<[string, string]> = [];
   const missing = notRoot();
 
@@ -31,15 +37,23 @@ describe('run-as: SSH usernames map to local accounts', () => {
       execFileSync('useradd', ['-m', '-s', '/bin/sh', '-G', GROUP, USER]);
       created.unshift(['userdel', USER]);
     }
-    gw = await startTestGateway({ runAs: { accounts: { alice: USER, ops: 'root' } } });
+    // One shared file reaching two accounts: every key names the accounts it may log in as.
+    keyDir = mkdtempSync(join(tmpdir(), 'execgate-runas-'));
+    aliceOnly = makeClientKeys(keyDir).ed25519;
+    mkdirSync(join(keyDir, 'ops'));
+    both = makeClientKeys(join(keyDir, 'ops')).ed25519;
+    const shared = join(keyDir, 'authorized_keys');
+    writeFileSync(shared, `execgate-accounts="${USER}" ${readFileSync(`${aliceOnly}.pub`, 'utf8')}execgate-accounts="${USER},root" ${readFileSync(`${both}.pub`, 'utf8')}`);
+    gw = await startTestGateway({ authorizedKeys: shared, runAs: { accounts: { alice: USER, ops: 'root' }, permitRoot: true } });
   });
   afterAll(async () => {
     await gw?.stop();
+    if (keyDir) rmSync(keyDir, { recursive: true, force: true });
     for (const [cmd, name] of created) execFileSync(cmd, cmd === 'userdel' ? ['-r', name] : [name], { stdio: 'ignore' });
   });
 
   labIt('a command for alice runs with her uid, gid, groups and HOME', missing, async () => {
-    const r = await ssh(gw!.port, gw!.keys.ed25519, 'id -u; id -g; id -G | tr " " "\\n" | sort -n | tr "\\n" " "; echo; echo $HOME; echo $USER; pwd', { user: 'alice' });
+    const r = await ssh(gw!.port, aliceOnly, 'id -u; id -g; id -G | tr " " "\\n" | sort -n | tr "\\n" " "; echo; echo $HOME; echo $USER; pwd', { user: 'alice' });
     expect(r.stderr).toBe('');
     const groups = execFileSync('id', ['-G', USER]).toString().trim().split(' ').map(Number).sort((a, b) => a - b).join(' ');
     const expected = [
@@ -55,9 +69,18 @@ describe('run-as: SSH usernames map to local accounts', () => {
   });
 
   labIt('a username not in runAs.accounts is rejected at authentication', missing, async () => {
-    const r = await ssh(gw!.port, gw!.keys.ed25519, 'echo should-not-run', { user: 'mallory' });
+    const r = await ssh(gw!.port, both, 'echo should-not-run', { user: 'mallory' });
     expect(r.code).toBe(255);
     expect(r.stdout.toString()).toBe('');
     expect(await pollUntil(() => gw!.output().includes('username \\"mallory\\" is not in runAs.accounts'), 3000)).not.toBeNull();
+  });
+
+  labIt('a key of the shared file logs in only as the accounts its execgate-accounts names', missing, async () => {
+    const refused = await ssh(gw!.port, aliceOnly, 'echo should-not-run', { user: 'ops' });
+    expect(refused.code).toBe(255);
+    expect(refused.stdout.toString()).toBe('');
+    expect(await pollUntil(() => /key SHA256:\S+ may log in only as alice, and ops runs as root \(execgate-accounts in [^"]*authorized_keys:1\)/.test(gw!.output()), 3000)).not.toBeNull();
+    const ok = await ssh(gw!.port, both, 'id -u', { user: 'ops' });
+    expect(ok.stdout.toString()).toBe('0\n');
   });
 });
