@@ -3,10 +3,12 @@
 #
 #   deploy/install.sh --cluster cluster.yaml --node gw1 --host-keys DIR [--source DIR] [--dry-run]
 #   deploy/install.sh --cluster cluster.yaml --role lb [--dry-run]     (an HAProxy node)
-#   more options: --authorized-keys FILE (installed as the gateways' authorized_keys),
-#   --etcd-member (this gateway also runs the etcd member named by leadership.etcd.endpoints),
-#   --sshd-not-on ADDR (sshd keeps port 22 on every other address, so execgate or haproxy
-#   can bind ADDR:22), --apt-update (apt-get update first, e.g. on a fresh VM)
+#   more options: --authorized-keys FILE [--ssh-user NAME] (the keys that may log in as the
+#   SSH user NAME, default rundeck; installed as gateway.authorizedKeys with %u = NAME, by
+#   default /etc/execgate/authorized_keys/NAME), --etcd-member (this gateway also runs the
+#   etcd member named by leadership.etcd.endpoints), --sshd-not-on ADDR (sshd keeps port 22
+#   on every other address, so execgate or haproxy can bind ADDR:22), --apt-update
+#   (apt-get update first, e.g. on a fresh VM)
 #
 # Gateway nodes get: nodejs, keepalived, curl; the keepalived_script account; /etc/execgate
 # with the cluster file and the ONE host key set of the cluster (execgate keygen --cluster,
@@ -24,13 +26,14 @@ host_keys=""
 role="gateway"
 dry_run=0
 authorized_keys=""
+ssh_user=rundeck
 etcd_member=0
 sshd_not_on=""
 apt_update=0
 prefix=/opt/execgate
 etc=/etc/execgate
 
-usage() { sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+usage() { sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -41,6 +44,7 @@ while [ $# -gt 0 ]; do
     --role) role=$2; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
     --authorized-keys) authorized_keys=$2; shift 2 ;;
+    --ssh-user) ssh_user=$2; shift 2 ;;
     --etcd-member) etcd_member=1; shift ;;
     --sshd-not-on) sshd_not_on=$2; shift 2 ;;
     --apt-update) apt_update=1; shift ;;
@@ -59,6 +63,9 @@ case "$role" in
   *) die "--role is gateway or lb" ;;
 esac
 [ -z "$authorized_keys" ] || [ -r "$authorized_keys" ] || die "cannot read $authorized_keys"
+case "$ssh_user" in
+  ''|-*|.|..|*/*|*:*|*[[:space:]]*) die "--ssh-user $ssh_user is not an account name" ;;
+esac
 cli="$source_dir/dist/src/cli.js"
 [ -f "$cli" ] || die "$cli not found: build first (npm ci && npm run build)"
 node_bin=$(command -v node || echo /usr/bin/node)
@@ -109,6 +116,19 @@ etcd_env() {
       `ETCD_INITIAL_CLUSTER_TOKEN=${c.cluster}`,
     ].join("\n"));
   ' "$source_dir/dist/src/config/clusterLoad.js" "$cluster" "$node"
+}
+# keys_target: "per-user|shared|home" and the file --authorized-keys goes to: the cluster's
+# gateway.authorizedKeys with %u = --ssh-user (one file per SSH user by default).
+# shellcheck disable=SC2016 # JavaScript template literals, not shell expansions
+keys_target() {
+  "$node_bin" --input-type=module -e '
+    const [lib, paths, file, user] = process.argv.slice(1);
+    const { loadClusterFile } = await import(lib);
+    const { isPerUserPath, expandAuthorizedKeysPath } = await import(paths);
+    const pattern = loadClusterFile(file).gateway.authorizedKeys;
+    const kind = pattern.startsWith("%h/") ? "home" : isPerUserPath(pattern) ? "per-user" : "shared";
+    console.log(`${kind}|${expandAuthorizedKeysPath(pattern, { user, home: "" })}`);
+  ' "$source_dir/dist/src/config/clusterLoad.js" "$source_dir/dist/src/ssh/keysPath.js" "$cluster" "$ssh_user"
 }
 # sshd_listen ADDR: an sshd drop-in listening on every IPv4 address of this host but ADDR.
 sshd_listen() {
@@ -168,11 +188,23 @@ for key in "$host_keys"/ssh_host_*_key; do
   run install -m 0600 "$key" "$etc/host-keys/"
   run install -m 0644 "$key.pub" "$etc/host-keys/"
 done
-if [ -n "$authorized_keys" ]; then
-  run install -m 0644 "$authorized_keys" "$etc/authorized_keys"
-else
-  [ -e "$etc/authorized_keys" ] || run install -m 0644 /dev/null "$etc/authorized_keys"
-fi
+# authorized_keys: root-owned and not group/world-writable, file and directories (execgate
+# checks like sshd's StrictModes and refuses anything else).
+keys=$(keys_target)
+keys_kind=${keys%%|*}
+keys_file=${keys#*|}
+case "$keys_kind" in
+  home) [ -z "$authorized_keys" ] || die "gateway.authorizedKeys is in each account's home (%h): put the keys there instead of --authorized-keys" ;;
+  per-user)
+    run install -d -m 0755 "$(dirname "$keys_file")"
+    [ -z "$authorized_keys" ] || run install -m 0644 "$authorized_keys" "$keys_file" ;;
+  shared)
+    if [ -n "$authorized_keys" ]; then
+      run install -m 0644 "$authorized_keys" "$keys_file"
+    else
+      [ -e "$keys_file" ] || run install -m 0644 /dev/null "$keys_file"
+    fi ;;
+esac
 # /run/execgate holds the track_file and keepalived's notify FIFO; keepalived may start first.
 write /etc/tmpfiles.d/execgate.conf 0644 <<'CONF'
 d /run/execgate 0755 root root -

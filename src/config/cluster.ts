@@ -6,6 +6,9 @@ import { configSchema } from './schema.js';
  * derives that node's gateway config from it, and `execgate render` derives the
  * keepalived, haproxy and systemd files from the same data.
  */
+/** Where a cluster's gateways find each SSH user's keys unless gateway.authorizedKeys says otherwise. */
+export const DEFAULT_CLUSTER_AUTHORIZED_KEYS = '/etc/execgate/authorized_keys/%u';
+
 const port = z.int().min(1).max(65535);
 const name = z.string().min(1).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only');
 
@@ -150,8 +153,13 @@ export const clusterSchema = z
       })
       .prefault({}),
     systemd: systemdSettingsSchema.prefault({}),
-    /** Settings every node shares (same keys as a single-node config, minus node/listen). */
-    gateway: configSchema.omit({ node: true, listen: true }),
+    /**
+     * Settings every node shares (same keys as a single-node config, minus node/listen);
+     * authorizedKeys defaults to one file per SSH user, /etc/execgate/authorized_keys/%u.
+     */
+    gateway: configSchema.omit({ node: true, listen: true }).extend({
+      authorizedKeys: configSchema.shape.authorizedKeys.default(DEFAULT_CLUSTER_AUTHORIZED_KEYS),
+    }),
     nodes: z.array(clusterNodeSchema).min(1),
   });
 

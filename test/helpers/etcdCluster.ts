@@ -1,7 +1,7 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, existsSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { CLI, makeClientKeys, waitForOutput, type ClientKeys } from './gateway.js';
@@ -191,6 +191,8 @@ export async function startClusterGateway(
     gateway: {
       hostKeys: [join(fixture.dir, 'host/ssh_host_ed25519_key'), join(fixture.dir, 'host/ssh_host_rsa_key')],
       authorizedKeys: join(fixture.dir, 'authorized_keys'),
+      // The tests log in as root with one shared file: every username runs as this account.
+      runAs: { user: userInfo().username, permitRoot: true },
       audit: { path: auditPath },
       exec: { killGraceSeconds: 2 },
     },

@@ -213,6 +213,7 @@ describe.skipIf(missing.length > 0 && !required)('vrrp leadership in network nam
         gateway: {
           hostKeys: [join(dir, 'host/ssh_host_ed25519_key'), join(dir, 'host/ssh_host_rsa_key')],
           authorizedKeys: join(dir, 'authorized_keys'),
+          runAs: { user: 'root', permitRoot: true }, // the lab logs in as root
           audit: { path: join(n.dir, 'audit.jsonl') },
           exec: { killGraceSeconds: 2 },
         },

@@ -319,7 +319,7 @@ describe('Vagrantfile', () => {
         expect(r.stdout).toContain(`+ install -m 0755 ${ROOT}/deploy/haproxy-save-state.sh /usr/local/sbin/execgate-haproxy-save-state`);
         expect(r.stdout).toContain(`+ install -m 0644 ${ROOT}/deploy/haproxy/execgate-state.conf /etc/systemd/system/haproxy.service.d/`);
       } else {
-        expect(r.stdout).toContain(`+ install -m 0644 ${lab}/authorized_keys /etc/execgate/authorized_keys`);
+        expect(r.stdout).toContain(`+ install -m 0644 ${lab}/authorized_keys /etc/execgate/authorized_keys/rundeck`);
         expect(r.stdout).toMatch(/^\+ apt-get install -y --no-install-recommends etcd-server$/m);
         expect(r.stdout).toMatch(/^\+ write \/etc\/default\/etcd/m);
         expect(r.stdout).toMatch(/^\+ systemctl restart --no-block etcd\.service$/m);

@@ -242,6 +242,8 @@ export class FailoverLab {
       gateway: {
         hostKeys: [join(keys, 'ssh_host_ed25519_key'), join(keys, 'ssh_host_rsa_key')],
         authorizedKeys: join(this.dir, 'authorized_keys'),
+        // The lab's Rundeck (JSch) logs in as root with one shared file.
+        runAs: { user: 'root', permitRoot: true },
         audit: { path: join(h, 'audit.jsonl') },
         exec: { killGraceSeconds: 2 },
         http: { token: this.token },
