@@ -28,6 +28,7 @@ const options = {
   out: { type: 'string' },
   url: { type: 'string' },
   token: { type: 'string' },
+  'token-file': { type: 'string' },
   json: { type: 'boolean' },
   wait: { type: 'boolean' },
   force: { type: 'boolean' },

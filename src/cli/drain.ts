@@ -18,12 +18,13 @@ export function checkAdmin(status: number, body: AdminReply): AdminReply {
 
 export const drain: Verb = {
   summary: 'stop taking commands, release leadership when running ones end',
-  usage: `execgate drain [--url URL | --cluster FILE [--node NAME]] [--token T] [--wait] [--json]
+  usage: `execgate drain [--url URL | --config FILE | --cluster FILE [--node NAME]] [--token-file F | --token T] [--wait] [--json]
   refuses new commands (exit 75) at once; releases leadership when running commands end
-  or after drainTimeoutSeconds (then kills them first); --wait returns once released`,
+  or after drainTimeoutSeconds (then kills them first); --wait returns once released;
+  the token as for status`,
   async run(flags) {
-    const { url, token } = target(flags);
-    const { status, body } = await callGateway<AdminReply>(url, 'POST', 'admin/drain', token);
+    const { url, token, tokenNote } = target(flags);
+    const { status, body } = await callGateway<AdminReply>(url, 'POST', 'admin/drain', token, tokenNote);
     const reply = checkAdmin(status, body);
     if (flags.json && !flags.wait) return void process.stdout.write(`${JSON.stringify(reply, null, 2)}\n`);
     if (!flags.json) {
@@ -33,7 +34,7 @@ export const drain: Verb = {
     if (!flags.wait) return;
     let view: StatusView;
     for (;;) {
-      view = (await callGateway<StatusView>(url, 'GET', 'status', token)).body;
+      view = (await callGateway<StatusView>(url, 'GET', 'status', token, tokenNote)).body;
       if (view.drain.phase !== 'draining') break;
       await new Promise((r) => setTimeout(r, 500));
     }

@@ -1,24 +1,9 @@
-import { callGateway, DEFAULT_URL } from '../http/client.js';
+import { callGateway } from '../http/client.js';
 import type { StatusView } from '../http/status.js';
-import { stringFlag, type Flags, type Verb } from './common.js';
-import { hostname } from 'node:os';
-import { loadClusterFile } from '../config/clusterLoad.js';
-import { ExecgateError } from '../errors.js';
+import type { Verb } from './common.js';
+import { target } from './target.js';
 
-export function target(flags: Flags): { url: string; token: string | undefined } {
-  const token = stringFlag(flags, 'token') ?? process.env.EXECGATE_HTTP_TOKEN;
-  const url = stringFlag(flags, 'url');
-  const clusterPath = stringFlag(flags, 'cluster');
-  if (url === undefined && clusterPath !== undefined) {
-    // On a cluster node the HTTP surface listens on the node's own address.
-    const cluster = loadClusterFile(clusterPath);
-    const name = stringFlag(flags, 'node') ?? hostname();
-    const node = cluster.nodes.find((n) => n.name === name);
-    if (!node) throw new ExecgateError('EG_CLUSTER_NODE', `node "${name}" is not in ${clusterPath} (give --node NAME); its nodes are: ${cluster.nodes.map((n) => n.name).join(', ')}`);
-    return { url: `http://${node.address}:${node.httpPort}`, token: token ?? cluster.gateway.http.token };
-  }
-  return { url: url ?? DEFAULT_URL, token };
-}
+export { target };
 
 const clock = (iso: string | null) => (iso === null ? '-' : iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z'));
 
@@ -61,12 +46,18 @@ export function formatStatus(v: StatusView): string {
   return lines.join('\n') + '\n';
 }
 
+/** How the verbs find the token, for their usage lines. */
+export const TOKEN_USAGE =
+  'the token comes from --token, --token-file, EXECGATE_HTTP_TOKEN, the --config/--cluster file, or the state directory of "execgate serve" (--state-dir, EXECGATE_STATE_DIR, ./.execgate)';
+
 export const status: Verb = {
   summary: "show a gateway's role, health, drain state and commands",
-  usage: 'execgate status [--url URL | --cluster FILE [--node NAME]] [--token T] [--json]   default URL http://127.0.0.1:9422',
+  usage: `execgate status [--url URL | --config FILE | --cluster FILE [--node NAME]] [--token-file F | --token T] [--json]
+  default URL http://127.0.0.1:9422; ${TOKEN_USAGE}`,
   async run(flags) {
-    const { url, token } = target(flags);
-    const { body } = await callGateway<StatusView>(url, 'GET', 'status', token);
+    const { url, token, tokenNote } = target(flags);
+    const { body } = await callGateway<StatusView>(url, 'GET', 'status', token, tokenNote);
     process.stdout.write(flags.json ? `${JSON.stringify(body, null, 2)}\n` : formatStatus(body));
+    if (body.commandLines === 'hidden') process.stderr.write(`execgate: command lines hidden: they need the node's bearer token (${tokenNote})\n`);
   },
 };

@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { isIP } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import type { Request } from 'express';
+import { peerUid as procPeerUid } from './peer.js';
 
 /** 127.0.0.0/8, ::1 and their IPv4-mapped forms. */
 export function isLoopbackAddress(address: string | undefined): boolean {
@@ -23,21 +24,66 @@ function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
 }
 
-export type Credential = 'loopback' | 'token' | 'none' | 'bad-token';
+/**
+ * 'token': the bearer token of http.token/http.tokenFile.
+ * 'owner': no token is configured and the caller is a loopback socket owned by root or
+ *   by the account execgate runs as (never granted while a token is configured).
+ * 'none': neither; 'bad-token': an Authorization header that is not the token.
+ */
+export type Credential = 'owner' | 'token' | 'none' | 'bad-token';
 
-/** Who is asking: a loopback caller, a holder of the bearer token, or anyone. */
-export function credentialOf(req: Request, token: string | undefined): Credential {
-  const header = req.headers.authorization;
-  if (header !== undefined) {
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (!m || token === undefined || !timingSafeEqual(digest(m[1]!), digest(token))) return 'bad-token';
-    return 'token';
-  }
-  if (isLoopbackAddress(req.socket.remoteAddress) && isLiteralHost(req.headers.host)) return 'loopback';
-  return 'none';
+export interface AccessPolicy {
+  /** The bearer token; undefined when the node has none configured. */
+  token: string | undefined;
+  /** Uids whose loopback sockets count as 'owner' when no token is configured. */
+  trustedUids: ReadonlySet<number>;
+  /** Who owns the other end of a connection (overridable for tests). */
+  peerUid: (socket: Socket) => Promise<number | null>;
 }
 
-export const maySeeCommands = (c: Credential) => c === 'loopback' || c === 'token';
+export function defaultAccessPolicy(token: string | undefined): AccessPolicy {
+  return { token, trustedUids: new Set([0, process.geteuid?.() ?? 0]), peerUid: cachedPeerUid() };
+}
+
+/** One look-up per connection: keep-alive requests reuse it. */
+function cachedPeerUid(): (socket: Socket) => Promise<number | null> {
+  const seen = new WeakMap<Socket, Promise<number | null>>();
+  return (socket) => {
+    let p = seen.get(socket);
+    if (!p) {
+      p = procPeerUid(socket).catch(() => null);
+      seen.set(socket, p);
+    }
+    return p;
+  };
+}
+
+/** Who is asking: the holder of the bearer token, the node's owner (only without a token), or anyone. */
+export async function credentialOf(req: Request, policy: AccessPolicy): Promise<Credential> {
+  const { token } = policy;
+  const header = req.headers.authorization;
+  if (token !== undefined) {
+    if (header === undefined) {
+      // With a token configured every caller needs it, loopback included: any local
+      // account (a job run through this gateway, too) can open a loopback socket.
+      return 'none';
+    }
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    return m && timingSafeEqual(digest(m[1]!), digest(token)) ? 'token' : 'bad-token';
+  }
+  // No token configured: the owner on loopback, whatever it sends (the CLI may carry
+  // a token from a state directory that belongs to another gateway).
+  const owner = isLoopbackAddress(req.socket.remoteAddress) && isLiteralHost(req.headers.host) && (await isTrustedPeer(req, policy));
+  if (owner) return 'owner';
+  return header === undefined ? 'none' : 'bad-token';
+}
+
+async function isTrustedPeer(req: Request, policy: AccessPolicy): Promise<boolean> {
+  const uid = await policy.peerUid(req.socket);
+  return uid !== null && policy.trustedUids.has(uid);
+}
+
+export const maySeeCommands = (c: Credential) => c === 'owner' || c === 'token';
 
 /** A browser request from another site (a form POST or a script on a web page). */
 export function isCrossSite(req: Request): boolean {

@@ -4,7 +4,8 @@ import type { Logger } from '../log.js';
 import type { HealthMonitor } from './health.js';
 import { statusView, type StatusSources } from './status.js';
 import { renderPage } from './page.js';
-import { credentialOf, isCrossSite, maySeeCommands } from './access.js';
+import { credentialOf, defaultAccessPolicy, isCrossSite, maySeeCommands, type AccessPolicy, type Credential } from './access.js';
+import { resolveServerToken } from './token.js';
 import { leaderCheckStatus } from './leaderCheck.js';
 import type { LeadershipState } from '../leadership/types.js';
 
@@ -18,6 +19,8 @@ export interface HttpAppDeps extends StatusSources {
   successorTraffic?: { record(remoteAddress: string | undefined, status: number, state: LeadershipState): void };
   /** How long a leader handing over still answers 200 on /leader (see leaderCheckStatus). */
   handoverAnnounceMs?: number;
+  /** Who may drain and read command lines; default: the token of http.token/http.tokenFile. */
+  access?: AccessPolicy;
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -55,7 +58,18 @@ export function createHttpApp(deps: HttpAppDeps): Express {
     res.set('X-Content-Type-Options', 'nosniff');
     next();
   });
-  const token = deps.config.http.token;
+  const access = deps.access ?? defaultAccessPolicy(resolveServerToken(deps.config.http));
+  const token = access.token;
+  /** A wrong token is an error (not a quiet "hidden"), so a caller learns it has the wrong one. */
+  const wrongToken = (res: Response) =>
+    res
+      .status(401)
+      .set('WWW-Authenticate', 'Bearer')
+      .json({
+        error: token
+          ? 'wrong bearer token: send the token of this node\'s http.tokenFile (or http.token) as "Authorization: Bearer <token>"'
+          : 'this node has no http.token or http.tokenFile, so it accepts no bearer token: set http.tokenFile (a mode 0600 file holding the token) in its config and restart it',
+      });
 
   app.get('/healthz', async (_req, res) => {
     const h = await deps.health.check();
@@ -97,15 +111,20 @@ export function createHttpApp(deps: HttpAppDeps): Express {
     });
   });
 
+  // Command lines can carry secrets: only the token holder sees them (see credentialOf).
   app.get('/status', async (req, res) => {
+    const credential = await credentialOf(req, access);
+    if (credential === 'bad-token') return void wrongToken(res);
     const h = await deps.health.check();
-    res.json(statusView(deps, h, maySeeCommands(credentialOf(req, token))));
+    res.json(statusView(deps, h, maySeeCommands(credential)));
   });
 
   app.get('/', async (req, res) => {
+    const credential = await credentialOf(req, access);
+    if (credential === 'bad-token') return void wrongToken(res);
     const h = await deps.health.check();
     res.set('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'");
-    res.type('html').send(renderPage(statusView(deps, h, maySeeCommands(credentialOf(req, token)))));
+    res.type('html').send(renderPage(statusView(deps, h, maySeeCommands(credential))));
   });
 
   app.get('/metrics', async (_req, res) => {
@@ -114,15 +133,21 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   });
 
   const admin = (action: 'drain' | 'undrain') => async (req: Request, res: Response) => {
-    const credential = credentialOf(req, token);
-    if (credential === 'bad-token') {
-      res.status(401).set('WWW-Authenticate', 'Bearer').json({ error: token ? 'wrong bearer token' : 'no http.token is configured on this node; call from loopback' });
+    const credential: Credential = await credentialOf(req, access);
+    if (credential === 'bad-token') return void wrongToken(res);
+    if (credential === 'none' && token !== undefined) {
+      res
+        .status(401)
+        .set('WWW-Authenticate', 'Bearer')
+        .json({
+          error: `${action} needs "Authorization: Bearer <token>" with the token of this node's http.tokenFile (or http.token), from loopback too; on the node, "execgate ${action}" sends it (it reads the token file; or pass --token-file)`,
+        });
       return;
     }
     if (credential === 'none') {
-      res
-        .status(403)
-        .json({ error: `${action} is allowed from loopback or with "Authorization: Bearer <http.token>"${token ? '' : ' (no http.token is configured)'}` });
+      res.status(403).json({
+        error: `${action} without a token is allowed only from loopback, to root or the account execgate runs as; to allow other callers set http.tokenFile (a mode 0600 file holding the token) and send "Authorization: Bearer <token>"`,
+      });
       return;
     }
     if (isCrossSite(req)) {

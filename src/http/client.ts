@@ -7,8 +7,11 @@ export interface GatewayReply<T> {
   body: T;
 }
 
-/** One request to a gateway's HTTP surface, for the CLI verbs. */
-export async function callGateway<T>(baseUrl: string, method: 'GET' | 'POST', path: string, token?: string): Promise<GatewayReply<T>> {
+/**
+ * One request to a gateway's HTTP surface, for the CLI verbs. tokenNote says where the
+ * token came from (or where the CLI looked for one); a refusal repeats it.
+ */
+export async function callGateway<T>(baseUrl: string, method: 'GET' | 'POST', path: string, token?: string, tokenNote?: string): Promise<GatewayReply<T>> {
   let url: URL;
   try {
     url = new URL(path, baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`);
@@ -34,7 +37,8 @@ export async function callGateway<T>(baseUrl: string, method: 'GET' | 'POST', pa
   }
   if (res.status === 401 || res.status === 403) {
     const error = (body as { error?: string }).error ?? `HTTP ${res.status}`;
-    throw new ExecgateError('EG_HTTP_FORBIDDEN', `${url.origin} refused ${method} ${path}: ${error}; pass --token (or EXECGATE_HTTP_TOKEN) or run on the node itself`);
+    const how = tokenNote ? `${tokenNote}; pass --token-file FILE (or --token, EXECGATE_HTTP_TOKEN)` : 'pass --token-file FILE (or --token, EXECGATE_HTTP_TOKEN)';
+    throw new ExecgateError('EG_HTTP_FORBIDDEN', `${url.origin} refused ${method} ${path} (HTTP ${res.status}): ${error}; ${how}`);
   }
   return { status: res.status, body: body as T };
 }

@@ -69,7 +69,7 @@ ${drain}
 <dt>SSH</dt><dd class="mono">${e(v.listen.join(', '))}</dd>
 </dl>
 <h2>Running commands (<span id="running-count">${v.running.length}</span>)</h2>
-<table id="running"><thead><tr><th>id</th><th>user</th><th>command</th><th>client</th><th>started</th><th>running for</th><th>pid</th></tr></thead>
+${v.commandLines === 'hidden' ? '<p id="commands-hidden" class="muted">Command lines are hidden: they need this node\'s bearer token (<code>execgate status</code> on the node sends it).</p>\n' : ''}<table id="running"><thead><tr><th>id</th><th>user</th><th>command</th><th>client</th><th>started</th><th>running for</th><th>pid</th></tr></thead>
 <tbody>
 ${running}
 </tbody></table>

@@ -31,7 +31,7 @@ const tokenText = (t: bigint | null) => (t === null ? null : t.toString());
 export interface RunningView {
   id: string;
   user: string;
-  /** null when the caller may not see command lines (not loopback, no token). */
+  /** null when the caller may not see command lines (see credentialOf: the bearer token, or the owner when no token is set). */
   command: string | null;
   client: string;
   started: string;

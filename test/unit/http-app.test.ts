@@ -1,5 +1,7 @@
 import { describe, it, expect, beforeAll, afterAll, beforeEach } from 'vitest';
 import { request as httpRequest } from 'node:http';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +9,7 @@ import { createHttpApp } from '../../src/http/app.js';
 import { HealthMonitor, HEALTH_LIMITS } from '../../src/http/health.js';
 import { listenHttp, type HttpListener } from '../../src/http/server.js';
 import { isLiteralHost, isLoopbackAddress } from '../../src/http/access.js';
+import { decodeProcAddress } from '../../src/http/peer.js';
 import { DrainController } from '../../src/leadership/drain.js';
 import { CommandRegistry } from '../../src/exec/registry.js';
 import type { RunningCommand } from '../../src/exec/runner.js';
@@ -15,6 +18,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { FakeLeadership } from '../helpers/fakeLeadership.js';
 
 const TOKEN = 'an-admin-token-of-some-length';
+const AUTH = { authorization: `Bearer ${TOKEN}` };
 /** An address of this machine that is not loopback, to call the app as a remote client. */
 const external = Object.values(networkInterfaces())
   .flat()
@@ -144,7 +148,7 @@ describe('the HTTP app against a fake Leadership that flips roles', () => {
 
   it('draining: not ready with reason draining, back to ready after undrain', async () => {
     running = 1;
-    const d = await call(port, 'POST', '/admin/drain');
+    const d = await call(port, 'POST', '/admin/drain', { headers: AUTH });
     expect(d.status).toBe(200);
     expect(d.json).toMatchObject({ action: 'drain', changed: true, node: 'gw1', role: 'draining', drain: { phase: 'draining', timeoutSeconds: 600 } });
     const r = await call(port, 'GET', '/readyz');
@@ -154,13 +158,13 @@ describe('the HTTP app against a fake Leadership that flips roles', () => {
     expect(l.status).toBe(503);
     expect(l.json).toMatchObject({ role: 'draining' });
     expect((await call(port, 'GET', '/healthz')).status).toBe(200);
-    expect((await call(port, 'POST', '/admin/drain')).json).toMatchObject({ changed: false });
+    expect((await call(port, 'POST', '/admin/drain', { headers: AUTH })).json).toMatchObject({ changed: false });
 
     running = 0;
     await drain.drained();
     expect((await call(port, 'GET', '/readyz')).json).toMatchObject({ reason: 'standby' });
     expect((await call(port, 'GET', '/status')).json).toMatchObject({ role: 'standby', drain: { phase: 'drained' } });
-    const u = await call(port, 'POST', '/admin/undrain');
+    const u = await call(port, 'POST', '/admin/undrain', { headers: AUTH });
     expect(u.json).toMatchObject({ action: 'undrain', changed: true, role: 'leader', token: '8', drain: { phase: 'active' } });
     expect(source.calls).toEqual(['release', 'rejoin']);
     expect((await call(port, 'GET', '/readyz')).status).toBe(200);
@@ -201,7 +205,7 @@ describe('the HTTP app against a fake Leadership that flips roles', () => {
     addCommand('11111111-aaaa', 'sleep 30 # secret=hunter2');
     addCommand('22222222-bbbb', 'false');
     registry.finish('22222222-bbbb', { endedAt: Date.now(), result: 'completed', status: 1 });
-    const s = await call(port, 'GET', '/status');
+    const s = await call(port, 'GET', '/status', { headers: AUTH });
     expect(s.status).toBe(200);
     expect(s.json).toMatchObject({
       node: 'gw1',
@@ -248,18 +252,44 @@ describe('the HTTP app against a fake Leadership that flips roles', () => {
     expect(shown.json.running[0].command).toBe('deploy --password=hunter2');
   });
 
-  it('hides command lines from loopback when the Host header is a name (DNS rebinding)', async () => {
+  it('with a token configured, loopback without it cannot drain and sees no command lines (issue 14, finding 12)', async () => {
     addCommand('44444444-dddd', 'deploy --password=hunter2');
-    const r = await call(port, 'GET', '/status', { headers: { host: 'rebind.attacker.example:9422' } });
-    expect(r.json.running[0].command).toBeNull();
-    const local = await call(port, 'GET', '/status', { headers: { host: `localhost:${port}` } });
-    expect(local.json.running[0].command).toBe('deploy --password=hunter2');
+    for (const host of [undefined, `127.0.0.1:${port}`, `localhost:${port}`]) {
+      const headers = host ? { host } : undefined;
+      const s = await call(port, 'GET', '/status', { headers });
+      expect(s.status).toBe(200);
+      expect(s.json.commandLines).toBe('hidden');
+      expect(s.json.running[0]).toMatchObject({ id: '44444444-dddd', user: 'rundeck', command: null });
+      expect(s.text).not.toContain('hunter2');
+      const page = await call(port, 'GET', '/', { headers });
+      expect(page.text).not.toContain('hunter2');
+      expect(page.text).toContain('id="commands-hidden"');
+      for (const action of ['drain', 'undrain']) {
+        const a = await call(port, 'POST', `/admin/${action}`, { headers });
+        expect(a.status).toBe(401);
+        expect(a.headers['www-authenticate']).toBe('Bearer');
+        expect(a.json.error).toBe(
+          `${action} needs "Authorization: Bearer <token>" with the token of this node's http.tokenFile (or http.token), from loopback too; on the node, "execgate ${action}" sends it (it reads the token file; or pass --token-file)`,
+        );
+        expect(a.text).not.toContain('hunter2');
+      }
+    }
+    expect(drain.status().phase).toBe('active');
+    expect(source.calls).toEqual([]);
+    // A wrong token is told so, on /status too (not a quiet "hidden").
+    const wrong = await call(port, 'GET', '/status', { headers: { authorization: 'Bearer nope-nope-nope-nope' } });
+    expect(wrong.status).toBe(401);
+    expect(wrong.json.error).toMatch(/^wrong bearer token: send the token of this node's http.tokenFile/);
+    expect(wrong.text).not.toContain('hunter2');
+    const shown = await call(port, 'GET', '/status', { headers: AUTH });
+    expect(shown.json.running[0].command).toBe('deploy --password=hunter2');
+    expect((await call(port, 'GET', '/', { headers: AUTH })).text).toContain('deploy --password=hunter2');
   });
 
-  it.skipIf(!external)('admin: 403 for a remote caller without token, 401 with a wrong one, 200 with the right one', async () => {
+  it.skipIf(!external)('admin: 401 for a remote caller without token or with a wrong one, 200 with the right one', async () => {
     const anon = await call(port, 'POST', '/admin/drain', { host: external });
-    expect(anon.status).toBe(403);
-    expect(anon.json.error).toMatch(/loopback or with "Authorization: Bearer <http.token>"/);
+    expect(anon.status).toBe(401);
+    expect(anon.json.error).toMatch(/needs "Authorization: Bearer <token>"/);
     const wrong = await call(port, 'POST', '/admin/drain', { host: external, headers: { authorization: 'Bearer nope-nope-nope-nope' } });
     expect(wrong.status).toBe(401);
     expect(wrong.headers['www-authenticate']).toBe('Bearer');
@@ -271,13 +301,13 @@ describe('the HTTP app against a fake Leadership that flips roles', () => {
     expect(back.status).toBe(200);
   });
 
-  it('admin: refuses cross-site browser requests and rebinding hosts even on loopback', async () => {
-    const xs = await call(port, 'POST', '/admin/drain', { headers: { origin: 'https://evil.example', host: `127.0.0.1:${port}` } });
+  it('admin: refuses cross-site browser requests even with the token', async () => {
+    const xs = await call(port, 'POST', '/admin/drain', { headers: { ...AUTH, origin: 'https://evil.example', host: `127.0.0.1:${port}` } });
     expect(xs.status).toBe(403);
-    const fetchSite = await call(port, 'POST', '/admin/drain', { headers: { 'sec-fetch-site': 'cross-site' } });
+    const fetchSite = await call(port, 'POST', '/admin/drain', { headers: { ...AUTH, 'sec-fetch-site': 'cross-site' } });
     expect(fetchSite.status).toBe(403);
     const rebind = await call(port, 'POST', '/admin/drain', { headers: { host: 'rebind.attacker.example' } });
-    expect(rebind.status).toBe(403);
+    expect(rebind.status).toBe(401);
     expect(drain.status().phase).toBe('active');
     expect((await call(port, 'GET', '/admin/drain')).status).toBe(404);
   });
@@ -300,7 +330,7 @@ describe('the HTTP app against a fake Leadership that flips roles', () => {
 
   it('the page shows role, leader, token and running commands, escaped', async () => {
     addCommand('55555555-eeee', 'echo "<script>alert(1)</script>"');
-    const p = await call(port, 'GET', '/');
+    const p = await call(port, 'GET', '/', { headers: AUTH });
     expect(p.status).toBe(200);
     expect(p.headers['content-type']).toMatch(/^text\/html/);
     expect(p.headers['content-security-policy']).toContain("default-src 'none'");
@@ -310,6 +340,7 @@ describe('the HTTP app against a fake Leadership that flips roles', () => {
     expect(p.text).toContain('data-exec-id="55555555-eeee"');
     expect(p.text).not.toContain('<script>');
     expect(p.text).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
+    expect(p.text).not.toContain('commands-hidden');
     source.fence();
     expect((await call(port, 'GET', '/')).text).toMatch(/data-role="fenced"/);
   });
@@ -321,7 +352,88 @@ describe('the HTTP app against a fake Leadership that flips roles', () => {
   });
 });
 
+const NOBODY = 65534;
+const isRoot = process.getuid?.() === 0;
+
+/** curl as another account (setpriv drops to it): the unprivileged local process of finding 12. */
+async function curlAs(uid: number, method: string, url: string, header?: string): Promise<{ status: number; text: string }> {
+  const h = header ? ['-H', header] : [];
+  const { stdout } = await promisify(execFile)('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--', 'curl', '-sS', ...h, '-X', method, '-w', '\n%{http_code}', url]);
+  const cut = stdout.lastIndexOf('\n');
+  return { status: Number(stdout.slice(cut + 1)), text: stdout.slice(0, cut) };
+}
+
+describe('the HTTP app without a token: only the owner on loopback', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'execgate-http-owner-'));
+  const auditPath = join(dir, 'audit.jsonl');
+  writeFileSync(auditPath, '');
+  const config = parseConfig({ hostKeys: ['k'], authorizedKeys: 'ak', audit: { path: auditPath } }, 'test.yaml', dir);
+  const health = new HealthMonitor({ ssh: { listening: true }, audit: { path: auditPath, error: null } });
+  const source = new FakeLeadership('gw1');
+  const drain = new DrainController(source, { running: () => 0, terminate: async () => {}, timeoutSeconds: 600, pollMs: 10 });
+  const registry = new CommandRegistry();
+  let server: HttpListener;
+
+  beforeAll(async () => {
+    const app = createHttpApp({
+      node: 'gw1',
+      config,
+      leadership: drain,
+      registry,
+      health,
+      metrics: createMetrics('gw1'),
+      hostKeys: [],
+      listen: () => ['127.0.0.1:2222'],
+      startedAt: Date.now(),
+    });
+    server = await listenHttp(app, '127.0.0.1', 0);
+    registry.add({ execId: '66666666-ffff', user: 'root', command: 'backup --key=hunter2', client: '127.0.0.1:40000', startedAt: Date.now(), pid: 4242, token: '7' }, {} as RunningCommand);
+  });
+  afterAll(async () => {
+    await server.close();
+    health.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it.skipIf(!isRoot)('another local account cannot drain nor read command lines; root can', async () => {
+    const url = `http://127.0.0.1:${server.port}`;
+    const s = await curlAs(NOBODY, 'GET', `${url}/status`);
+    expect(s.status).toBe(200);
+    expect(JSON.parse(s.text)).toMatchObject({ commandLines: 'hidden', running: [{ id: '66666666-ffff', command: null }] });
+    expect((await curlAs(NOBODY, 'GET', `${url}/`)).text).not.toContain('hunter2');
+    const d = await curlAs(NOBODY, 'POST', `${url}/admin/drain`);
+    expect(d.status).toBe(403);
+    expect(JSON.parse(d.text).error).toBe(
+      'drain without a token is allowed only from loopback, to root or the account execgate runs as; to allow other callers set http.tokenFile (a mode 0600 file holding the token) and send "Authorization: Bearer <token>"',
+    );
+    expect(drain.status().phase).toBe('active');
+    // Any bearer token is wrong when none is configured (the owner's is ignored: see below).
+    const t = await curlAs(NOBODY, 'GET', `${url}/status`, 'Authorization: Bearer some-token-of-length-16');
+    expect(t.status).toBe(401);
+    expect(JSON.parse(t.text).error).toMatch(/^this node has no http.token or http.tokenFile, so it accepts no bearer token: set http.tokenFile/);
+    // A browser tricked by DNS rebinding runs as the owner, but names another host.
+    const rebind = await call(server.port, 'GET', '/status', { headers: { host: 'rebind.attacker.example:9422' } });
+    expect(rebind.json.running[0].command).toBeNull();
+    expect((await call(server.port, 'POST', '/admin/drain', { headers: { host: 'rebind.attacker.example' } })).status).toBe(403);
+    // The owner (root here, as the gateway) is trusted on loopback.
+    const own = await call(server.port, 'GET', '/status', { headers: { host: `localhost:${server.port}` } });
+    expect(own.json.running[0].command).toBe('backup --key=hunter2');
+    const ownWithToken = await call(server.port, 'GET', '/status', { headers: { authorization: 'Bearer a-token-of-another-gateway' } });
+    expect(ownWithToken.json.running[0].command).toBe('backup --key=hunter2');
+    const ok = await curlAs(0, 'POST', `${url}/admin/drain`);
+    expect(ok.status).toBe(200);
+    expect(drain.status().phase).not.toBe('active');
+    expect((await call(server.port, 'POST', '/admin/undrain')).status).toBe(200);
+  });
+});
+
 describe('access helpers', () => {
+  it('decodes /proc/net/tcp addresses', () => {
+    expect(decodeProcAddress('0100007F:2496')).toEqual({ address: '127.0.0.1', port: 9366 });
+    expect(decodeProcAddress('0000000000000000FFFF00000100007F:0016')).toEqual({ address: '127.0.0.1', port: 22 });
+    expect(decodeProcAddress('00000000000000000000000001000000:0050')).toEqual({ address: '::1', port: 80 });
+    expect(decodeProcAddress('nonsense')).toBeNull();
+  });
   it('recognises loopback addresses', () => {
     for (const a of ['127.0.0.1', '127.1.2.3', '::1', '::ffff:127.0.0.1']) expect(isLoopbackAddress(a)).toBe(true);
     for (const a of ['10.0.0.1', '::ffff:10.0.0.1', '192.0.2.2', 'fe80::1', undefined]) expect(isLoopbackAddress(a)).toBe(false);
