@@ -1,6 +1,6 @@
 import { statSync } from 'node:fs';
 import type { AuthContext, PublicKeyAuthContext } from 'ssh2';
-import { readAuthorizedKeys, strictModesProblem, type AuthorizedKey, type FileOwner } from './authorizedKeys.js';
+import { keyStrengthProblem, readAuthorizedKeys, strictModesProblem, type AuthorizedKey, type FileOwner } from './authorizedKeys.js';
 import { authorizedKeysPathProblem, expandAuthorizedKeysPath, isPerUserPath } from './keysPath.js';
 import { addressMatchesFrom } from './keyOptions.js';
 import { fingerprintOf } from './hostKeys.js';
@@ -207,18 +207,24 @@ export class PublicKeyAuthenticator {
   ): void {
     const { log, metrics, failures } = this.options;
     const fingerprint = fingerprintOf(ctx.key.data);
-    const fail = (reason: string, category: string, count = true) => {
+    // Failures count per source, key AND username: a job configured with the wrong
+    // username must not block Rundeck's key for its right one (limits.authFailures).
+    const keyCredential = `${fingerprint} as ${ctx.username}`;
+    const fail = (reason: string, category: string, credential: string | null = keyCredential) => {
       metrics.authFailures.inc({ method: 'publickey', reason: category });
-      if (count) failures.fail(client.address, fingerprint);
+      if (credential) failures.fail(client.address, credential);
       log.warn(
         { client: client.label, user: ctx.username, keyType: ctx.key.algo, fingerprint, reason },
         `authentication failed for ${ctx.username} from ${client.label}: ${reason}`,
       );
       ctx.reject(['publickey']);
     };
-    const blocked = failures.blockedFor(client.address, fingerprint);
-    if (blocked > 0) return fail(`too many failures for key ${fingerprint} from ${client.address}; blocked for ${blocked} s more (limits.authFailures)`, 'rate_limited', false);
-    if (!resolution.ok) return fail(resolution.reason, resolution.category);
+    const blocked = failures.blockedFor(client.address, keyCredential);
+    if (blocked > 0) return fail(`too many failures for key ${fingerprint} as ${ctx.username} from ${client.address}; blocked for ${blocked} s more (limits.authFailures)`, 'rate_limited', null);
+    const weak = keyStrengthProblem(ctx.key.algo, ctx.key.data);
+    if (weak) return fail(weak, 'weak_key');
+    // An unknown or refused username counts against the username, not the key.
+    if (!resolution.ok) return fail(resolution.reason, resolution.category, `user:${ctx.username}`);
     const runAs = resolution.target;
     const source = this.keysFor(ctx.username, runAs.account);
     if ('problem' in source) return fail(source.problem, source.category);
@@ -231,15 +237,17 @@ export class PublicKeyAuthenticator {
     }
     if (expiresAt && expiresAt.getTime() <= Date.now()) return fail(`key ${fingerprint} expired at ${expiresAt.toISOString()} (expiry-time in ${where})`, 'expired');
     if (from && !addressMatchesFrom(client.address, from)) return fail(`key ${fingerprint} is not allowed from ${client.address} (from= in ${where})`, 'from_mismatch');
-    if (ctx.key.algo === 'ssh-rsa' && !this.options.allowSshRsaSha1) {
-      return fail('ssh-rsa (SHA-1) signatures are disabled (auth.allowSshRsaSha1: false)', 'sha1_disabled');
+    // ssh2 reports every RSA key as "ssh-rsa"; the signature algorithm the client asked
+    // for (ssh-rsa, rsa-sha2-256, rsa-sha2-512) is in hashAlgo: only SHA-1 is refused.
+    if (ctx.key.algo === 'ssh-rsa' && (ctx.hashAlgo ?? 'sha1') === 'sha1' && !this.options.allowSshRsaSha1) {
+      return fail('ssh-rsa (SHA-1) signatures are disabled (auth.allowSshRsaSha1: false); use rsa-sha2-256/512 (OpenSSH >= 7.2, mwiede JSch 0.2.x, sshj)', 'sha1_disabled');
     }
     if (!ctx.signature) {
       ctx.accept(); // PK_OK: the client may now sign with this key
       return;
     }
     if (!key.verify(ctx.blob!, ctx.signature, ctx.hashAlgo)) return fail('signature does not verify', 'bad_signature');
-    failures.succeed(client.address, fingerprint);
+    failures.succeed(client.address, keyCredential);
     onAuthenticated({ username: ctx.username, keyFingerprint: fingerprint, key, runAs });
     ctx.accept();
   }
