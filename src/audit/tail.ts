@@ -13,8 +13,8 @@ export interface OpenStarts {
 
 const CHUNK = 1024 * 1024;
 
-/** The lines of a file from the last to the first, read backwards in chunks (split on bytes, so UTF-8 stays whole). */
-async function* linesBackwards(path: string, counter: { bytes: number }): AsyncGenerator<string> {
+/** The lines of a file from the last to the first, read backwards in chunks (split on bytes, so UTF-8 stays whole), a chunk's lines at a time. */
+async function* linesBackwards(path: string, counter: { bytes: number }): AsyncGenerator<string[]> {
   let fh;
   try {
     fh = await open(path, 'r');
@@ -33,15 +33,16 @@ async function* linesBackwards(path: string, counter: { bytes: number }): AsyncG
       counter.bytes += len;
       let data = carry.length ? Buffer.concat([buf, carry]) : buf;
       let end = data.length;
-      for (let i = data.length - 1; i >= 0; i--) {
-        if (data[i] !== 0x0a) continue;
-        if (end > i + 1) yield data.toString('utf8', i + 1, end);
+      const batch: string[] = [];
+      for (let i = data.lastIndexOf(0x0a, end - 1); i >= 0; i = i > 0 ? data.lastIndexOf(0x0a, i - 1) : -1) {
+        if (end > i + 1) batch.push(data.toString('utf8', i + 1, end));
         end = i;
       }
+      if (batch.length) yield batch;
       carry = data.subarray(0, end);
       data = Buffer.alloc(0);
     }
-    if (carry.length) yield carry.toString('utf8');
+    if (carry.length) yield [carry.toString('utf8')];
   } finally {
     await fh.close();
   }
@@ -69,7 +70,7 @@ export async function findOpenStarts(path: string): Promise<OpenStarts> {
   };
   for (const file of [path, `${path}.1`]) {
     files.push(file);
-    for await (const line of linesBackwards(file, counter)) {
+    for await (const batch of linesBackwards(file, counter)) for (const line of batch) {
       const event = EVENT.exec(line)?.[1];
       if (event === 'end' || event === 'command') {
         // A torn end line (write cut short) does not end anything.
