@@ -275,10 +275,11 @@ export async function recoverPreviousRun(audit: AuditLog, log?: RecoveryLog): Pr
       reason: `gateway exited (pid ${r.gatewayPid}) while the command ran; ${plural(leftovers, 'leftover process', 'leftover processes')} killed at restart (pid ${process.pid})${note}`,
     };
     lost.push(record);
-    await audit.write(record);
+    // A failed write is kept by the log and written when it recovers; meanwhile commands are refused.
+    await audit.write(record).catch((err: Error) => log?.warn({ execId: r.execId, err: err.message }, 'audit write of a lost record failed; kept for the retry'));
   }
   // Every later scan stops here: this marker lists what is still open (normally nothing).
-  await audit.mark('open', 'start', otherLive);
+  await audit.mark('open', 'start', otherLive).catch((err: Error) => log?.warn({ err: err.message }, 'audit log not writable at start: commands are refused until it is'));
   const report: RecoveryReport = { cgroups: stale.length, killed, lost, otherLive, bytesRead: scan.bytesRead, ms: Math.round(performance.now() - t0) };
   if (lost.length || killed || stale.length) {
     log?.warn(

@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeEach, afterEach } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuditLog, type AuditStartRecord } from '../../src/audit/auditLog.js';
@@ -114,6 +114,16 @@ describe('startup recovery of a SIGKILLed gateway', () => {
     expect((marker!.running as AuditStartRecord[]).map((r) => r.execId)).toEqual(['live-gw']);
     expect(report.otherLive.map((r) => r.execId)).toEqual(['live-gw']);
     expect(report.killed).toBeGreaterThanOrEqual(3);
+  });
+
+  it('an unwritable audit log at start does not stop the gateway: recovery finishes, commands are refused', async () => {
+    const path = join(dir, 'audit.jsonl');
+    symlinkSync('/dev/full', path);
+    const audit = new AuditLog(path, { probeMs: 60_000 });
+    await audit.open();
+    await expect(recoverPreviousRun(audit)).resolves.toMatchObject({ lost: [] });
+    expect(audit.refusal()).toMatch(/ENOSPC/);
+    await audit.close(0);
   });
 
   it('with nothing left behind it writes only the marker, and reads only back to the newest marker', async () => {
