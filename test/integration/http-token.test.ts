@@ -144,7 +144,10 @@ describe('embedded defaults (execgate serve with no config): a generated token i
     expect(readFileSync(tokenFile, 'utf8')).toMatch(/^[A-Za-z0-9_-]{43}\n$/);
     await waitForOutput(proc, () => out, new RegExp(`"tokenConfigured":true,"tokenFile":"${tokenFile}"[^\\n]*"msg":"http listening"`));
 
-    const job = run('sh', ['-c', `cd ${cwd} && ${sshLine.replace(/'[^']*'$/, `'sleep 8 # backup --key=${SECRET}'`).replace('ssh ', 'ssh -o BatchMode=yes ')}`]);
+    // Runs until the test releases it, so the drain below surely finds it running.
+    const release = join(cwd, 'release');
+    const command = `while [ ! -e ${release} ]; do sleep 0.05; done # backup --key=${SECRET}`;
+    const job = run('sh', ['-c', `cd ${cwd} && ${sshLine.replace(/'[^']*'$/, `'${command}'`).replace('ssh ', 'ssh -o BatchMode=yes ')}`]);
     let st: RunResult | undefined;
     for (let i = 0; i < 100; i++) {
       st = await cliHere('status', '--url', url);
@@ -152,7 +155,7 @@ describe('embedded defaults (execgate serve with no config): a generated token i
       await sleep(100);
     }
     expect(st!.stderr).toBe('');
-    expect(st!.stdout.toString()).toContain(`sleep 8 # backup --key=${SECRET}`);
+    expect(st!.stdout.toString()).toContain(command);
     // By default the CLI reads ./.execgate/http-token; --state-dir and EXECGATE_STATE_DIR name another.
     expect((await run(process.execPath, [CLI, 'status', '--url', url, '--state-dir', state])).stdout.toString()).toContain(SECRET);
 
@@ -170,6 +173,7 @@ describe('embedded defaults (execgate serve with no config): a generated token i
     const u = await cliHere('undrain', '--url', url);
     expect(u.stderr).toBe('');
     expect(u.stdout.toString()).toMatch(/: drain ended, accepting commands again/);
+    writeFileSync(release, '');
     expect((await job).code).toBe(0);
 
     // A token file open to others is refused at start, naming the key and the fix.

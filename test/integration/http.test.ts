@@ -1,5 +1,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { createServer } from 'node:net';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { startTestGateway, CLI, type TestGateway } from '../helpers/gateway.js';
 import { ssh, run } from '../helpers/clients.js';
 import { pollUntil, sleep } from '../helpers/proc.js';
@@ -100,7 +102,9 @@ describe('HTTP surface of a real gateway (static leadership)', () => {
 
   it('drain: refuses new commands (exit 75), lets the running one finish, releases; undrain rejoins', async () => {
     const marker = `drain-${Date.now()}`;
-    const job = ssh(gw.port, gw.keys.ed25519, `sleep 2; echo ${marker}`);
+    // The command runs until the test releases it (a fixed sleep raced a loaded machine).
+    const release = join(gw.dir, `${marker}.release`);
+    const job = ssh(gw.port, gw.keys.ed25519, `while [ ! -e ${release} ]; do sleep 0.05; done; echo ${marker}`);
     await waitRunning(gw, marker);
 
     const d = await cli(gw, 'drain');
@@ -127,6 +131,7 @@ describe('HTTP surface of a real gateway (static leadership)', () => {
     expect(page).toContain('Drain: <b>draining</b>');
 
     // The running command is not disturbed.
+    writeFileSync(release, '');
     const done = await job;
     expect(done.code).toBe(0);
     expect(done.stdout.toString()).toBe(`${marker}\n`);
