@@ -23,6 +23,13 @@ describe('the README quick start (npm start = execgate serve with embedded defau
       const r = await run('sh', ['-c', `cd ${cwd} && ${m[1]!.replace('ssh ', 'ssh -o BatchMode=yes ')}`]);
       expect(r.stderr).toBe('');
       expect(r.stdout.toString()).toBe(`hello from ${hostname()}\n`);
+      if (process.getuid?.() === 0) {
+        // As root the embedded defaults permit root for the printed line (root@), say so once, and let no other username in.
+        expect(out.match(/^execgate: started as root, so the embedded defaults set runAs\.permitRoot: true .*unprivileged user.*$/gm)).toHaveLength(1);
+        const other = await run('sh', ['-c', `cd ${cwd} && ${m[1]!.replace('ssh ', 'ssh -o BatchMode=yes ').replace(' root@', ' nobody@')}`]);
+        expect(other.code).toBe(255);
+        expect(other.stdout.toString()).toBe('');
+      }
       const page = await waitForOutput(proc, () => out, /Status page: (http:\/\/\S+)/);
       const status = await run(process.execPath, [CLI, 'status', '--url', page[1]!.replace(/\/$/, '')]);
       expect(status.code).toBe(0);
