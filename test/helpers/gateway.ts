@@ -24,7 +24,10 @@ export interface TestGateway {
   auditPath: string;
   proc: ChildProcess;
   output: () => string;
+  /** One record per command: its `end` line (docs/audit.md); `auditLines()` has every line. */
   audit: () => Array<Record<string, unknown>>;
+  /** Every audit line: `start`, `end` and the `open`/`stop` markers. */
+  auditLines: () => Array<Record<string, unknown>>;
   stop: () => Promise<void>;
 }
 
@@ -122,9 +125,10 @@ export async function startTestGateway(
     }
     rmSync(dir, { recursive: true, force: true });
   };
-  const audit = () =>
+  const auditLines = () =>
     existsSync(auditPath)
       ? readFileSync(auditPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
       : [];
-  return { dir, port, httpPort, httpUrl, keys, auditPath, proc, output, audit, stop };
+  const audit = () => auditLines().filter((r) => r.event === 'end' || r.event === 'command');
+  return { dir, port, httpPort, httpUrl, keys, auditPath, proc, output, audit, auditLines, stop };
 }

@@ -44,7 +44,7 @@ describe('SIGKILL of the gateway during a command', () => {
     expect(await pollUntil(() => findProcess(['sleep', secs]).length === 1, 10_000)).not.toBeNull();
     sleeper = findProcess(['sleep', secs]);
     // The start record is written (and fdatasynced) right after the spawn: wait for it.
-    expect(await pollUntil(() => gw!.audit().some((r) => r.event === 'start' && String(r.command).includes(secs)), 10_000)).not.toBeNull();
+    expect(await pollUntil(() => gw!.auditLines().some((r) => r.event === 'start' && String(r.command).includes(secs)), 10_000)).not.toBeNull();
     const firstPid = gw.proc.pid!;
     const killed = new Promise((r) => gw!.proc.once('exit', r));
     gw.proc.kill('SIGKILL');
@@ -61,7 +61,7 @@ describe('SIGKILL of the gateway during a command', () => {
     // Gone before the gateway listens (zombies awaiting a reaper count as gone).
     expect(processAlive(sleeper[0]!), out).toBe(false);
 
-    const records = gw.audit();
+    const records = gw.auditLines();
     const start = records.find((r) => r.event === 'start' && String(r.command).includes(secs));
     expect(start, JSON.stringify(records)).toBeDefined();
     expect(start).toMatchObject({ gatewayPid: firstPid, user: 'root', account: 'root', uid: 0 });
