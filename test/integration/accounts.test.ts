@@ -85,7 +85,7 @@ describe('sshd account model: the SSH username is the local account, keys per us
     expect(r.stderr).toBe('');
     expect(r.stdout.toString()).toBe(`${ALICE}\n${uidOf(ALICE)}\n/home/${ALICE}\n`);
     expect(gw!.output()).toMatch(new RegExp(`"user":"${ALICE}","account":"${ALICE}"[^\\n]*"msg":"authenticated"`));
-    expect(gw!.audit().some((a) => a.user === ALICE)).toBe(true);
+    expect(gw!.audit().some((a) => a.user === ALICE && a.account === ALICE && a.uid === uidOf(ALICE))).toBe(true);
   });
 
   labIt('root is refused without runAs.permitRoot, even with a key in its file; so is a uid typed as a name', missing, async () => {
@@ -145,6 +145,35 @@ describe('sshd account model: the SSH username is the local account, keys per us
       chownSync(file, 0, 0);
     }
     expect((await login()).stdout.toString()).toBe(`${ALICE}\n`);
+  });
+});
+
+describe('%h: the keys in each account\'s home, as with sshd (%h/.ssh/authorized_keys)', () => {
+  const missing = notRoot();
+  let clientDir = '';
+  let aliceKey = '';
+  let gw: TestGateway | undefined;
+  const sshDir = `/home/${ALICE}/.ssh`;
+
+  beforeAll(async () => {
+    if (missing) return;
+    clientDir = mkdtempSync(join(tmpdir(), 'execgate-acct-home-'));
+    aliceKey = makeClientKeys(clientDir).ed25519;
+    mkdirSync(sshDir, { mode: 0o700, recursive: true });
+    writeFileSync(join(sshDir, 'authorized_keys'), pub(aliceKey), { mode: 0o600 });
+    execFileSync('chown', ['-R', `${ALICE}:`, sshDir]);
+    gw = await startTestGateway({ authorizedKeys: '%h/.ssh/authorized_keys', runAs: { permitRoot: false } });
+  });
+  afterAll(async () => {
+    await gw?.stop();
+    if (clientDir) rmSync(clientDir, { recursive: true, force: true });
+    if (!missing) rmSync(sshDir, { recursive: true, force: true });
+  });
+
+  labIt("alice's own file (owned by her) lets her in; bob's home has none", missing, async () => {
+    expect((await ssh(gw!.port, aliceKey, 'id -un', { user: ALICE })).stdout.toString()).toBe(`${ALICE}\n`);
+    expect((await ssh(gw!.port, aliceKey, 'id -un', { user: BOB })).code).toBe(255);
+    expect(await logged(gw!.output, new RegExp(`/home/${BOB}/\\.ssh/authorized_keys does not exist, so ${BOB} has no keys`))).not.toBeNull();
   });
 });
 
