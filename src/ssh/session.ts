@@ -397,6 +397,10 @@ export class SessionHandler {
         pid: command.pid,
         cgroup: command.cgroupPath,
       })
-      .catch((err: Error) => this.services.log.error({ execId, err: err.message }, 'audit write failed'));
+      .catch((err: Error) => {
+        // Fail closed: nothing runs whose start is not on record.
+        this.services.log.error({ execId, err: err.message }, 'audit start record could not be written; killing the command');
+        void command.terminate(`the audit start record could not be written (${err.message})`);
+      });
   }
 }
