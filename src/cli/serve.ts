@@ -4,6 +4,8 @@ import { loadConfigFile, parseConfig } from '../config/load.js';
 import { loadClusterFile, nodeConfigFromCluster } from '../config/clusterLoad.js';
 import { prepareEmbeddedSetup, writeKnownHosts } from '../bootstrap/stateDir.js';
 import { loadHostKeys } from '../ssh/hostKeys.js';
+import { resolveServerToken } from '../http/token.js';
+import { envAllowList } from '../exec/environment.js';
 import { startGateway } from '../gateway.js';
 import { ExecgateError } from '../errors.js';
 import { VERSION } from '../version.js';
@@ -48,6 +50,8 @@ export const serve: Verb = {
     }
     if (flags.check) {
       loadHostKeys(start.config.hostKeys);
+      resolveServerToken(start.config.http);
+      envAllowList(start.config.env.allow, start.config.env.allowUnsafe);
       process.stdout.write('config OK\n');
       return;
     }
