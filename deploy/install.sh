@@ -205,6 +205,11 @@ case "$keys_kind" in
       [ -e "$keys_file" ] || run install -m 0644 /dev/null "$keys_file"
     fi ;;
 esac
+# The bearer token for /admin/* and command lines (gateway.http.tokenFile: /etc/execgate/http-token
+# in the cluster file); kept across reinstalls, readable by root only.
+if [ ! -e "$etc/http-token" ]; then
+  od -An -tx1 -N32 /dev/urandom | tr -d ' \n' | write "$etc/http-token" 0600
+fi
 # /run/execgate holds the track_file and keepalived's notify FIFO; keepalived may start first.
 write /etc/tmpfiles.d/execgate.conf 0644 <<'CONF'
 d /run/execgate 0755 root root -
