@@ -11,6 +11,7 @@ const FIXES = [
   { file: 'ssh2/lib/protocol/zlib.js', marker: 'execgate: cap the inflated size', lacks: 'inflated packet cap (a compressed packet could inflate to tens of MB)' },
   { file: 'ssh2/lib/protocol/Protocol.js', marker: "execgate: upstream's list lacked the comma", lacks: 'server-sig-algs fix (clients would not see rsa-sha2-512; ssh-dss advertised)' },
   { file: 'ssh2/lib/server.js', marker: 'execgate: say why instead of closing silently', lacks: 'packet-too-large disconnect message and per-connection packet limit' },
+  { file: 'ssh2/lib/server.js', marker: 'execgate: read no further', lacks: 'parse-error stop (a bad packet length would buffer up to 4 GiB)' },
   { file: 'ssh2/lib/server.js', marker: 'execgate: an explicit serverHostKey list without ssh-rsa', lacks: 'host key algorithm list (ssh-rsa host key signatures would always be offered)' },
 ];
 

@@ -289,3 +289,58 @@ describe('auth.allowSshRsaSha1: false', () => {
     expect(sha2.stdout.toString()).toBe('rsa-host\n');
   });
 });
+
+describe('a bad packet length (default limits: 30 s login grace)', () => {
+  let gw: TestGateway;
+  beforeAll(async () => {
+    gw = await startTestGateway({});
+  });
+  afterAll(async () => {
+    await gw?.stop();
+  });
+
+  it('after a bad packet length the gateway reads no further and closes, instead of buffering what follows', async () => {
+    const pid = gw.proc.pid!;
+    const before = rssKb(pid, 'VmRSS');
+    const total = 32 * 1024 * 1024;
+    const t0 = Date.now();
+    const result = await new Promise<{ written: number; closedAfterMs: number | null }>((resolve) => {
+      // a hostile peer ignores the gateway's FIN, sends 32 MB and keeps sending
+      const s = connect({ port: gw.port, host: '127.0.0.1', allowHalfOpen: true });
+      let written = 0;
+      const timer = setTimeout(() => {
+        s.destroy();
+        resolve({ written, closedAfterMs: null });
+      }, 15_000);
+      const closed = () => {
+        clearTimeout(timer);
+        resolve({ written, closedAfterMs: Date.now() - t0 });
+      };
+      s.on('error', closed);
+      s.on('close', closed);
+      s.on('data', () => {});
+      const chunk = Buffer.alloc(64 * 1024, 0x41);
+      const pump = () => {
+        while (written < total && !s.destroyed) {
+          written += chunk.length;
+          if (!s.write(chunk)) return void s.once('drain', pump);
+        }
+        // then a trickle, so that a close by the gateway shows up as a failed write
+        const trickle = setInterval(() => (s.destroyed ? clearInterval(trickle) : s.write(Buffer.alloc(1024))), 100);
+        s.once('close', () => clearInterval(trickle));
+      };
+      s.once('connect', () => {
+        const header = Buffer.alloc(4);
+        header.writeUInt32BE(0x40000000, 0); // a 1 GiB packet, in the clear before key exchange
+        s.write('SSH-2.0-hostile\r\n');
+        s.write(header);
+        pump();
+      });
+    });
+    const after = rssKb(pid, 'VmRSS');
+    console.log(`bad packet length, then ${Math.round(result.written / 1048576)} MB sent; closed after ${result.closedAfterMs} ms; gateway RSS ${before} kB -> ${after} kB`);
+    // closed by the gateway within seconds, not at limits.loginGraceSeconds (30 s)
+    expect(result.closedAfterMs).not.toBeNull();
+    expect(result.closedAfterMs!).toBeLessThan(10_000);
+  });
+});
