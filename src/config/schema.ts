@@ -20,7 +20,8 @@ const limits = z.strictObject({
   maxCommands: z.int().positive().default(1000),
   maxCommandsPerUser: z.int().positive().default(1000),
   maxChannelsPerConnection: z.int().positive().default(10),
-  maxCommandBytes: z.int().positive().default(256 * 1024),
+  /** Linux passes the command line to the shell as one argument, and one argument may have at most 128 KiB with its NUL (MAX_ARG_STRLEN). */
+  maxCommandBytes: z.int().positive().max(131071, 'at most 131071: Linux passes the command line to the shell as one argument of at most 128 KiB (MAX_ARG_STRLEN)').default(131071),
   maxEnvVars: z.int().nonnegative().default(256),
   maxEnvBytes: z.int().nonnegative().default(256 * 1024),
   /**

@@ -79,7 +79,7 @@ describe('HTTP surface of a real gateway (static leadership)', () => {
     expect(running.client).toMatch(/^127\.0\.0\.1:\d+$/);
     expect(running.pid).toBeGreaterThan(1);
     expect(s.body.hostKeys.map((k: any) => k.type).sort()).toEqual(['ssh-ed25519', 'ssh-rsa']);
-    expect(s.body.limits.maxCommandBytes).toBe(262144);
+    expect(s.body.limits.maxCommandBytes).toBe(131071);
     expect((await job).code).toBe(0);
     const after = await get(gw, '/status');
     expect(after.body.running.some((c: any) => c.command.includes(marker))).toBe(false);

@@ -176,18 +176,27 @@ describe('SSH protocol hardening', () => {
   });
 
   // Finding 4: command lines up to limits.maxCommandBytes arrive; longer ones are told.
-  it('OpenSSH runs a 100 KB command line; 300 KB gets exit 75 and a message; 1 MB a disconnect that says why', async () => {
-    const parts = (bytes: number) => Array.from({ length: Math.ceil(bytes / 100_000) }, () => 'x'.repeat(100_000)); // argv strings < 128 KiB
+  it('OpenSSH runs a 100 KB command line and one of 131071 bytes; 150 KB gets exit 75 and a message; 1 MB a disconnect that says why', async () => {
+    // argv strings for the local ssh stay under 128 KiB each; ssh joins them with spaces.
+    const parts = (bytes: number) => {
+      const out: string[] = [];
+      for (let left = bytes; left > 0; left -= 100_000) out.push('x'.repeat(Math.min(100_000, left)));
+      return out;
+    };
     const ok = await sshFrom('127.0.0.25', [':', ...parts(100_000), ';', 'echo', 'ok']);
     expect(ok.stderr).not.toMatch(/packet|disconnect/i);
     expect(ok.stdout.toString()).toBe('ok\n');
-    const long = await sshFrom('127.0.0.25', [':', ...parts(300_000), ';', 'echo', 'ran']);
+    // ": " + 100000 + " " + k + "; echo edge" = 131071 bytes, the most Linux passes as one argument.
+    const edge = await sshFrom('127.0.0.25', [':', 'x'.repeat(100_000), `${'x'.repeat(131_071 - 100_014)};`, 'echo', 'edge']);
+    expect(edge.stderr).not.toMatch(/cannot run|E2BIG|packet|disconnect/i);
+    expect(edge.stdout.toString()).toBe('edge\n');
+    const long = await sshFrom('127.0.0.25', [':', ...parts(150_000), ';', 'echo', 'ran']);
     expect(long.code).toBe(75);
     expect(long.stdout.toString()).toBe('');
-    expect(long.stderr).toMatch(/over limits\.maxCommandBytes \(262144\)/);
+    expect(long.stderr).toMatch(/over limits\.maxCommandBytes \(131071\)/);
     const huge = await sshFrom('127.0.0.25', [':', ...parts(1_000_000), ';', 'echo', 'ran']);
     expect(huge.code).toBe(255);
-    expect(huge.stderr).toMatch(/Received disconnect .*packet of \d+ bytes exceeds the limit of \d+ bytes; a command line may have at most limits\.maxCommandBytes = 262144 bytes/);
+    expect(huge.stderr).toMatch(/Received disconnect .*packet of \d+ bytes exceeds the limit of \d+ bytes; a command line may have at most limits\.maxCommandBytes = 131071 bytes/);
   });
 
   it('before authentication the packet cap stays at 35000 bytes', async () => {
