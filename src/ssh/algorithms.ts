@@ -9,7 +9,7 @@ import type { Algorithms, CipherAlgorithm, CompressionAlgorithm, KexAlgorithm, M
  * - modern (auth.allowSshRsaSha1: false): nothing ssh-audit 2.5.0 flags "fail".
  * - legacy (auth.allowSshRsaSha1: true, the default): adds what JSch 0.1.55
  *   (Rundeck <= 5.9) needs and knows nothing better than: NIST-curve ECDH kex,
- *   ECDSA and ssh-rsa host keys, hmac-sha1. See ../shared/RUNDECK-WIRE.md.
+ *   ECDSA and ssh-rsa host keys, hmac-sha1. See docs/rundeck.md.
  *
  * The client's order decides among the algorithms both sides support, so our order
  * matters only for clients that list several of ours with equal rank.
