@@ -4,6 +4,8 @@ export interface ClaimRecord {
   start: string;
   end?: string;
   exit?: number;
+  /** The claimer never learned that its claim landed (etcd timed out), so it did not run the step. */
+  abandoned?: boolean;
 }
 
 export type ClaimResult =
@@ -24,6 +26,8 @@ export interface ClaimState {
 export interface ClaimStore {
   claim(key: string, record: ClaimRecord): Promise<ClaimResult>;
   finish(key: string, record: ClaimRecord): Promise<void>;
+  /** Ends a claim this node may or may not hold (its request timed out): only if the key still holds `mine`. */
+  abandon(key: string, mine: ClaimRecord, final: ClaimRecord): Promise<void>;
   read(key: string): Promise<ClaimState | null>;
   close(): Promise<void>;
 }
@@ -34,6 +38,11 @@ export class MemoryClaimStore implements ClaimStore {
   constructor(
     private readonly data: Map<string, { token: bigint; record: ClaimRecord; alive: boolean }>,
   ) {}
+
+  async abandon(key: string, mine: ClaimRecord, final: ClaimRecord): Promise<void> {
+    const existing = this.data.get(key);
+    if (existing && JSON.stringify(existing.record) === JSON.stringify(mine)) this.data.set(key, { ...existing, record: final, alive: false });
+  }
 
   async claim(key: string, record: ClaimRecord): Promise<ClaimResult> {
     const existing = this.data.get(key);

@@ -59,6 +59,9 @@ export class RunOnceCoordinator {
     try {
       result = await store.claim(key, record);
     } catch (err) {
+      // The claim may have landed although the answer did not: end it, or the nodes
+      // waiting for it would wait as long as this node stays alive.
+      void this.retry(key, 'abandoning an unconfirmed claim', () => store.abandon(key, record, { ...record, end: new Date().toISOString(), exit: EXIT_TEMPFAIL, abandoned: true }));
       return { action: 'refuse', reason: 'run-once-unavailable', message: `execgate: run-once cannot reach etcd (${(err as Error).message}); not running unguarded` };
     }
     if (result.won) {
@@ -95,6 +98,15 @@ export class RunOnceCoordinator {
         await sleep(pollMs);
         continue;
       }
+      if (state?.record.abandoned) {
+        metrics.runOnceClaims.inc({ outcome: 'unknown' });
+        return {
+          action: 'answer',
+          status: EXIT_TEMPFAIL,
+          outcome: 'unknown',
+          line: `execgate: step was claimed by ${winner}, which could not confirm its claim in etcd and did not run it; not running it (a job retry gets a new execution id)`,
+        };
+      }
       if (state && state.record.exit !== undefined) {
         return { action: 'answer', status: state.record.exit, outcome: 'mirrored', line: `execgate: step ran on ${winner}, exit ${state.record.exit}` };
       }
@@ -113,15 +125,20 @@ export class RunOnceCoordinator {
   }
 
   /** Records the winner's exit status; retried, because losers wait for it. */
-  private async finish(key: string, record: ClaimRecord): Promise<void> {
+  private finish(key: string, record: ClaimRecord): Promise<void> {
+    return this.retry(key, 'recording the exit status', () => this.options.store.finish(key, record));
+  }
+
+  /** Losers wait for what this writes: retried with backoff. */
+  private async retry(key: string, what: string, write: () => Promise<void>): Promise<void> {
     for (let attempt = 0; attempt < 10; attempt++) {
       try {
-        return await this.options.store.finish(key, record);
+        return await write();
       } catch (err) {
-        this.options.log.warn({ key, attempt, err: (err as Error).message }, 'run-once: recording the exit status failed; retrying');
+        this.options.log.warn({ key, attempt, err: (err as Error).message }, `run-once: ${what} failed; retrying`);
         await sleep(Math.min(5000, 200 * 2 ** attempt));
       }
     }
-    this.options.log.error({ key }, 'run-once: could not record the exit status; waiting nodes will report an unknown outcome once this node stops');
+    this.options.log.error({ key }, `run-once: ${what} failed for good; waiting nodes will report an unknown outcome once this node stops`);
   }
 }

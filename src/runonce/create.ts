@@ -9,7 +9,7 @@ import { RunOnceCoordinator } from './coordinator.js';
 export function createRunOnce(config: Config, node: string, log: Logger, metrics: Metrics): { coordinator: RunOnceCoordinator; close: () => Promise<void> } | null {
   const settings = config.runOnce;
   if (!settings.enabled || !settings.etcd) return null;
-  const client = new EtcdClient({ endpoints: settings.etcd.endpoints, requestTimeoutMs: 2000 });
+  const client = new EtcdClient({ endpoints: settings.etcd.endpoints, requestTimeoutMs: 5000 }); // a burst of starts can stall a gateway for seconds: waiting beats refusing
   const store = new EtcdClaimStore(client, settings.retentionSeconds, settings.livenessTtlSeconds, log);
   const coordinator = new RunOnceCoordinator({
     node,

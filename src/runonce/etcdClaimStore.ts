@@ -88,6 +88,16 @@ export class EtcdClaimStore implements ClaimStore {
     this.retentionLeases.delete(key);
   }
 
+  async abandon(key: string, mine: ClaimRecord, final: ClaimRecord): Promise<void> {
+    await this.client.call<TxnResponse>('/v3/kv/txn', {
+      compare: [{ key: b64(key), target: 'VALUE', result: 'EQUAL', value: b64(JSON.stringify(mine)) }],
+      success: [
+        { request_put: { key: b64(key), value: b64(JSON.stringify(final)), ignore_lease: true } },
+        { request_delete_range: { key: b64(`${key}/alive`) } },
+      ],
+    });
+  }
+
   async read(key: string): Promise<ClaimState | null> {
     const r = await this.client.call<TxnResponse>('/v3/kv/txn', {
       compare: [],

@@ -1,6 +1,9 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { EtcdClaimStore } from '../../src/runonce/etcdClaimStore.js';
+import { EtcdClient } from '../../src/leadership/etcdClient.js';
+import { pino } from 'pino';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcdCluster.js';
 import { jsch, ssh } from '../helpers/clients.js';
@@ -18,7 +21,9 @@ describe('run-once: dispatch to every gateway, execute exactly once', () => {
   beforeAll(async () => {
     etcd = await startEtcdCluster(1);
     prefix = `/execgate-runonce-test-${Date.now()}`;
-    const runOnce = { enabled: true, etcd: { endpoints: etcd.endpoints, prefix }, livenessTtlSeconds: 2, pollMs: 100 };
+    // Liveness 5 s (the default): a burst of 100 starts per gateway blocks each event loop for about
+    // 1-2 s on a 2-core machine (fork from node takes ~9 ms), which a 2 s lease did not survive.
+    const runOnce = { enabled: true, etcd: { endpoints: etcd.endpoints, prefix }, livenessTtlSeconds: 5, pollMs: 100 };
     for (const node of ['gw1', 'gw2', 'gw3']) gws.push(await startTestGateway({ node, runOnce }));
     skipFastGw = await startTestGateway({ node: 'gw4', runOnce: { ...runOnce, skipFast: true } });
   }, 60_000);
@@ -117,6 +122,21 @@ describe('run-once: dispatch to every gateway, execute exactly once', () => {
     expect(r.code).toBe(75);
     expect(r.stderr).toContain('run-once needs the Rundeck execution id');
     expect(r.stdout.toString()).toBe('');
+  });
+
+  it('an unconfirmed claim is abandoned in etcd only while it is still this node\'s', async () => {
+    const store = new EtcdClaimStore(new EtcdClient({ endpoints: etcd.endpoints, requestTimeoutMs: 5000 }), 600, 5, pino({ level: 'silent' }));
+    try {
+      const mine = { node: 'gw1', start: new Date().toISOString() };
+      const key = `${prefix}/abandon-test`;
+      expect((await store.claim(key, mine)).won).toBe(true);
+      await store.abandon(key, { ...mine, node: 'gw2' }, { ...mine, exit: 75, abandoned: true }); // not ours: no change
+      expect((await store.read(key))?.record).toEqual(mine);
+      await store.abandon(key, mine, { ...mine, exit: 75, abandoned: true });
+      expect(await store.read(key)).toMatchObject({ record: { node: 'gw1', exit: 75, abandoned: true }, winnerAlive: false });
+    } finally {
+      await store.close();
+    }
   });
 
   it('if the winner dies mid-step nobody runs it again, and a waiting loser exits 75 naming the dead winner', async () => {

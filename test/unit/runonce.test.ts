@@ -71,4 +71,18 @@ describe('run-once coordinator (in-memory claims)', () => {
     };
     expect(await c.decide('job', env, () => false)).toMatchObject({ action: 'refuse', reason: 'run-once-unavailable' });
   });
+
+  it('a claim that landed although its answer timed out is abandoned, so nobody waits for it forever', async () => {
+    const data = new Map();
+    const gw1 = make('gw1', data);
+    const land = gw1.store.claim.bind(gw1.store);
+    gw1.store.claim = async (key, record) => {
+      await land(key, record);
+      throw new Error('http://127.0.0.1:2379: timed out');
+    };
+    expect(await gw1.c.decide('job', env, () => false)).toMatchObject({ action: 'refuse', reason: 'run-once-unavailable' });
+    const answer = await make('gw2', data).c.decide('job', env, () => false);
+    expect(answer).toMatchObject({ action: 'answer', status: 75, outcome: 'unknown' });
+    expect(answer.action === 'answer' && answer.line).toMatch(/claimed by gw1 \(token \d+\), which could not confirm its claim in etcd and did not run it/);
+  });
 });
