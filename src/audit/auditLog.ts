@@ -36,10 +36,9 @@ export interface AuditRecord {
   error?: string;
 }
 
-/** A command started: written once its process exists (pid known). */
-export interface AuditStartRecord {
+/** Who ran what, where: the fields every start and end record carries. */
+export interface AuditCommandIdentity {
   time: string;
-  event: 'start';
   node: string;
   execId: string;
   /** The gateway process that ran it: a restart ends the records of dead gateways. */
@@ -55,6 +54,11 @@ export interface AuditStartRecord {
   rdJobExecId: string | null;
   token: string | null;
   start: string;
+}
+
+/** A command started: written once its process exists (pid known). */
+export interface AuditStartRecord extends AuditCommandIdentity {
+  event: 'start';
   pid: number | null;
   /** The command's cgroup v2 directory (absolute path), or null where none was available. */
   cgroup: string | null;
@@ -64,24 +68,11 @@ export interface AuditStartRecord {
 }
 
 /** A command ended (or never started: refused, run-once answer; or was lost with a killed gateway). */
-export interface AuditEndRecord {
-  time: string;
+export interface AuditEndRecord extends AuditCommandIdentity {
   event: 'end';
-  node: string;
-  execId: string;
-  gatewayPid: number;
-  user: string;
-  account: string;
-  uid: number;
-  keyFingerprint: string;
-  client: string;
-  command: string;
-  rdJobExecId: string | null;
-  token: string | null;
-  start: string;
   end: string;
   durationMs: number;
-  /** "exited", "signaled", "killed", "refused:<why>", "lost" (its gateway died), ... */
+  /** "completed", "killed", "spawn-failed", "refused:<why>", "runonce:<outcome>", "lost" (its gateway died) */
   result: string;
   /** The SSH exit status sent to the client; null for "lost" (the client got none). */
   exitStatus: number | null;

@@ -348,23 +348,30 @@ export class SessionHandler {
     await endChannel(channel, answer.status);
   }
 
+  /** Who ran what: the fields the start and end records share. */
+  private auditIdentity(execId: string, commandLine: string, token: bigint | null) {
+    const { username, keyFingerprint, runAs } = this.conn.identity;
+    return {
+      execId,
+      user: username,
+      account: runAs.account.name,
+      uid: runAs.account.uid,
+      keyFingerprint,
+      client: this.clientLabel(),
+      command: commandLine,
+      rdJobExecId: this.rdJobExecId,
+      token: token === null ? null : token.toString(),
+    };
+  }
+
   private writeAudit(
     execId: string,
     commandLine: string,
     token: bigint | null,
     outcome: Omit<CommandOutcome, 'result'> & { result: string },
   ): Promise<void> {
-    const { account } = this.conn.identity.runAs;
     return this.services.audit.end({
-      execId,
-      user: this.conn.identity.username,
-      account: account.name,
-      uid: account.uid,
-      keyFingerprint: this.conn.identity.keyFingerprint,
-      client: this.clientLabel(),
-      command: commandLine,
-      rdJobExecId: this.rdJobExecId,
-      token: token === null ? null : token.toString(),
+      ...this.auditIdentity(execId, commandLine, token),
       start: iso(outcome.startedAt),
       end: iso(outcome.endedAt),
       durationMs: outcome.endedAt - outcome.startedAt,
@@ -381,18 +388,9 @@ export class SessionHandler {
 
   /** The start record: a gateway killed mid-command still leaves a trace of what ran. */
   private writeStart(execId: string, commandLine: string, token: bigint | null, startedAt: number, command: CommandHandle): void {
-    const { account } = this.conn.identity.runAs;
     this.services.audit
       .start({
-        execId,
-        user: this.conn.identity.username,
-        account: account.name,
-        uid: account.uid,
-        keyFingerprint: this.conn.identity.keyFingerprint,
-        client: this.clientLabel(),
-        command: commandLine,
-        rdJobExecId: this.rdJobExecId,
-        token: token === null ? null : token.toString(),
+        ...this.auditIdentity(execId, commandLine, token),
         start: iso(startedAt),
         pid: command.pid,
         cgroup: command.cgroupPath,

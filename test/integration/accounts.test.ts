@@ -8,34 +8,22 @@ import { CLI, makeClientKeys, startTestGateway, waitForOutput, type TestGateway 
 import { run, ssh } from '../helpers/clients.js';
 import { labIt, notRoot } from '../helpers/lab.js';
 import { pollUntil } from '../helpers/proc.js';
+import { ensureAccount } from '../helpers/accounts.js';
 
 // Accounts made for this file (removed afterwards): the SSH username is the local account.
 const ALICE = 'egacct-alice';
 const BOB = 'egacct-bob';
 
-const exists = (name: string) => {
-  try {
-    execFileSync('getent', ['passwd', name]);
-    return true;
-  } catch {
-    return false;
-  }
-};
 const uidOf = (name: string) => Number(execFileSync('id', ['-u', name]).toString().trim());
 const pub = (key: string) => readFileSync(`${key}.pub`, 'utf8');
 
-const created: string[] = [];
+const removals: Array<() => void> = [];
 beforeAll(() => {
   if (notRoot()) return;
-  for (const name of [ALICE, BOB]) {
-    if (!exists(name)) {
-      execFileSync('useradd', ['-m', '-s', '/bin/sh', name]);
-      created.push(name);
-    }
-  }
+  for (const name of [ALICE, BOB]) removals.push(ensureAccount(name));
 });
 afterAll(() => {
-  for (const name of created) execFileSync('userdel', ['-r', name], { stdio: 'ignore' });
+  for (const remove of removals) remove();
 });
 
 /** True once a log line's msg matches (the log is one JSON object per line). */

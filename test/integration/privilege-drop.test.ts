@@ -7,6 +7,7 @@ import type { Client } from 'ssh2';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { connectClient, execOn } from '../helpers/ssh2Client.js';
 import { labIt, notRoot } from '../helpers/lab.js';
+import { ensureAccount } from '../helpers/accounts.js';
 
 /**
  * Finding 7 of the hostile review: nothing the client chose may reach a process that
@@ -14,28 +15,17 @@ import { labIt, notRoot } from '../helpers/lab.js';
  * test can send them; a process that sees them before the privilege drop records uid 0.
  */
 const USER = 'egpriv';
-const exists = (name: string) => {
-  try {
-    execFileSync('getent', ['passwd', name]);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 describe('client environment reaches commands only after the privilege drop', () => {
   const missing = notRoot() ?? (existsSync('/usr/bin/gcc') || existsSync('/usr/bin/cc') ? null : 'needs a C compiler (gcc)');
   let gw: TestGateway | undefined;
   let client: Client | undefined;
   let work: string;
-  let createdUser = false;
+  let removeUser = () => {};
 
   beforeAll(async () => {
     if (missing) return;
-    if (!exists(USER)) {
-      execFileSync('useradd', ['-m', '-s', '/bin/sh', USER]);
-      createdUser = true;
-    }
+    removeUser = ensureAccount(USER);
     work = mkdtempSync(join(tmpdir(), 'execgate-privdrop-'));
     chmodSync(work, 0o755);
     // A trojan setpriv and sh, found only through a PATH the client sends.
@@ -63,7 +53,7 @@ describe('client environment reaches commands only after the privilege drop', ()
     client?.end();
     await gw?.stop();
     if (work) rmSync(work, { recursive: true, force: true });
-    if (createdUser) execFileSync('userdel', ['-r', USER], { stdio: 'ignore' });
+    removeUser();
   });
 
   const marks = (name: string) => {

@@ -7,36 +7,26 @@ import { makeClientKeys, startTestGateway, type TestGateway } from '../helpers/g
 import { ssh } from '../helpers/clients.js';
 import { labIt, notRoot } from '../helpers/lab.js';
 import { pollUntil } from '../helpers/proc.js';
+import { ensureAccount, known } from '../helpers/accounts.js';
 
 const USER = 'alice';
 const GROUP = 'egtest-ops';
-const exists = (db: string, name: string) => {
-  try {
-    execFileSync('getent', [db, name]);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 describe('run-as: SSH usernames map to local accounts', () => {
   let gw: TestGateway | undefined;
   let keyDir: string | undefined;
   let aliceOnly = '';
   let both = '';
-  const created: Array<[string, string]> = [];
+  const removals: Array<() => void> = [];
   const missing = notRoot();
 
   beforeAll(async () => {
     if (missing) return;
-    if (!exists('group', GROUP)) {
+    if (!known(GROUP, 'group')) {
       execFileSync('groupadd', [GROUP]);
-      created.push(['groupdel', GROUP]);
+      removals.push(() => execFileSync('groupdel', [GROUP], { stdio: 'ignore' }));
     }
-    if (!exists('passwd', USER)) {
-      execFileSync('useradd', ['-m', '-s', '/bin/sh', '-G', GROUP, USER]);
-      created.unshift(['userdel', USER]);
-    }
+    removals.unshift(ensureAccount(USER, [GROUP]));
     // One shared file reaching two accounts: every key names the accounts it may log in as.
     keyDir = mkdtempSync(join(tmpdir(), 'execgate-runas-'));
     aliceOnly = makeClientKeys(keyDir).ed25519;
@@ -49,7 +39,7 @@ describe('run-as: SSH usernames map to local accounts', () => {
   afterAll(async () => {
     await gw?.stop();
     if (keyDir) rmSync(keyDir, { recursive: true, force: true });
-    for (const [cmd, name] of created) execFileSync(cmd, cmd === 'userdel' ? ['-r', name] : [name], { stdio: 'ignore' });
+    for (const remove of removals) remove();
   });
 
   labIt('a command for alice runs with her uid, gid, groups and HOME', missing, async () => {
