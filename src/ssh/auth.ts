@@ -37,6 +37,8 @@ interface KeyFile {
 
 /** Per-user files remembered at most (each is re-checked with stat at every attempt). */
 const MAX_PER_USER_FILES = 1024;
+/** How long a StrictModes verdict stands. */
+const MODES_CHECK_MS = 1000;
 
 /** The keys an attempt is checked against, or why there are none. */
 type KeySource = { path: string; keys: Map<string, AuthorizedKey> } | { path: string; problem: string; category: string };
@@ -51,6 +53,7 @@ export class PublicKeyAuthenticator {
   private readonly perUser: boolean;
   private shared: KeyFile = { stamp: '', keys: new Map() };
   private readonly perUserFiles = new Map<string, KeyFile>();
+  private readonly modesVerdicts = new Map<string, { at: number; problem: string | null }>();
   /** Shared file only: who may own it, and whether each key must carry execgate-accounts. */
   private readonly sharedOwners: FileOwner[] = [];
   private readonly sharedNeedsAccounts: string | null = null;
@@ -78,7 +81,7 @@ export class PublicKeyAuthenticator {
   private sharedModesProblem(strict: boolean): string | null {
     const path = this.options.authorizedKeysPath;
     try {
-      return strictModesProblem(path, this.sharedOwners);
+      return this.modesProblem(path, this.sharedOwners);
     } catch (err) {
       if (strict) throw errors.authorizedKeysUnreadable(path, (err as Error).message);
       return `cannot check authorized_keys ${path}: ${(err as Error).message}`;
@@ -116,6 +119,22 @@ export class PublicKeyAuthenticator {
     }
   }
 
+  /**
+   * The StrictModes verdict for a file, at most MODES_CHECK_MS old: a login makes two
+   * attempts (query, then signature) and a scheduler opens many logins at once, and a
+   * check stats every directory up to /. A changed mode counts within that time.
+   */
+  private modesProblem(path: string, owners: readonly FileOwner[]): string | null {
+    const key = `${path}\0${owners.map((o) => o.uid).join(',')}`;
+    const now = Date.now();
+    const cached = this.modesVerdicts.get(key);
+    if (cached && now - cached.at < MODES_CHECK_MS) return cached.problem;
+    const problem = strictModesProblem(path, owners);
+    if (this.modesVerdicts.size >= MAX_PER_USER_FILES) this.modesVerdicts.clear();
+    this.modesVerdicts.set(key, { at: now, problem });
+    return problem;
+  }
+
   /** The keys for one SSH username that runs as this account, after the StrictModes checks. */
   private keysFor(username: string, account: Account): KeySource {
     if (!this.perUser) {
@@ -142,7 +161,7 @@ export class PublicKeyAuthenticator {
     }
     let unsafe: string | null;
     try {
-      unsafe = strictModesProblem(path, [{ uid: account.uid, name: account.name }]);
+      unsafe = this.modesProblem(path, [{ uid: account.uid, name: account.name }]);
     } catch (err) {
       unsafe = `cannot check authorized_keys ${path}: ${(err as Error).message}`;
     }

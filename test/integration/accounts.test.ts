@@ -7,7 +7,7 @@ import { stringify } from 'yaml';
 import { CLI, makeClientKeys, startTestGateway, waitForOutput, type TestGateway } from '../helpers/gateway.js';
 import { run, ssh } from '../helpers/clients.js';
 import { labIt, notRoot } from '../helpers/lab.js';
-import { pollUntil } from '../helpers/proc.js';
+import { pollUntil, sleep } from '../helpers/proc.js';
 import { ensureAccount } from '../helpers/accounts.js';
 
 // Accounts made for this file (removed afterwards): the SSH username is the local account.
@@ -111,7 +111,11 @@ describe('sshd account model: the SSH username is the local account, keys per us
 
   labIt('StrictModes: a group/world-writable file or directory, or a foreign owner, is refused with the fix', missing, async () => {
     const file = join(keysRoot, ALICE);
-    const login = () => ssh(gw!.port, key.alice!, 'id -un', { user: ALICE });
+    // A StrictModes verdict stands for up to 1 s: each change is given that long to count.
+    const login = async () => {
+      await sleep(1100);
+      return ssh(gw!.port, key.alice!, 'id -un', { user: ALICE });
+    };
     try {
       chmodSync(file, 0o666);
       expect((await login()).code).toBe(255);
