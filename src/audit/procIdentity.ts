@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 
 /**
@@ -61,20 +61,3 @@ export function isLiveGateway(pid: number): boolean {
   return argv.includes('serve') && argv.some((a) => a.endsWith('cli.js') || basename(a) === 'execgate');
 }
 
-/** Members of a process group (live, not zombies), from /proc. */
-export function groupMembers(pgid: number): number[] {
-  const out: number[] = [];
-  let entries: string[];
-  try {
-    entries = readdirSync('/proc');
-  } catch {
-    return out;
-  }
-  for (const e of entries) {
-    const c = e.charCodeAt(0);
-    if (c < 48 || c > 57) continue;
-    const f = statFields(Number(e));
-    if (f && f[0] !== 'Z' && f[0] !== 'X' && Number(f[2]) === pgid) out.push(Number(e));
-  }
-  return out;
-}

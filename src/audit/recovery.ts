@@ -2,7 +2,8 @@ import { existsSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 
 import { join } from 'node:path';
 import type { AuditEndRecord, AuditLog, AuditStartRecord } from './auditLog.js';
 import { findOpenStarts } from './tail.js';
-import { bootId, groupMembers, isLiveGateway, processAlive, processCgroup, processStartTicks } from './procIdentity.js';
+import { bootId, isLiveGateway, processAlive, processCgroup, processStartTicks } from './procIdentity.js';
+import { processGroupMembers } from '../exec/processGroup.js';
 
 /**
  * Startup recovery: what a gateway killed with SIGKILL (OOM killer, watchdog, kill -9)
@@ -183,7 +184,7 @@ function sameProcess(r: AuditStartRecord, currentBoot: string | null): boolean {
 
 /** SIGKILLs the process group of a verified command pid (and the pid); returns how many died. */
 async function killGroup(pid: number): Promise<number> {
-  const members = new Set([pid, ...groupMembers(pid)]);
+  const members = new Set([pid, ...processGroupMembers(pid)]);
   try {
     process.kill(-pid, 'SIGKILL');
   } catch {

@@ -7,7 +7,7 @@ function seconds(n: number): string {
 }
 
 /**
- * keepalived.conf for one node. Every choice here was measured (../shared/LAB-NOTES.md):
+ * keepalived.conf for one node. Every choice here was measured (docs/failover.md, docs/lab.md):
  * - track_file is the fast path: execgate writes 100 (leader), 0 (standby) or -254
  *   (stepping down: FAULT and an immediate priority-0 advert); weight 1 adds the value.
  * - the /healthz vrrp_script is the slow backstop (whole-second interval) with
