@@ -236,7 +236,11 @@ describe.skipIf(missing.length > 0 && !required)('vrrp leadership in network nam
     // execgate first (it creates the FIFO and writes the track file), then keepalived.
     for (const n of nodes) startExecgate(n);
     for (const n of nodes) await until(`${n.name} listening`, () => n.lines.some((l) => l.msg === 'execgate listening'), 20_000);
-    for (const n of nodes) startKeepalived(n);
+    // gw1's keepalived first: the leader's track file adds 100 to its priority, so when both
+    // start at once whichever reaches MASTER first keeps the lead, whatever its priority.
+    startKeepalived(nodes[0]!);
+    await until(`${nodes[0]!.name} leads`, () => nodes[0]!.lines.some((l) => l.msg === 'leadership changed' && l.role === 'leader'), 20_000);
+    for (const n of nodes.slice(1)) startKeepalived(n);
   }, 90_000);
 
   afterEach((ctx) => {
