@@ -25,7 +25,7 @@ export interface CommandStreams {
 
 export type CommandResult = 'completed' | 'killed' | 'spawn-failed';
 
-/** The exit status of a command execgate could not start (sshd's shell says 126 too). */
+/** The exit status of a command execgate could not start (what a shell returns for a program it cannot execute). */
 export const EXIT_CANNOT_RUN = 126;
 
 export interface CommandOutcome {
