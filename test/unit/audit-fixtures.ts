@@ -1,14 +1,13 @@
 import type { AuditEndFields, AuditStartFields } from '../../src/audit/auditLog.js';
 
+/** Who ran it: the same in every test record. */
+const IDENTITY = { user: 'rundeck', account: 'rundeck', uid: 1000, keyFingerprint: 'SHA256:x', client: '127.0.0.1:5000' };
+
 /** Records for the audit tests. */
 export function startFields(execId: string, extra: Partial<AuditStartFields> = {}): AuditStartFields {
   return {
     execId,
-    user: 'rundeck',
-    account: 'rundeck',
-    uid: 1000,
-    keyFingerprint: 'SHA256:x',
-    client: '127.0.0.1:5000',
+    ...IDENTITY,
     command: 'sleep 300',
     rdJobExecId: null,
     token: null,
@@ -23,11 +22,7 @@ export function endFields(execId: string, extra: Partial<AuditEndFields> = {}): 
   const now = new Date().toISOString();
   return {
     execId,
-    user: 'rundeck',
-    account: 'rundeck',
-    uid: 1000,
-    keyFingerprint: 'SHA256:x',
-    client: '127.0.0.1:5000',
+    ...IDENTITY,
     command: 'true',
     rdJobExecId: null,
     token: null,
