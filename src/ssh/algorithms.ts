@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { registerPostQuantumKex } from './kex/register.js';
 import type { Algorithms, CipherAlgorithm, CompressionAlgorithm, KexAlgorithm, MacAlgorithm, ServerHostKeyAlgorithm } from 'ssh2';
 
 /**
@@ -27,8 +28,13 @@ export interface AlgorithmProfile {
 }
 
 const KEX_MODERN = [
-  // X25519 (RFC 8731): what OpenSSH >= 7.4, mwiede JSch and sshj pick. ssh2 has no
-  // post-quantum kex (sntrup761x25519, mlkem768x25519).
+  // ML-KEM-768 + X25519 hybrid (post-quantum; src/ssh/kex/): OpenSSH >= 9.9 and mwiede
+  // JSch 0.2.26 offer it first, and OpenSSH 10.1 warns on every connection without a
+  // post-quantum kex. Rundeck secure options cross these connections: recorded today,
+  // decrypted once a quantum computer exists, unless the kex is post-quantum.
+  // sntrup761x25519-sha512 is not offered: no maintained JavaScript sntrup761 exists.
+  'mlkem768x25519-sha256',
+  // X25519 (RFC 8731): what OpenSSH >= 7.4 (before 9.9), mwiede JSch and sshj pick.
   'curve25519-sha256',
   // The same, under its pre-RFC name (older OpenSSH, libssh, PuTTY).
   'curve25519-sha256@libssh.org',
@@ -109,6 +115,7 @@ const COMPRESSION = [
 
 /** ssh2's own list of what this build (OpenSSL, optional native binding) supports. */
 function supported(): { kex: string[]; hostKey: string[]; cipher: string[]; mac: string[] } {
+  registerPostQuantumKex();
   const require = createRequire(import.meta.url);
   const c = require('ssh2/lib/protocol/constants.js') as Record<string, string[]>;
   return { kex: c.SUPPORTED_KEX!, hostKey: c.SUPPORTED_SERVER_HOST_KEY!, cipher: c.SUPPORTED_CIPHER!, mac: c.SUPPORTED_MAC! };
@@ -118,7 +125,7 @@ function supported(): { kex: string[]; hostKey: string[]; cipher: string[]; mac:
 export function algorithmProfile(allowSshRsaSha1: boolean): AlgorithmProfile {
   const have = supported();
   const only = (list: string[], known: string[]) => list.filter((a) => known.includes(a));
-  const kex = allowSshRsaSha1 ? [...KEX_MODERN.slice(0, 2), ...KEX_LEGACY, ...KEX_MODERN.slice(2)] : KEX_MODERN;
+  const kex = allowSshRsaSha1 ? [...KEX_MODERN.slice(0, 3), ...KEX_LEGACY, ...KEX_MODERN.slice(3)] : KEX_MODERN;
   const serverHostKey = allowSshRsaSha1 ? [...HOST_KEY_MODERN, ...HOST_KEY_LEGACY] : HOST_KEY_MODERN;
   const hmac = allowSshRsaSha1 ? [...MACS_MODERN, ...MACS_LEGACY] : MACS_MODERN;
   return {
@@ -147,4 +154,43 @@ export function servedHostKeyTypes(profile: AlgorithmProfile): Set<string> {
   const types = new Set<string>();
   for (const a of profile.algorithms.serverHostKey) types.add(a.startsWith('rsa-sha2-') ? 'ssh-rsa' : a);
   return types;
+}
+
+/** What an algorithm is negotiated for; `user-auth` is the client's signature on USERAUTH_REQUEST. */
+export type AlgorithmKind = 'kex' | 'host-key' | 'cipher' | 'mac' | 'user-auth';
+
+export type AlgorithmsByKind = Record<AlgorithmKind, readonly string[]>;
+
+/**
+ * The algorithms algorithm posture (src/ssh/algorithmPosture.ts) watches, in two tiers:
+ *
+ * - legacy: exactly what auth.allowSshRsaSha1: false stops offering (derived from the
+ *   two profiles, so it follows any change to the lists above): NIST-curve ECDH kex,
+ *   ECDSA and ssh-rsa (SHA-1) host keys, hmac-sha1, and ssh-rsa (SHA-1) user
+ *   signatures. When none of these was negotiated for a while, the switch is safe.
+ * - compat: offered in both profiles, yet chosen only by clients that know nothing
+ *   better: AES-CTR (clients without AES-GCM/ChaCha20-Poly1305) and encrypt-and-MAC
+ *   SHA-2 (clients without ETM). JSch 0.1.55 negotiates aes128-ctr; turning
+ *   auth.allowSshRsaSha1 off does not remove these.
+ */
+export function algorithmTiers(): { legacy: AlgorithmsByKind; compat: AlgorithmsByKind } {
+  const on = algorithmProfile(true);
+  const off = algorithmProfile(false);
+  const minus = (a: readonly string[], b: readonly string[]) => a.filter((x) => !b.includes(x));
+  return {
+    legacy: {
+      kex: minus(on.algorithms.kex, off.algorithms.kex),
+      'host-key': minus(on.algorithms.serverHostKey, off.algorithms.serverHostKey),
+      cipher: minus(on.algorithms.cipher, off.algorithms.cipher),
+      mac: minus(on.algorithms.hmac, off.algorithms.hmac),
+      'user-auth': minus(on.serverSigAlgs, off.serverSigAlgs),
+    },
+    compat: {
+      kex: [],
+      'host-key': [],
+      cipher: off.algorithms.cipher.filter((c) => c.endsWith('-ctr')),
+      mac: off.algorithms.hmac.filter((m) => !m.includes('-etm@')),
+      'user-auth': [],
+    },
+  };
 }
