@@ -1,5 +1,7 @@
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, existsSync } from 'node:fs';
+import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
+import { describe, it } from 'vitest';
+import { mkdirSync, existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { ROOT } from './gateway.js';
@@ -46,23 +48,144 @@ export function run(file: string, args: string[], options: { env?: NodeJS.Proces
   return promise;
 }
 
-/** The real OpenSSH client against a gateway on loopback. */
-export function ssh(port: number, key: string, command: string, options: { extra?: string[]; env?: NodeJS.ProcessEnv; input?: Buffer | string; user?: string } = {}) {
+/** The real OpenSSH client against a gateway on loopback (the system's, or `options.client`'s ssh). */
+export function ssh(port: number, key: string, command: string, options: { extra?: string[]; env?: NodeJS.ProcessEnv; input?: Buffer | string; user?: string; client?: SshClientFlavour } = {}) {
   const user = options.user ?? 'root';
-  return run('ssh', [...sshArgs(port, key, options.extra), `${user}@127.0.0.1`, command], options);
+  return run(options.client?.ssh ?? 'ssh', [...sshArgs(port, key, options.extra), `${user}@127.0.0.1`, command], options);
+}
+
+/**
+ * An OpenSSH client build the suite runs the same checks with (issue 16): the system's
+ * (Debian 12: 9.2, from PATH) and a private OpenSSH 10 that .ci/install-openssh10 unpacks
+ * from bookworm-backports. Both scp and sftp start /usr/bin/ssh unless given `-S`, so a
+ * flavour's `viaSsh` goes on every scp/sftp command line (scpWith/sftpWith do it).
+ * Both default to the SFTP protocol for scp (OpenSSH 9.0+); `scp -O` is the legacy one.
+ */
+export interface SshClientFlavour {
+  name: 'openssh-9.2' | 'openssh-10';
+  ssh: string;
+  scp: string;
+  sftp: string;
+  /** `-S <this ssh>` for scp and sftp; empty for the system client (its default is /usr/bin/ssh). */
+  viaSsh: string[];
+  /** What the first line of `ssh -V` must match. */
+  version: RegExp;
+  /** null when usable; otherwise why not, and the fix. */
+  missing: string | null;
+}
+
+export const OPENSSH10_DIR = process.env.EXECGATE_OPENSSH10_DIR ?? '/opt/execgate-test/openssh-10';
+export const OPENSSH10_INSTALL = 'sudo bash .ci/install-openssh10';
+
+/** The first line of `<ssh> -V` (printed on stderr), or null when the binary does not run. */
+export function sshVersion(sshPath: string): string | null {
+  const r = spawnSync(sshPath, ['-V'], { encoding: 'utf8', timeout: 10_000 });
+  if (r.error || r.status !== 0) return null;
+  return `${r.stderr}${r.stdout}`.split('\n')[0]!.trim();
+}
+
+/** The system's OpenSSH client, from PATH (9.2 on Debian 12, which CI runs). */
+export function systemOpenssh(): SshClientFlavour {
+  return { name: 'openssh-9.2', ssh: 'ssh', scp: 'scp', sftp: 'sftp', viaSsh: [], version: /^OpenSSH_9\.2/, missing: null };
+}
+
+/** The private OpenSSH 10 client's binaries by path (EXECGATE_OPENSSH10_DIR); `missing` says why it cannot run. */
+export function openssh10(): SshClientFlavour {
+  const bin = join(OPENSSH10_DIR, 'usr/bin');
+  const flavour: SshClientFlavour = {
+    name: 'openssh-10',
+    ssh: join(bin, 'ssh'),
+    scp: join(bin, 'scp'),
+    sftp: join(bin, 'sftp'),
+    viaSsh: ['-S', join(bin, 'ssh')],
+    version: /^OpenSSH_10\./,
+    missing: null,
+  };
+  const got = existsSync(flavour.ssh) ? sshVersion(flavour.ssh) : null;
+  if (got === null) flavour.missing = `no working OpenSSH 10 client at ${flavour.ssh} (EXECGATE_OPENSSH10_DIR): run \`${OPENSSH10_INSTALL}\``;
+  else if (!flavour.version.test(got)) flavour.missing = `${flavour.ssh} -V says "${got}", not OpenSSH_10: run \`${OPENSSH10_INSTALL}\``;
+  else if (!existsSync(flavour.scp) || !existsSync(flavour.sftp)) flavour.missing = `scp or sftp missing beside ${flavour.ssh}: run \`${OPENSSH10_INSTALL}\``;
+  return flavour;
+}
+
+let flavours: SshClientFlavour[] | undefined;
+/** Every OpenSSH client flavour, the system's first. */
+export function sshClients(): readonly SshClientFlavour[] {
+  return (flavours ??= [systemOpenssh(), openssh10()]);
+}
+
+/**
+ * Registers `describe('<title> [<flavour>]', body)` once per OpenSSH client. A flavour
+ * that is not installed fails its block under EXECGATE_REQUIRE_LAB=1 (as CI sets) and is
+ * skipped with the reason otherwise; never silently.
+ */
+export function describeEachClient(title: string, body: (client: SshClientFlavour) => void): void {
+  for (const client of sshClients()) {
+    const name = `${title} [${client.name}]`;
+    if (client.missing === null) {
+      describe(name, () => body(client));
+    } else if (process.env.EXECGATE_REQUIRE_LAB === '1') {
+      describe(name, () =>
+        it(`has the ${client.name} client`, () => {
+          throw new Error(`${client.missing} (EXECGATE_REQUIRE_LAB=1 makes a missing client a failure)`);
+        }),
+      );
+    } else {
+      console.warn(`${name} skipped: ${client.missing} (set EXECGATE_REQUIRE_LAB=1 to make this a failure)`);
+      describe.skip(`${name} [skipped: ${client.missing}]`, () => body(client));
+    }
+  }
+}
+
+/** scp's and sftp's spelling of sshArgs (`-P` for the port); `extra` is appended as is. */
+export function scpArgs(port: number, key: string, extra: string[] = []): string[] {
+  return [...sshArgs(port, key).map((a) => (a === '-p' ? '-P' : a)), ...extra];
+}
+
+/** Runs a flavour's scp against a gateway: `scp -S <its ssh> <scpArgs> ...args`. */
+export function scpWith(client: SshClientFlavour, port: number, key: string, args: string[], options: { env?: NodeJS.ProcessEnv } = {}) {
+  return run(client.scp, [...client.viaSsh, ...scpArgs(port, key), ...args], options);
+}
+
+/** Runs a flavour's sftp against a gateway: `sftp -S <its ssh> <scpArgs> ...args`. */
+export function sftpWith(client: SshClientFlavour, port: number, key: string, args: string[], options: { env?: NodeJS.ProcessEnv } = {}) {
+  return run(client.sftp, [...client.viaSsh, ...scpArgs(port, key), ...args], options);
+}
+
+/**
+ * The key exchange a verbose client reports: `ssh -v` prints
+ * "debug1: kex: algorithm: mlkem768x25519-sha256" once the KEXINITs are compared.
+ */
+export function negotiatedKex(verboseStderr: string): string | null {
+  return /^debug1: kex: algorithm: (\S+)/m.exec(verboseStderr)?.[1] ?? null;
 }
 
 const JSCH_JAR = '/usr/share/java/jsch.jar';
-const JSCH_BUILD = join(tmpdir(), 'execgate-jsch-build');
 
-/** Compiles test/jsch/RundeckStep.java once per machine (javac against Debian's JSch). */
+/**
+ * Compiles test/jsch/RundeckStep.java once per version of its source (javac against
+ * Debian's JSch): the build directory is named after the source's hash, so an edited
+ * harness is never run from a stale class, and two test files compiling at once each
+ * build privately and rename into place.
+ */
 export function jschClasspath(): string {
   if (!existsSync(JSCH_JAR)) throw new Error(`${JSCH_JAR} is missing: apt-get install libjsch-java (.ci/install-debian-packages does)`);
-  if (!existsSync(join(JSCH_BUILD, 'RundeckStep.class'))) {
-    mkdirSync(JSCH_BUILD, { recursive: true });
-    execFileSync('javac', ['-cp', JSCH_JAR, '-d', JSCH_BUILD, join(ROOT, 'test/jsch/RundeckStep.java')]);
+  const source = join(ROOT, 'test/jsch/RundeckStep.java');
+  const hash = createHash('sha256').update(readFileSync(source)).digest('hex').slice(0, 16);
+  const build = join(tmpdir(), `execgate-jsch-build-${hash}`);
+  if (!existsSync(join(build, 'RundeckStep.class'))) {
+    const staging = `${build}.${process.pid}`;
+    mkdirSync(staging, { recursive: true });
+    try {
+      execFileSync('javac', ['-cp', JSCH_JAR, '-d', staging, source]);
+      renameSync(staging, build);
+    } catch (err) {
+      if (!existsSync(join(build, 'RundeckStep.class'))) throw err; // lost a race: the winner's build is as good
+    } finally {
+      rmSync(staging, { recursive: true, force: true });
+    }
   }
-  return `${JSCH_JAR}:${JSCH_BUILD}`;
+  return `${JSCH_JAR}:${build}`;
 }
 
 export interface JschOp {
