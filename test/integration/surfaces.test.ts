@@ -3,11 +3,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { writeFileSync, readFileSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
-import { ssh, run, sshArgs, jsch } from '../helpers/clients.js';
+import { ssh, sftpWith, scpWith, jsch, describeEachClient } from '../helpers/clients.js';
 import { connectClient, execOn } from '../helpers/ssh2Client.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-const scpArgs = (port: number, key: string) => sshArgs(port, key).map((a) => (a === '-p' ? '-P' : a));
 
 describe('session surfaces real clients use', () => {
   let gw: TestGateway;
@@ -18,17 +17,54 @@ describe('session surfaces real clients use', () => {
     await gw?.stop();
   });
 
-  it('ssh -tt runs the command on a real terminal and prompts work', async () => {
-    const r = await ssh(gw.port, gw.keys.ed25519, 'tty; test -t 0 && echo stdin-is-tty; printf "Password: "; read secret; echo "got $secret"', {
-      extra: ['-tt'],
-      input: 'hunter2\n',
+  describeEachClient('pty, shell, sftp and scp', (client) => {
+    it('ssh -tt runs the command on a real terminal and prompts work', async () => {
+      const r = await ssh(gw.port, gw.keys.ed25519, 'tty; test -t 0 && echo stdin-is-tty; printf "Password: "; read secret; echo "got $secret"', {
+        extra: ['-tt'],
+        input: 'hunter2\n',
+        client,
+      });
+      const text = r.stdout.toString();
+      expect(text).toMatch(/\/dev\/pts\/\d+\r\n/); // the terminal echoes typed input too
+      expect(text).toContain('stdin-is-tty');
+      expect(text).toContain('Password: ');
+      expect(text).toContain('got hunter2');
+      expect(r.code).toBe(0);
     });
-    const text = r.stdout.toString();
-    expect(text).toMatch(/\/dev\/pts\/\d+\r\n/); // the terminal echoes typed input too
-    expect(text).toContain('stdin-is-tty');
-    expect(text).toContain('Password: ');
-    expect(text).toContain('got hunter2');
-    expect(r.code).toBe(0);
+
+    it('a shell session driven over stdin runs two commands and reports $?', async () => {
+      const r = await ssh(gw.port, gw.keys.ed25519, '', { extra: ['-T'], input: 'true\necho "first $?"\nfalse\necho "second $?"\nexit 4\n', client });
+      // no command given: ssh asks for a shell
+      expect(r.stdout.toString()).toContain('first 0\nsecond 1\n');
+      expect(r.code).toBe(4);
+    });
+
+    it('sftp batch put/get round-trips a 20 MB file byte-exact', async () => {
+      const local = join(gw.dir, `sftp-src-${client.name}.bin`);
+      const remote = join(gw.dir, `sftp-remote-${client.name}.bin`);
+      const back = join(gw.dir, `sftp-back-${client.name}.bin`);
+      writeFileSync(local, randomBytes(20 * 1024 * 1024));
+      const batch = join(gw.dir, `batch-${client.name}`);
+      writeFileSync(batch, `put ${local} ${remote}\nget ${remote} ${back}\n`);
+      const auditBefore = gw.audit().length; // both clients' sessions land in this gateway's audit
+      const r = await sftpWith(client, gw.port, gw.keys.ed25519, ['-b', batch, 'root@127.0.0.1']);
+      expect(r.code).toBe(0);
+      expect(sha256(readFileSync(back))).toBe(sha256(readFileSync(local)));
+      const audit = gw.audit().slice(auditBefore).find((a) => a.command === '(sftp)');
+      expect(audit).toMatchObject({ result: 'completed', exitStatus: 0 });
+    });
+
+    it('scp in SFTP mode and scp -O both work', async () => {
+      const local = join(gw.dir, `scp-src-${client.name}.txt`);
+      writeFileSync(local, 'scp payload\n');
+      for (const mode of [[], ['-O']]) {
+        const remote = join(gw.dir, `scp-dst-${client.name}${mode.length}.txt`);
+        const r = await scpWith(client, gw.port, gw.keys.ed25519, [...mode, local, `root@127.0.0.1:${remote}`]);
+        expect(r.stderr).toBe('');
+        expect(r.code).toBe(0);
+        expect(readFileSync(remote, 'utf8')).toBe('scp payload\n');
+      }
+    });
   });
 
   it('stty size reflects the requested window, and window-change resizes it', async () => {
@@ -43,39 +79,6 @@ describe('session surfaces real clients use', () => {
       expect(resized.stdout.toString().trim()).toBe('50 132');
     } finally {
       client.end();
-    }
-  });
-
-  it('a shell session driven over stdin runs two commands and reports $?', async () => {
-    const r = await ssh(gw.port, gw.keys.ed25519, '', { extra: ['-T'], input: 'true\necho "first $?"\nfalse\necho "second $?"\nexit 4\n' });
-    // no command given: ssh asks for a shell
-    expect(r.stdout.toString()).toContain('first 0\nsecond 1\n');
-    expect(r.code).toBe(4);
-  });
-
-  it('sftp batch put/get round-trips a 20 MB file byte-exact', async () => {
-    const local = join(gw.dir, 'sftp-src.bin');
-    const remote = join(gw.dir, 'sftp-remote.bin');
-    const back = join(gw.dir, 'sftp-back.bin');
-    writeFileSync(local, randomBytes(20 * 1024 * 1024));
-    const batch = join(gw.dir, 'batch');
-    writeFileSync(batch, `put ${local} ${remote}\nget ${remote} ${back}\n`);
-    const r = await run('sftp', [...scpArgs(gw.port, gw.keys.ed25519), '-b', batch, 'root@127.0.0.1']);
-    expect(r.code).toBe(0);
-    expect(sha256(readFileSync(back))).toBe(sha256(readFileSync(local)));
-    const audit = gw.audit().find((a) => a.command === '(sftp)');
-    expect(audit).toMatchObject({ result: 'completed', exitStatus: 0 });
-  });
-
-  it('scp in SFTP mode and scp -O both work', async () => {
-    const local = join(gw.dir, 'scp-src.txt');
-    writeFileSync(local, 'scp payload\n');
-    for (const mode of [[], ['-O']]) {
-      const remote = join(gw.dir, `scp-dst${mode.length}.txt`);
-      const r = await run('scp', [...mode, ...scpArgs(gw.port, gw.keys.ed25519), local, `root@127.0.0.1:${remote}`]);
-      expect(r.stderr).toBe('');
-      expect(r.code).toBe(0);
-      expect(readFileSync(remote, 'utf8')).toBe('scp payload\n');
     }
   });
 
