@@ -1,5 +1,5 @@
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
-import ssh2, { type Connection } from 'ssh2';
+import ssh2, { type ClientInfo, type Connection, type NegotiatedAlgorithms } from 'ssh2';
 import type { HostKey } from './hostKeys.js';
 import type { PublicKeyAuthenticator, AuthenticatedIdentity } from './auth.js';
 import { SessionHandler, type ExecutionServices } from './session.js';
@@ -7,6 +7,7 @@ import { KeyedCounter } from './limits.js';
 import { readProxyHeader } from './proxyProtocol.js';
 import { disconnectBeforeKex, DISCONNECT_PROTOCOL_ERROR, DISCONNECT_TOO_MANY_CONNECTIONS } from './earlyDisconnect.js';
 import { algorithmProfile, servedHostKeyTypes } from './algorithms.js';
+import { macName, type AlgorithmPosture } from './algorithmPosture.js';
 import { errors } from '../errors.js';
 import { VERSION } from '../version.js';
 
@@ -14,6 +15,8 @@ export interface SshServerOptions {
   hostKeys: HostKey[];
   authenticator: PublicKeyAuthenticator;
   services: ExecutionServices;
+  /** Records legacy algorithm use of authenticated connections (absent: not recorded). */
+  posture?: AlgorithmPosture;
 }
 
 interface PeerAddress {
@@ -101,7 +104,7 @@ export class SshServer {
         // read by patches/ssh2+*.patch: the EXT_INFO server-sig-algs list
         serverSigAlgs: profile.serverSigAlgs,
       } as ssh2.ServerConfig,
-      (client) => this.onConnection(client),
+      (client, info) => this.onConnection(client, info),
     );
     this.ssh.on('error', (err: Error) => log.error({ err: err.message }, 'ssh server error'));
   }
@@ -182,7 +185,7 @@ export class SshServer {
     this.ssh.injectSocket(socket); // ssh2 resumes the (paused) socket once its parser is ready
   }
 
-  private onConnection(client: Connection): void {
+  private onConnection(client: Connection, info?: ClientInfo): void {
     const { services } = this.options;
     const { log, config, metrics } = services;
     const socket = (client as unknown as { _sock: Socket })._sock;
@@ -199,6 +202,12 @@ export class SshServer {
           { client: clientLabel, user: identity?.username, bytes: err.length, limit: err.limit },
           `packet too large; disconnecting: ${err.message}${identity ? ` (a command line may have at most limits.maxCommandBytes = ${config.limits.maxCommandBytes} bytes)` : ' (before authentication)'}`,
         );
+        return;
+      }
+      // A failed key exchange is the client's fault or an attack (a hostile key share, a
+      // corrupted packet): worth a line, as sshd logs its kex failures.
+      if ((err as { level?: string }).level === 'handshake') {
+        log.warn({ client: clientLabel, err: err.message }, `key exchange failed; disconnected: ${err.message}`);
         return;
       }
       log.debug({ client: clientLabel, err: err.message }, 'connection error');
@@ -229,6 +238,27 @@ export class SshServer {
         if (--running === 0) armIdle();
       },
     };
+
+    // Algorithm metrics for every completed key exchange (rekeys too); posture records
+    // only authenticated connections (a scanner needs nothing kept on).
+    const ident = info?.header?.identRaw ?? '';
+    const { posture } = this.options;
+    let handshakes = 0;
+    let negotiated: NegotiatedAlgorithms | null = null;
+    client.on('handshake', (n: NegotiatedAlgorithms) => {
+      try {
+        negotiated = n;
+        metrics.sshHandshakes.inc({ type: handshakes++ === 0 ? 'initial' : 'rekey' });
+        metrics.sshNegotiatedKex.inc({ algorithm: n.kex });
+        metrics.sshNegotiatedHostKey.inc({ algorithm: n.serverHostKey });
+        for (const c of new Set([n.cs.cipher, n.sc.cipher])) metrics.sshNegotiatedCipher.inc({ algorithm: c });
+        for (const m of new Set([n.cs.mac, n.sc.mac])) metrics.sshNegotiatedMac.inc({ algorithm: macName(m) });
+        for (const z of new Set([n.cs.compress, n.sc.compress])) metrics.sshNegotiatedCompression.inc({ algorithm: z });
+        if (identity) posture?.recordHandshake(n, ident);
+      } catch (err) {
+        log.warn({ client: clientLabel, err: (err as Error).message }, 'could not count the negotiated algorithms');
+      }
+    });
 
     client.once('close', () => {
       if (idleTimer) clearTimeout(idleTimer);
@@ -262,11 +292,20 @@ export class SshServer {
         }
         reject(...args);
       }) as typeof ctx.reject;
-      this.options.authenticator.handle(ctx, { address: peer.address, label: clientLabel }, (who) => (identity = who));
+      this.options.authenticator.handle(ctx, { address: peer.address, label: clientLabel }, (who) => {
+        identity = who;
+        if (ctx.method === 'publickey') {
+          // ssh2 names every RSA key ssh-rsa; hashAlgo says rsa-sha2-256/512, none means SHA-1.
+          const signature = ctx.key.algo === 'ssh-rsa' && ctx.hashAlgo ? `rsa-sha2-${ctx.hashAlgo.slice(3)}` : ctx.key.algo;
+          metrics.sshUserAuthSignatures.inc({ algorithm: signature });
+          posture?.recordUserAuth(signature, ident);
+        }
+      });
     });
     client.on('ready', () => {
       if (!identity) return client.end();
       if (socket) this.authenticated.add(socket);
+      if (negotiated) posture?.recordHandshake(negotiated, ident);
       const who = identity;
       // Before authentication ssh2's 35000-byte packet cap stands; now an exec request
       // up to limits.maxCommandBytes must fit, so session.ts can refuse longer ones (75).
