@@ -1,9 +1,11 @@
 import { hostname } from 'node:os';
+import { dirname, join } from 'node:path';
 import type { Config } from './config/schema.js';
 import { createLogger, type Logger } from './log.js';
 import { loadHostKeys, type HostKey } from './ssh/hostKeys.js';
 import { PublicKeyAuthenticator } from './ssh/auth.js';
 import { SshServer } from './ssh/server.js';
+import { AlgorithmPosture, POSTURE_FILE } from './ssh/algorithmPosture.js';
 import { assertSsh2Patched } from './ssh/ssh2Patch.js';
 import { AuditLog } from './audit/auditLog.js';
 import { recoverPreviousRun } from './audit/recovery.js';
@@ -136,9 +138,17 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
     }
   });
   const runOnce = createRunOnce(config, node, log, metrics);
+  // Which legacy algorithms clients still negotiate, kept across restarts (docs/security.md).
+  const posture = new AlgorithmPosture({
+    path: join(config.stateDir ?? cluster?.stateDir ?? dirname(config.audit.path), POSTURE_FILE),
+    legacyOffered: config.auth.allowSshRsaSha1,
+    log,
+  });
+  posture.start();
   const ssh = new SshServer({
     hostKeys,
     authenticator,
+    posture,
     services: { node, config, log, runAs, audit, leadership, registry, metrics, envAllowed,
       commandSlots: new KeyedCounter(config.limits.maxCommands, config.limits.maxCommandsPerUser),
       runOnce: runOnce?.coordinator ?? null,
@@ -148,7 +158,7 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
   for (const extra of config.alsoListen) await ssh.listen(extra.host, extra.port);
   const listen = () => [address, ...config.alsoListen].map((l) => `${l.host}:${l.port}`);
   const health = new HealthMonitor({ ssh, audit });
-  const http = await startHttp({ config, node, log, leadership, registry, metrics, ssh, audit, hostKeys, listen, health, ...(leaderChecks && cluster ? { leaderChecks, successorTraffic, handoverAnnounceMs: cluster.haproxy.interMs + 100 } : {}) });
+  const http = await startHttp({ config, node, log, leadership, registry, metrics, ssh, audit, hostKeys, listen, health, posture, ...(leaderChecks && cluster ? { leaderChecks, successorTraffic, handoverAnnounceMs: cluster.haproxy.interMs + 100 } : {}) });
   // In a cluster an unhealthy leader hands over (a single node has nobody to hand over to).
   const stepDown =
     source === 'etcd' || source === 'vrrp'
@@ -180,6 +190,7 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
       health.stop();
       await leadership.stop();
       await runOnce?.close();
+      await posture.close();
       await audit.close();
       log.info('stopped');
       notifier.close();

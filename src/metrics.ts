@@ -80,6 +80,50 @@ export function createMetrics(node: string) {
       labelNames: ['outcome'] as const,
       registers: [registry],
     }),
+    // Every completed key exchange, the initial one and each rekey, authenticated or not.
+    // The algorithm labels take only names execgate offers (src/ssh/algorithms.ts): bounded.
+    sshHandshakes: new Counter({
+      name: 'execgate_ssh_handshakes_total',
+      help: 'Completed SSH key exchanges by type (initial, rekey).',
+      labelNames: ['type'] as const,
+      registers: [registry],
+    }),
+    sshNegotiatedKex: new Counter({
+      name: 'execgate_ssh_negotiated_kex_total',
+      help: 'Completed SSH key exchanges by the key exchange algorithm negotiated.',
+      labelNames: ['algorithm'] as const,
+      registers: [registry],
+    }),
+    sshNegotiatedHostKey: new Counter({
+      name: 'execgate_ssh_negotiated_host_key_total',
+      help: 'Completed SSH key exchanges by the host key (signature) algorithm negotiated; ssh-rsa is SHA-1.',
+      labelNames: ['algorithm'] as const,
+      registers: [registry],
+    }),
+    sshNegotiatedCipher: new Counter({
+      name: 'execgate_ssh_negotiated_cipher_total',
+      help: 'Completed SSH key exchanges by cipher (counted once when both directions use the same).',
+      labelNames: ['algorithm'] as const,
+      registers: [registry],
+    }),
+    sshNegotiatedMac: new Counter({
+      name: 'execgate_ssh_negotiated_mac_total',
+      help: 'Completed SSH key exchanges by MAC; "implicit" with an AEAD cipher (GCM, ChaCha20-Poly1305), whose tag is the MAC.',
+      labelNames: ['algorithm'] as const,
+      registers: [registry],
+    }),
+    sshNegotiatedCompression: new Counter({
+      name: 'execgate_ssh_negotiated_compression_total',
+      help: 'Completed SSH key exchanges by compression (counted once when both directions use the same).',
+      labelNames: ['algorithm'] as const,
+      registers: [registry],
+    }),
+    sshUserAuthSignatures: new Counter({
+      name: 'execgate_ssh_userauth_signatures_total',
+      help: 'Successful public key authentications by signature algorithm; ssh-rsa is SHA-1.',
+      labelNames: ['algorithm'] as const,
+      registers: [registry],
+    }),
     buildInfo: new Gauge({
       name: 'execgate_build_info',
       help: 'Always 1; the version label says which execgate runs.',

@@ -43,6 +43,8 @@ export function formatStatus(v: StatusView): string {
   for (const c of failed.slice(0, 5)) {
     lines.push(`  ${c.id.slice(0, 8)}  ${clock(c.ended)}  ${c.result} exit ${c.exitStatus}  ${c.command ?? '(command hidden)'}`);
   }
+  // Absent from a gateway older than algorithm posture.
+  if (v.algorithms) lines.push(`algorithms: ${v.algorithms.summary}`);
   return lines.join('\n') + '\n';
 }
 

@@ -37,6 +37,7 @@ function resolvePaths(config: Config, baseDir: string): Config {
     // %h/... is relative to the account's home, resolved at authentication.
     authorizedKeys: config.authorizedKeys.startsWith('%h/') ? config.authorizedKeys : abs(config.authorizedKeys),
     audit: { ...config.audit, path: abs(config.audit.path) },
+    ...(config.stateDir === undefined ? {} : { stateDir: abs(config.stateDir) }),
     http: config.http.tokenFile === undefined ? config.http : { ...config.http, tokenFile: abs(config.http.tokenFile) },
   };
 }

@@ -170,6 +170,11 @@ export const configSchema = z.strictObject({
     .strictObject({
       path: z.string().min(1),
     }),
+  /**
+   * Where the gateway keeps state across restarts (the algorithm posture record).
+   * Default: a cluster file's stateDir, else the audit log's directory.
+   */
+  stateDir: z.string().min(1).optional(),
   log: z
     .strictObject({
       level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),

@@ -8,6 +8,7 @@ import { renderProblems } from '../render/validate.js';
 import { askPeer, etcdHealth, type PeerAnswer } from './peers.js';
 import { haproxyCheck, keepalivedCheck } from './tools.js';
 import type { Row } from './report.js';
+import { KIND_WORDS, minuteIso } from '../ssh/algorithmPosture.js';
 
 export interface DoctorOptions {
   clusterPath: string;
@@ -40,6 +41,67 @@ function driftRow(check: string, path: string, rendered: string, command: string
   const installed = readFileSync(path, 'utf8');
   if (installed === rendered) return { check, target: path, verdict: 'ok', detail: 'matches a fresh render' };
   return { check, target: path, verdict: 'fail', detail: 'differs from a fresh render of the cluster file (hand-edited or stale)', fix: `${command} --out ${path}, then reload` };
+}
+
+const UPGRADE_LEGACY_CLIENTS =
+  'upgrade the named clients (Rundeck 5.10+ ships mwiede JSch 0.2.x; the sshj plugin is the default since 4.16), then set auth.allowSshRsaSha1: false on every node';
+
+/**
+ * Which legacy algorithms (what auth.allowSshRsaSha1: false stops offering) each node's
+ * clients negotiated in the last 24 h, and whether the whole cluster can turn them off:
+ * only when every node answers and each one's record covers the full 24 h.
+ */
+export function postureRows(answers: PeerAnswer[]): Row[] {
+  const rows: Row[] = [];
+  const check = 'legacy algorithms';
+  const unknown: string[] = [];
+  const inUse: string[] = [];
+  let reporting = 0;
+  for (const a of answers) {
+    const p = a.status?.algorithms;
+    if (!a.status) {
+      unknown.push(`${a.node.name} unreachable`);
+      continue;
+    }
+    if (!p) {
+      unknown.push(`${a.node.name} does not report them (an older execgate)`);
+      rows.push({ check, target: a.node.name, verdict: 'skip', detail: 'not in its /status (an execgate older than algorithm posture)' });
+      continue;
+    }
+    reporting++;
+    switch (p.verdict) {
+      case 'in-use':
+        inUse.push(`${a.node.name} (${[...new Set(p.legacy.map((u) => u.algorithm))].join(', ')})`);
+        // One row per algorithm: the table cuts details at 160 characters.
+        p.legacy.forEach((u, i) =>
+          rows.push({
+            check,
+            target: a.node.name,
+            verdict: 'warn',
+            detail: `${u.algorithm} ${KIND_WORDS[u.kind]} in the last 24 h: ${u.handshakes24h} handshake${u.handshakes24h === 1 ? '' : 's'}, last ${minuteIso(Date.parse(u.lastSeen))}, client${u.clients.length === 1 ? '' : 's'} ${u.clients.join(', ') || '-'}`,
+            ...(i === p.legacy.length - 1 ? { fix: UPGRADE_LEGACY_CLIENTS } : {}),
+          }),
+        );
+        break;
+      case 'unused-short-record':
+        unknown.push(`${a.node.name}'s record began only at ${p.since}`);
+        rows.push({ check, target: a.node.name, verdict: 'skip', detail: p.summary });
+        break;
+      default:
+        rows.push({ check, target: a.node.name, verdict: 'ok', detail: p.summary });
+    }
+  }
+  if (reporting === 0 || answers.length < 2) return rows;
+  if (inUse.length) {
+    rows.push({ check, target: 'cluster', verdict: 'warn', detail: `negotiated in the last 24 h on ${inUse.join('; ')}: keep auth.allowSshRsaSha1: true`, fix: UPGRADE_LEGACY_CLIENTS });
+  } else if (unknown.length) {
+    rows.push({ check, target: 'cluster', verdict: 'skip', detail: `none seen where known, but cannot tell for the whole cluster: ${unknown.join('; ')}` });
+  } else if (answers.every((a) => a.status?.algorithms?.verdict === 'not-offered')) {
+    rows.push({ check, target: 'cluster', verdict: 'ok', detail: 'not offered on any node (auth.allowSshRsaSha1: false) and none negotiated in the last 24 h' });
+  } else {
+    rows.push({ check, target: 'cluster', verdict: 'ok', detail: 'no node negotiated a legacy algorithm in the last 24 h: safe to set auth.allowSshRsaSha1: false in the gateway section' });
+  }
+  return rows;
 }
 
 /** Every check, as table rows. Never throws for a problem it can describe. */
@@ -104,6 +166,7 @@ export async function runDoctor(cluster: Cluster, opts: DoctorOptions): Promise<
     });
   }
   const reachable = answers.filter((a) => a.status);
+  rows.push(...postureRows(answers));
 
   // One host key set for the whole cluster, or strict host key checking breaks after a failover.
   if (reachable.length >= 2) {

@@ -1,3 +1,4 @@
+import type { PostureReport } from '../ssh/algorithmPosture.js';
 import type { ClusterNode } from '../config/cluster.js';
 
 /** The part of a node's /status the doctor reads. */
@@ -7,6 +8,8 @@ export interface PeerStatus {
   token: string | null;
   leader: string | null;
   hostKeys: Array<{ type: string; fingerprint: string }>;
+  /** Legacy SSH algorithms negotiated in the last 24 h (absent from an older execgate). */
+  algorithms?: Pick<PostureReport, 'verdict' | 'summary' | 'legacy' | 'since' | 'coversWindow' | 'legacyOffered'> | null;
 }
 
 export interface PeerAnswer {

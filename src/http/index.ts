@@ -5,7 +5,7 @@ import type { Metrics } from '../metrics.js';
 import { createHttpApp, type HttpAppDeps } from './app.js';
 import { HealthMonitor, type HealthSources } from './health.js';
 import { listenHttp, type HttpListener } from './server.js';
-import type { DrainableLeadership } from './status.js';
+import type { DrainableLeadership, StatusSources } from './status.js';
 import { defaultAccessPolicy } from './access.js';
 import { resolveServerToken } from './token.js';
 
@@ -21,6 +21,8 @@ export interface HttpDeps {
   hostKeys: ReadonlyArray<{ type: string; fingerprint: string }>;
   /** SSH addresses ("host:port") for /status. */
   listen: () => string[];
+  /** Legacy algorithm use for /status and the page. */
+  posture?: StatusSources['posture'];
   /** Shared with the gateway's health step-down (a new one is made when absent). */
   health?: HealthMonitor;
   leaderChecks?: HttpAppDeps['leaderChecks'];

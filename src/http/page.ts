@@ -1,4 +1,5 @@
 import type { StatusView } from './status.js';
+import { KIND_WORDS, type PostureReport } from '../ssh/algorithmPosture.js';
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 export const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => ESCAPES[c]!);
@@ -14,6 +15,21 @@ function duration(seconds: number): string {
 }
 
 const time = (isoText: string) => isoText.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+
+/** Legacy algorithm use: the verdict sentence, then one row per algorithm negotiated in the last 24 h. */
+function postureSection(p: PostureReport | null): string {
+  if (!p) return '';
+  const rows = [...p.legacy, ...p.compat]
+    .map(
+      (u) =>
+        `<tr data-algorithm="${e(u.algorithm)}" data-tier="${e(u.tier)}"><td class="mono">${e(u.algorithm)}</td><td>${e(KIND_WORDS[u.kind])}</td><td>${u.tier === 'legacy' ? 'legacy (off with auth.allowSshRsaSha1: false)' : 'kept for old clients'}</td><td>${e(u.handshakes24h)}</td><td>${e(time(u.lastSeen))}</td><td class="mono">${e(u.clients.join(', '))}</td></tr>`,
+    )
+    .join('\n');
+  const cls = p.verdict === 'in-use' ? ' class="banner"' : '';
+  return `<h2>SSH algorithms of old clients (last ${e(p.windowHours)} h)</h2>
+<p id="algorithm-posture" data-verdict="${e(p.verdict)}"${cls}>${e(p.summary)}</p>
+${rows ? `<table id="algorithms"><thead><tr><th>algorithm</th><th>for</th><th>tier</th><th>handshakes</th><th>last</th><th>clients</th></tr></thead>\n<tbody>\n${rows}\n</tbody></table>\n` : ''}`;
+}
 
 /** How often the page reloads itself (seconds). */
 export const PAGE_REFRESH_SECONDS = 2;
@@ -78,7 +94,7 @@ ${running}
 <tbody>
 ${failed}
 </tbody></table>
-<footer>execgate ${e(v.version)} · up ${e(duration(v.uptimeSeconds))} · ${v.recent.length} recent command(s) · refreshes every ${PAGE_REFRESH_SECONDS} s · <a href="status">status JSON</a> · <a href="metrics">metrics</a></footer>
+${postureSection(v.algorithms)}<footer>execgate ${e(v.version)} · up ${e(duration(v.uptimeSeconds))} · ${v.recent.length} recent command(s) · refreshes every ${PAGE_REFRESH_SECONDS} s · <a href="status">status JSON</a> · <a href="metrics">metrics</a></footer>
 </body></html>
 `;
 }

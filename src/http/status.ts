@@ -4,6 +4,7 @@ import type { LeadershipState, Role } from '../leadership/types.js';
 import type { DrainStatus } from '../leadership/drain.js';
 import type { HealthReport } from './health.js';
 import { VERSION } from '../version.js';
+import type { PostureReport } from '../ssh/algorithmPosture.js';
 
 /** The leadership source as the HTTP surface sees it: the drain overlay. */
 export interface DrainableLeadership {
@@ -23,6 +24,8 @@ export interface StatusSources {
   /** SSH addresses this node listens on ("host:port"). */
   listen: () => string[];
   startedAt: number;
+  /** Legacy algorithms negotiated in the last 24 h (src/ssh/algorithmPosture.ts). */
+  posture?: { report(): PostureReport };
 }
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -66,6 +69,8 @@ export interface StatusView {
   recent: FinishedView[];
   hostKeys: Array<{ type: string; fingerprint: string }>;
   limits: Config['limits'] & { killGraceSeconds: number; closeGraceMs: number };
+  /** Which legacy SSH algorithms clients negotiated in the last 24 h; null when not recorded. */
+  algorithms: PostureReport | null;
 }
 
 /** /status and the page: state, not secrets (command lines only when allowed). */
@@ -112,5 +117,6 @@ export function statusView(src: StatusSources, health: HealthReport, showCommand
     })),
     hostKeys: src.hostKeys.map((k) => ({ type: k.type, fingerprint: k.fingerprint })),
     limits: { ...src.config.limits, killGraceSeconds: src.config.exec.killGraceSeconds, closeGraceMs: src.config.exec.closeGraceMs },
+    algorithms: src.posture?.report() ?? null,
   };
 }
