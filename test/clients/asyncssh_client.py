@@ -39,6 +39,7 @@ async def connect() -> asyncssh.SSHClientConnection:
                 agent_path=None,
                 config=[],
                 login_timeout=args.timeout,
+                keepalive_interval=args.keepalive,  # 0: none (the default)
             ),
             args.timeout,
         )
@@ -64,7 +65,8 @@ async def connect() -> asyncssh.SSHClientConnection:
 
 async def run_exec(conn: asyncssh.SSHClientConnection, command: str) -> int:
     # Like conn.run() without input: env requests, exec, no EOF on stdin; streamed.
-    proc = await conn.create_process(command, env=args.env or (), encoding=None)
+    pty = {"term_type": "vt100", "term_size": (80, 24)} if args.pty else {}
+    proc = await conn.create_process(command, env=args.env or (), encoding=None, **pty)
 
     async def pump(reader, stream) -> None:
         while True:

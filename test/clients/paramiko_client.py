@@ -55,6 +55,8 @@ def connect() -> paramiko.SSHClient:
         client.close()
         sshcli.die(PROG, sshcli.EXIT_CONNECT, f"cannot connect to {sshcli.target(args)}: {type(e).__name__}: {e}")
     t = client.get_transport()
+    if args.keepalive:
+        t.set_keepalive(int(max(1, args.keepalive)))
     sshcli.write_info(
         args.info,
         {
@@ -75,7 +77,8 @@ def connect() -> paramiko.SSHClient:
 def run_exec(client: paramiko.SSHClient, command: str) -> int:
     # exec_command(environment=...) sends one "env" request per variable (want-reply 0),
     # then "exec"; like Ansible's paramiko connection it never sends EOF on stdin.
-    stdin, stdout, stderr = client.exec_command(command, environment=args.env or None)
+    # With --pty: pty-req (vt100 80x24) first, as Ansible's paramiko connection with become.
+    stdin, stdout, stderr = client.exec_command(command, get_pty=args.pty, environment=args.env or None)
     chan = stdout.channel
 
     def pump(recv, stream) -> None:

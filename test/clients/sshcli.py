@@ -13,6 +13,10 @@ AutoAddPolicy do), runs ONE operation, and exits like OpenSSH's ssh:
 Exit 255 with "<prog>: cannot connect ..." when the connection or authentication fails,
 and 255 with "<prog>: no exit-status ..." when the server closed the channel without one.
 --env NAME=VALUE (repeatable) is sent as SSH "env" channel requests before exec.
+--pty asks for a vt100 80x24 pty before exec (Ansible's paramiko connection does with become).
+--keepalive SECONDS sends the library's keepalive global request that often (paramiko:
+keepalive@lag.net without reply; AsyncSSH: keepalive@openssh.com, want-reply, gives up
+after 3 unanswered).
 --info FILE writes what the library negotiated (kex, host key, ciphers, MACs) as JSON.
 
 Run them with Debian's /usr/bin/python3 (python3-paramiko, python3-asyncssh, python3-scp).
@@ -39,6 +43,8 @@ def parse(prog: str) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=15.0, help="connect/auth timeout, seconds")
     p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--info", metavar="FILE", help="write the negotiated algorithms here as JSON")
+    p.add_argument("--pty", action="store_true", help="request a vt100 80x24 pty before exec")
+    p.add_argument("--keepalive", type=float, default=0, metavar="SECONDS")
     p.add_argument("op", choices=["exec", "sftp-put", "sftp-get", "scp-put", "scp-get"])
     p.add_argument("args", nargs="+")
     a = p.parse_args()

@@ -121,6 +121,24 @@ for (const client of CLIENTS) {
       expect(await auditOf((a) => a.rdJobExecId === execId)).toMatchObject({ result: 'completed', exitStatus: 0, token: '1', node: 'gw-test' });
     });
 
+    it('runs under a pty when asked (Ansible paramiko with become): one stream, exit code kept', async () => {
+      const r = await py(['--pty', 'exec', 'tty; echo "term=$TERM"; echo to-err >&2; exit 4']);
+      const text = r.stdout.toString();
+      expect(text).toMatch(/^\/dev\/pts\/\d+\r\n/);
+      expect(text).toContain('term=vt100\r\n');
+      expect(text).toContain('to-err\r\n'); // a pty has one output stream
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(4);
+    });
+
+    it('keeps a quiet 4 s command alive with 1 s keepalive global requests', async () => {
+      // AsyncSSH wants a reply and disconnects after 3 unanswered; paramiko wants none.
+      const r = await py(['--keepalive', '1', 'exec', 'sleep 4; echo alive']);
+      expect(r.stderr).toBe('');
+      expect(r.stdout.toString()).toBe('alive\n');
+      expect(r.code).toBe(0);
+    });
+
     for (const proto of ['sftp', 'scp'] as const) {
       it(`${proto} put then get of a 1 MB random file, byte-identical`, async () => {
         const local = join(gw.dir, `${proto}-local.bin`);
