@@ -198,9 +198,16 @@ export interface JschOp {
   message?: string;
 }
 
-/** Runs the Rundeck-like JSch harness; returns its JSON lines. */
+/**
+ * The Rundeck client profile the JSch harness reproduces: jsch-ssh / jsch-scp of Rundeck
+ * 2.x-5.9 on JSch 0.1.55. The other profile, `sshj` (Rundeck 4.16+'s default), is
+ * test/helpers/sshjProfile.ts; test/integration/rundeck-profiles.test.ts runs both.
+ */
+export const JSCH_PROFILE = 'jsch-0.1.55';
+
+/** Runs the Rundeck-like JSch harness (profile JSCH_PROFILE); returns its JSON lines. */
 export async function jsch(args: string[]): Promise<{ code: number | null; ops: JschOp[]; stderr: string }> {
-  const result = await run('java', ['-cp', jschClasspath(), 'RundeckStep', ...args]);
+  const result = await run('java', ['-cp', jschClasspath(), 'RundeckStep', '--profile', JSCH_PROFILE, ...args]);
   const ops = result.stdout
     .toString()
     .split('\n')

@@ -14,12 +14,23 @@
  *   java ... RundeckStep ... --mode exec --command 'echo hi' [--env K=V ...]
  *   java ... RundeckStep --host .. --port .. --user .. --key .. [--node ..] --mode server
  *
+ * Profile: --profile jsch-0.1.55 (the default and the only one this harness speaks):
+ * Rundeck 2.x-5.9's jsch-ssh / jsch-scp executors on com.jcraft JSch 0.1.55 (Debian's
+ * jar announces itself as SSH-2.0-JSCH-0.1.54). The sshj profile (Rundeck 4.16+'s default
+ * executor) is emulated with the ssh2 client in test/helpers/sshjProfile.ts instead:
+ * this jar cannot do curve25519.
+ *
  * Flags: --host --port (default 22) --user --key (RSA PEM private key) --mode step|exec|server
  *        --script (step) --execid (step, default 1) --node (default "gw") --args (step)
  *        --command (exec) --env K=V (repeatable; when given, one setEnv per variable is sent
  *        on every exec channel, like Rundeck's ssh-send-env=true; never on the scp channel)
  *        --connect-timeout ms (default 10000; used for session.connect and channel.connect,
  *        so JSch sends env/exec with want-reply=1) --verbose (JSch log to stderr).
+ *        --server-alive-interval s (default 0 = off) and --server-alive-count-max n (default 1):
+ *        Rundeck's ssh-config-ServerAliveInterval / ServerAliveCountMax node attributes, i.e.
+ *        session.setServerAliveInterval(s * 1000): after s seconds without a packet from the
+ *        server JSch sends GLOBAL_REQUEST keepalive@jcraft.com (want-reply 1); more than n
+ *        unanswered in a row end the session.
  *
  * What goes on the wire — every operation is a NEW Session (TCP connection) with ONE channel:
  *   step: (1) exec "scp -t /tmp/<n>-<execid>-<node>-dispatch-script.tmp.sh" (path unquoted):
@@ -89,7 +100,12 @@ public final class RundeckStep {
         String key;
         String node = "gw";
         int connectTimeout = 10000;
+        int serverAliveIntervalSeconds = 0;
+        int serverAliveCountMax = 1;
     }
+
+    /** The one client profile this harness reproduces (see the header). */
+    static final String PROFILE = "jsch-0.1.55";
 
     /** Thrown for usage problems. */
     static final class UsageException extends Exception {
@@ -130,6 +146,13 @@ public final class RundeckStep {
                     case "--key": c.key = v; break;
                     case "--node": c.node = v; break;
                     case "--connect-timeout": c.connectTimeout = parseInt(f, v); break;
+                    case "--server-alive-interval": c.serverAliveIntervalSeconds = parseInt(f, v); break;
+                    case "--server-alive-count-max": c.serverAliveCountMax = parseInt(f, v); break;
+                    case "--profile":
+                        if (!v.equals(PROFILE))
+                            throw new UsageException("unknown --profile " + v + ": this harness speaks only " + PROFILE
+                                    + " (the sshj profile is test/helpers/sshjProfile.ts)");
+                        break;
                     case "--mode": mode = v; break;
                     case "--script": script = v; break;
                     case "--execid": execid = v; break;
@@ -229,6 +252,10 @@ public final class RundeckStep {
         s.setConfig("StrictHostKeyChecking", "no");
         s.setConfig("PreferredAuthentications", "publickey,password,keyboard-interactive");
         s.setConfig("MaxAuthTries", "1");
+        if (c.serverAliveIntervalSeconds > 0) {
+            s.setServerAliveInterval(c.serverAliveIntervalSeconds * 1000);
+            s.setServerAliveCountMax(c.serverAliveCountMax);
+        }
         s.connect(c.connectTimeout);
         return s;
     }
