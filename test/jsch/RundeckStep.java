@@ -1,7 +1,7 @@
 /*
  * RundeckStep — a test client that talks SSH the way Rundeck's JSch node executor
  * (jsch-ssh) and scp file copier (jsch-scp) do for ONE script step.
- * Written from /work/shared/RUNDECK-WIRE.md; it is not Rundeck code.
+ * Written from what Rundeck puts on the wire (docs/rundeck.md); it is not Rundeck code.
  *
  * Java 17, single file, only JSch on the classpath (Debian libjsch-java,
  * /usr/share/java/jsch.jar, banner SSH-2.0-JSCH-0.1.5x):
