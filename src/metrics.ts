@@ -132,6 +132,8 @@ export function createMetrics(node: string) {
     }),
   };
   m.buildInfo.set({ version: VERSION }, 1);
+  // Both series exist from the start, so rate() and absent() work before the first rekey.
+  for (const type of ['initial', 'rekey']) m.sshHandshakes.inc({ type }, 0);
   return m;
 }
 

@@ -93,7 +93,9 @@ export function postureRows(answers: PeerAnswer[]): Row[] {
   }
   if (reporting === 0 || answers.length < 2) return rows;
   if (inUse.length) {
-    rows.push({ check, target: 'cluster', verdict: 'warn', detail: `negotiated in the last 24 h on ${inUse.join('; ')}: keep auth.allowSshRsaSha1: true`, fix: UPGRADE_LEGACY_CLIENTS });
+    // The fix is on the node rows above.
+    const rest = unknown.length ? ` (not known for ${unknown.join('; ')})` : '';
+    rows.push({ check, target: 'cluster', verdict: 'warn', detail: `negotiated in the last 24 h on ${inUse.join('; ')}${rest}: keep auth.allowSshRsaSha1: true` });
   } else if (unknown.length) {
     rows.push({ check, target: 'cluster', verdict: 'skip', detail: `none seen where known, but cannot tell for the whole cluster: ${unknown.join('; ')}` });
   } else if (answers.every((a) => a.status?.algorithms?.verdict === 'not-offered')) {
