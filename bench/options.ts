@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 
-export const SECTIONS = ['latency', 'jsch', 'throughput', 'concurrency', 'memory'] as const;
+export const SECTIONS = ['latency', 'kex', 'jsch', 'throughput', 'concurrency', 'memory'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export interface BenchOptions {

@@ -12,6 +12,7 @@ import type { BenchContext } from './context.js';
 import { describeMachine } from './machine.js';
 import { header, notes, table } from './report.js';
 import { latency } from './scenarios/latency.js';
+import { kex } from './scenarios/kex.js';
 import { jsch, stopJschDrivers } from './scenarios/jsch.js';
 import { throughput } from './scenarios/throughput.js';
 import { concurrency } from './scenarios/concurrency.js';
@@ -19,6 +20,7 @@ import { idleFresh, memory } from './scenarios/memory.js';
 
 const scenarios: Record<Section, (ctx: BenchContext, round: number) => Promise<void>> = {
   latency,
+  kex,
   jsch,
   throughput,
   concurrency,

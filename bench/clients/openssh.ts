@@ -53,7 +53,7 @@ export function runProcess(file: string, args: string[], timeoutMs: number): Pro
 export const shq = (s: string): string => (/^[A-Za-z0-9_./:=@%+,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
 
 /** One connect + auth + exec + close with the OpenSSH client; ms, or null on failure. */
-export async function opensshExec(server: BenchServer, key: string, command: string, extra: string[] = []): Promise<{ ms: number; ok: boolean; detail: string }> {
-  const r = await runProcess('ssh', [...sshArgs(server, key, extra), command], 30_000);
+export async function opensshExec(server: BenchServer, key: string, command: string, extra: string[] = [], sshPath = 'ssh'): Promise<{ ms: number; ok: boolean; detail: string }> {
+  const r = await runProcess(sshPath, [...sshArgs(server, key, extra), command], 30_000);
   return { ms: r.ms, ok: r.code === 0, detail: r.code === 0 ? '' : `exit ${r.code ?? r.signal}: ${r.stderr.trim()}` };
 }

@@ -13,7 +13,7 @@ const keyOf = (path: string) => {
 };
 
 /** Opens one authenticated connection (in-process ssh2 client). */
-export function connect(server: BenchServer, keyPath: string, timeoutMs = 60_000): Promise<Client> {
+export function connect(server: BenchServer, keyPath: string, timeoutMs = 60_000, kex?: string[]): Promise<Client> {
   return new Promise((resolve, reject) => {
     const client = new Client();
     const onError = (err: Error) => {
@@ -35,6 +35,7 @@ export function connect(server: BenchServer, keyPath: string, timeoutMs = 60_000
       privateKey: keyOf(keyPath),
       readyTimeout: timeoutMs,
       hostVerifier: () => true,
+      ...(kex ? { algorithms: { kex: kex as ssh2.KexAlgorithm[] } } : {}),
     });
   });
 }
@@ -85,11 +86,12 @@ export function close(client: Client, timeoutMs = 5_000): Promise<void> {
 }
 
 /** connect + auth + exec + close, timed end to end. */
-export async function ssh2Exec(server: BenchServer, keyPath: string, command: string): Promise<{ ms: number; ok: boolean; detail: string }> {
+/** `kex` limits the key exchange (mlkem768x25519-sha256 needs registerPostQuantumKex first). */
+export async function ssh2Exec(server: BenchServer, keyPath: string, command: string, kex?: string[]): Promise<{ ms: number; ok: boolean; detail: string }> {
   const start = process.hrtime.bigint();
   let client: Client | null = null;
   try {
-    client = await connect(server, keyPath, 30_000);
+    client = await connect(server, keyPath, 30_000, kex);
     const r = await exec(client, command, 30_000);
     await close(client);
     const ms = Number(process.hrtime.bigint() - start) / 1e6;
