@@ -140,7 +140,8 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
   const runOnce = createRunOnce(config, node, log, metrics);
   // Which legacy algorithms clients still negotiate, kept across restarts (docs/security.md).
   const posture = new AlgorithmPosture({
-    path: join(config.stateDir ?? cluster?.stateDir ?? dirname(config.audit.path), POSTURE_FILE),
+    // Per node in a cluster: nodes of a lab on one host share the cluster's stateDir.
+    path: join(config.stateDir ?? cluster?.stateDir ?? dirname(config.audit.path), cluster ? POSTURE_FILE.replace('.json', `-${node}.json`) : POSTURE_FILE),
     legacyOffered: config.auth.allowSshRsaSha1,
     log,
   });
