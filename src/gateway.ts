@@ -7,6 +7,7 @@ import { PublicKeyAuthenticator } from './ssh/auth.js';
 import { SshServer } from './ssh/server.js';
 import { AlgorithmPosture, POSTURE_FILE } from './ssh/algorithmPosture.js';
 import { assertSsh2Patched } from './ssh/ssh2Patch.js';
+import { describeCryptoBackend, sshCryptoBackend } from './ssh/cryptoBackend.js';
 import { AuditLog } from './audit/auditLog.js';
 import { recoverPreviousRun } from './audit/recovery.js';
 import { createLeadership } from './leadership/factory.js';
@@ -61,6 +62,10 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
   const inheritedFds = closeInheritedFds();
   if (inheritedFds.length > 0) log.info({ fds: inheritedFds }, 'closed file descriptors inherited from the parent, so no command inherits them');
   cgroupSupport(); // says at start whether leftovers of commands can be found and killed
+  // Which crypto ssh2 uses: its native binding, or (silently, in ssh2) its slower JavaScript fallback.
+  const crypto = sshCryptoBackend();
+  if (crypto.backend === 'native') log.info({ ssh2Crypto: crypto.backend, binding: crypto.binding }, describeCryptoBackend(crypto));
+  else log.warn({ ssh2Crypto: crypto.backend, binding: crypto.binding, error: crypto.error, fix: crypto.fix }, describeCryptoBackend(crypto));
   if (process.getuid?.() === 0) setpriv(); // a root gateway switches users; fail now if it cannot
   const hostKeys = loadHostKeys(config.hostKeys);
   const runAs = new RunAsPolicy(config.runAs);

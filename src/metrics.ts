@@ -1,5 +1,6 @@
 import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client';
 import { VERSION } from './version.js';
+import { sshCryptoBackend } from './ssh/cryptoBackend.js';
 
 /**
  * Every metric execgate exports, on a dedicated registry (never prom-client's global
@@ -126,12 +127,12 @@ export function createMetrics(node: string) {
     }),
     buildInfo: new Gauge({
       name: 'execgate_build_info',
-      help: 'Always 1; the version label says which execgate runs.',
-      labelNames: ['version'] as const,
+      help: 'Always 1; the version label says which execgate runs, ssh2_crypto whether ssh2 uses its native binding ("native") or its slower JavaScript fallback ("javascript": rebuild native modules, see the log).',
+      labelNames: ['version', 'ssh2_crypto'] as const,
       registers: [registry],
     }),
   };
-  m.buildInfo.set({ version: VERSION }, 1);
+  m.buildInfo.set({ version: VERSION, ssh2_crypto: sshCryptoBackend().backend }, 1);
   // Both series exist from the start, so rate() and absent() work before the first rekey.
   for (const type of ['initial', 'rekey']) m.sshHandshakes.inc({ type }, 0);
   return m;

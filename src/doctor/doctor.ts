@@ -7,6 +7,7 @@ import { renderSystemd } from '../render/systemd.js';
 import { renderProblems } from '../render/validate.js';
 import { askPeer, etcdHealth, type PeerAnswer } from './peers.js';
 import { haproxyCheck, keepalivedCheck } from './tools.js';
+import { cryptoRow } from './crypto.js';
 import type { Row } from './report.js';
 import { KIND_WORDS, minuteIso } from '../ssh/algorithmPosture.js';
 
@@ -123,6 +124,8 @@ export async function runDoctor(cluster: Cluster, opts: DoctorOptions): Promise<
   if (opts.node && !here) {
     rows.push({ check: 'node', target: opts.node, verdict: 'fail', detail: `not in the cluster file (nodes: ${cluster.nodes.map((n) => n.name).join(', ')})`, fix: 'pass --node with a name from nodes[]' });
   }
+  // ssh2 falls back to JavaScript crypto silently when its native binding does not load.
+  rows.push(cryptoRow(cluster, here !== undefined));
 
   // Generated configs, checked by the real tools.
   for (const n of here ? [here] : cluster.nodes) {

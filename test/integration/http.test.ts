@@ -65,7 +65,7 @@ describe('HTTP surface of a real gateway (static leadership)', () => {
     const m = (await get(gw, '/metrics')).text;
     expect(m).toMatch(/^execgate_leader\{node="gw-test"\} 1$/m);
     expect(m).toMatch(/^execgate_fencing_token\{node="gw-test"\} 1$/m);
-    expect(m).toMatch(/^execgate_build_info\{version="\d+\.\d+\.\d+[^"]*",node="gw-test"\} 1$/m);
+    expect(m).toMatch(/^execgate_build_info\{version="\d+\.\d+\.\d+[^"]*",ssh2_crypto="native",node="gw-test"\} 1$/m);
   });
 
   it('/status lists a running command, then the finished one; /metrics counts it', async () => {
