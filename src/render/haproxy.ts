@@ -9,7 +9,7 @@ import { assertRenderable, header } from './validate.js';
  * drained leader leaves through it once the next in line is UP (see
  * http/leaderCheck.ts; a DOWN server stays DOWN on 404 and needs `rise` 200s, so
  * rise defaults to 1: only a leader answers 200). Measured here: with a
- * one-entry stick table (LAB-NOTES.md) a stopping server kept receiving every new
+ * one-entry stick table a stopping server kept receiving every new
  * connection, so a drain could not move traffic without closing sessions; there is no
  * stick table. 503 marks a server down after `fall` checks and closes its sessions.
  * Servers count as UP until their first check completes (2.6 has no init-state): the
