@@ -1,6 +1,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { writeFileSync, readFileSync, existsSync, statSync, utimesSync, rmSync, chmodSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
@@ -396,5 +397,27 @@ describe('sshj profile failure reporting (a server that misbehaves on purpose)',
     const r = await sshjExec({ port, keyPath: gw.keys.ed25519 }, 'anything');
     expect(r).toMatchObject({ exitStatus: null, exitSignal: 'KILL', exit: -1, failure: 'Unknown: null' });
     expect(r.wire.channel[0]).toBe('exit-signal KILL');
+  });
+});
+
+describe(`Rundeck client profile ${JSCH_PROFILE}: sftp`, () => {
+  // jsch-ssh never uses SFTP; JSch's ChannelSftp is checked so every profile passes the same sftp check.
+  it('JSch ChannelSftp: put then get of 1 MB, byte-identical, audited', async () => {
+    const local = join(gw.dir, 'jsch-sftp.bin');
+    const content = randomBytes(1024 * 1024);
+    writeFileSync(local, content);
+    const remote = join(gw.dir, 'jsch-sftp-remote.bin');
+    const auditBefore = gw.audit().length;
+    const r = await jsch([
+      '--host', '127.0.0.1', '--port', String(gw.port), '--user', 'root', '--key', gw.keys.rsaPem, '--node', NODE,
+      '--mode', 'sftp', '--script', local, '--command', remote,
+    ]);
+    expect(r.ops.find((o) => o.op === 'error'), r.stderr).toBeUndefined();
+    expect(r.ops.map((o) => o.op)).toEqual(['sftp-put', 'sftp-get', 'done']);
+    expect(readFileSync(remote).equals(content)).toBe(true);
+    expect(readFileSync(`${local}.back`).equals(content)).toBe(true);
+    const sftpRecord = () => gw.audit().slice(auditBefore).find((a) => a.command === '(sftp)');
+    await pollUntil(() => sftpRecord() !== undefined, 5000);
+    expect(sftpRecord()).toMatchObject({ result: 'completed' });
   });
 });

@@ -12,6 +12,7 @@
  *         --mode step --script ./s.sh --execid 12345 [--node gw] [--args "a b"] \
  *         [--env RD_JOB_EXECID=12345 ...] [--connect-timeout 10000] [--verbose]
  *   java ... RundeckStep ... --mode exec --command 'echo hi' [--env K=V ...]
+ *   java ... RundeckStep ... --mode sftp --script LOCAL --command REMOTE   (put, then get to LOCAL.back)
  *   java ... RundeckStep --host .. --port .. --user .. --key .. [--node ..] --mode server
  *
  * Profile: --profile jsch-0.1.55 (the default and the only one this harness speaks):
@@ -20,7 +21,7 @@
  * executor) is emulated with the ssh2 client in test/helpers/sshjProfile.ts instead:
  * this jar cannot do curve25519.
  *
- * Flags: --host --port (default 22) --user --key (RSA PEM private key) --mode step|exec|server
+ * Flags: --host --port (default 22) --user --key (RSA PEM private key) --mode step|exec|sftp|server
  *        --script (step) --execid (step, default 1) --node (default "gw") --args (step)
  *        --command (exec) --env K=V (repeatable; when given, one setEnv per variable is sent
  *        on every exec channel, like Rundeck's ssh-send-env=true; never on the scp channel)
@@ -69,6 +70,7 @@
  */
 
 import com.jcraft.jsch.ChannelExec;
+import com.jcraft.jsch.ChannelSftp;
 import com.jcraft.jsch.JSch;
 import com.jcraft.jsch.JSchException;
 import com.jcraft.jsch.Logger;
@@ -164,7 +166,7 @@ public final class RundeckStep {
             }
             if (c.host == null || c.user == null || c.key == null)
                 throw new UsageException("--host, --user and --key are required");
-            if (mode == null) throw new UsageException("--mode step|exec|server is required");
+            if (mode == null) throw new UsageException("--mode step|exec|sftp|server is required");
 
             switch (mode) {
                 case "step": {
@@ -178,6 +180,15 @@ public final class RundeckStep {
                     if (command == null) throw new UsageException("--mode exec needs --command");
                     int exit = runExecMode(c, command, env, RundeckStep::printLine);
                     printLine("{\"op\":\"done\",\"exit\":" + exit + "}");
+                    System.exit(0);
+                    break;
+                }
+                case "sftp": {
+                    // Not a Rundeck path (jsch-ssh never uses SFTP): JSch's own ChannelSftp,
+                    // so every client profile passes the same sftp check.
+                    if (script == null || command == null) throw new UsageException("--mode sftp needs --script LOCAL and --command REMOTE");
+                    sftpRoundTrip(c, script, command);
+                    printLine("{\"op\":\"done\",\"exit\":0}");
                     System.exit(0);
                     break;
                 }
@@ -228,6 +239,25 @@ public final class RundeckStep {
             return run.exit;
         } catch (Exception e) {
             throw new StepException(messageOf(e), e, ops);
+        }
+    }
+
+    /** Puts LOCAL to REMOTE, then gets REMOTE back to LOCAL + ".back", over one sftp channel. */
+    static void sftpRoundTrip(Conn c, String local, String remote) throws Exception {
+        Session s = openSession(c);
+        try {
+            ChannelSftp sftp = (ChannelSftp) s.openChannel("sftp");
+            sftp.connect(c.connectTimeout);
+            try {
+                sftp.put(local, remote);
+                printLine("{\"op\":\"sftp-put\",\"path\":" + q(remote) + "}");
+                sftp.get(remote, local + ".back");
+                printLine("{\"op\":\"sftp-get\",\"path\":" + q(remote) + "}");
+            } finally {
+                sftp.disconnect();
+            }
+        } finally {
+            s.disconnect();
         }
     }
 
