@@ -117,7 +117,11 @@ export async function runDoctor(cluster: Cluster, opts: DoctorOptions): Promise<
       ? { check: 'cluster file', target: file, verdict: 'fail', detail: problems.join('; '), fix: 'fix the named fields' }
       : { check: 'cluster file', target: file, verdict: 'ok', detail: `${cluster.nodes.length} nodes, leadership ${cluster.leadership.source}` },
   );
-  if (cluster.nodes.length < 2) {
+  // One node with static leadership is a single gateway: no VIP to move, no keepalived or HAProxy.
+  const single = cluster.nodes.length === 1 && cluster.leadership.source === 'static';
+  if (single) {
+    rows.push({ check: 'cluster file', target: 'nodes', verdict: 'warn', detail: 'one node with static leadership: a single gateway, no failover (no keepalived, no HAProxy)', fix: 'for failover list at least 2 nodes and use etcd or vrrp leadership' });
+  } else if (cluster.nodes.length < 2) {
     rows.push({ check: 'cluster file', target: 'nodes', verdict: 'fail', detail: renderProblems(cluster, 'haproxy').at(-1) ?? 'fewer than 2 nodes', fix: 'list at least 2 nodes' });
   }
   const here = opts.node ? cluster.nodes.find((n) => n.name === opts.node) : undefined;
@@ -129,6 +133,10 @@ export async function runDoctor(cluster: Cluster, opts: DoctorOptions): Promise<
 
   // Generated configs, checked by the real tools.
   for (const n of here ? [here] : cluster.nodes) {
+    if (single) {
+      rows.push({ check: 'keepalived.conf', target: n.name, verdict: 'skip', detail: 'one node with static leadership: no VRRP' });
+      continue;
+    }
     const { row, text } = renderRow('keepalived.conf', n.name, () => renderKeepalived(cluster, n.name, file));
     if (row) rows.push(row);
     if (text) {

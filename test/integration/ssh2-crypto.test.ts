@@ -86,6 +86,9 @@ describe('ssh2 crypto backend', () => {
       expect(row, `${JSON.stringify(d.rows)}\n${d.stderr}`).toMatchObject({ verdict: 'ok', detail: `native binding loads (node ${process.version}, ABI ${process.versions.modules})` });
       // With --node the check runs under the unit's Node (systemd.nodeBinary) and the installed modules.
       expect(row!.target).toBe(args.length ? `${process.execPath} + ${ROOT}` : 'this process');
+      // A one-node cluster with static leadership is a single gateway: a warning, no keepalived to check.
+      expect(d.rows.find((r) => r.target === 'nodes')).toMatchObject({ check: 'cluster file', verdict: 'warn' });
+      expect(d.rows.find((r) => r.check === 'keepalived.conf')).toMatchObject({ verdict: 'skip', detail: 'one node with static leadership: no VRRP' });
     }
   });
 
