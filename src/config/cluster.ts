@@ -84,8 +84,8 @@ export const vrrpSettingsSchema = z.strictObject({
 export const systemdSettingsSchema = z.strictObject({
   /** Unit name (without .service). */
   unit: name.default('execgate'),
-  /** The node binary and execgate's built CLI on the nodes. */
-  nodeBinary: z.string().startsWith('/').default('/usr/bin/node'),
+  /** The node binary and execgate's built CLI on the nodes (the Debian package's own Node runtime). */
+  nodeBinary: z.string().startsWith('/').default('/opt/execgate/node/bin/node'),
   cli: z.string().startsWith('/').default('/opt/execgate/dist/src/cli.js'),
   /** Where this cluster file lives on every node. */
   clusterFile: z.string().startsWith('/').default('/etc/execgate/cluster.yaml'),
