@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
-# Installs execgate on one Debian node from a built source tree (npm ci && npm run build).
+# Installs execgate on one Debian node: the execgate package, then this node's cluster part.
 #
-#   deploy/install.sh --cluster cluster.yaml --node gw1 --host-keys DIR [--source DIR] [--dry-run]
+#   deploy/install.sh --cluster cluster.yaml --node gw1 --host-keys DIR [--package FILE] [--dry-run]
 #   deploy/install.sh --cluster cluster.yaml --role lb [--dry-run]     (an HAProxy node)
 #   more options: --authorized-keys FILE [--ssh-user NAME] (the keys that may log in as the
 #   SSH user NAME, default rundeck; installed as gateway.authorizedKeys with %u = NAME, by
 #   default /etc/execgate/authorized_keys/NAME), --etcd-member (this gateway also runs the
 #   etcd member named by leadership.etcd.endpoints), --sshd-not-on ADDR (sshd keeps port 22
 #   on every other address, so execgate or haproxy can bind ADDR:22), --apt-update
-#   (apt-get update first, e.g. on a fresh VM)
+#   (apt-get update first, e.g. on a fresh VM), --source DIR (the checkout; default: this one)
 #
-# Gateway nodes get: nodejs, keepalived, curl; the keepalived_script account; /etc/execgate
-# with the cluster file and the ONE host key set of the cluster (execgate keygen --cluster,
-# never per node: strict host key checking must survive a failover); the rendered
-# keepalived.conf, systemd unit and audit logrotate config; net.ipv4.ip_nonlocal_bind=1 (execgate listens on the
-# VIP before it arrives). Load balancer nodes get haproxy and the rendered haproxy.cfg.
-# --dry-run prints every step instead of doing it.
+# Gateway nodes get the execgate package (--package FILE, or the checkout's
+# artifacts/execgate_<version>_<arch>.deb from "npm run package") through apt-get, so Debian
+# resolves its dependencies, with keepalived, curl and logrotate; then /etc/execgate/cluster.yaml,
+# the ONE host key set of the cluster (execgate keygen --cluster, never per node: strict host
+# key checking must survive a failover), the authorized keys, the run-as accounts the cluster
+# names (created when missing), the rendered keepalived.conf, systemd unit and audit
+# logrotate config, and the etcd member config. Load balancer nodes get haproxy and the
+# rendered haproxy.cfg. Works in a root without a running systemd (chroot, image build):
+# systemctl steps are then skipped with a line saying so. --dry-run prints every step instead.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -30,10 +33,11 @@ ssh_user=rundeck
 etcd_member=0
 sshd_not_on=""
 apt_update=0
+package=""
 prefix=/opt/execgate
 etc=/etc/execgate
 
-usage() { sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+usage() { sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -41,6 +45,7 @@ while [ $# -gt 0 ]; do
     --node) node=$2; shift 2 ;;
     --host-keys) host_keys=$2; shift 2 ;;
     --source) source_dir=$2; shift 2 ;;
+    --package) package=$2; shift 2 ;;
     --role) role=$2; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
     --authorized-keys) authorized_keys=$2; shift 2 ;;
@@ -66,9 +71,40 @@ esac
 case "$ssh_user" in
   ''|-*|.|..|*/*|*:*|*[[:space:]]*) die "--ssh-user $ssh_user is not an account name" ;;
 esac
-cli="$source_dir/dist/src/cli.js"
-[ -f "$cli" ] || die "$cli not found: build first (npm ci && npm run build)"
-node_bin=$(command -v node || echo /usr/bin/node)
+[ -z "$package" ] || [ -r "$package" ] || die "cannot read --package $package"
+
+# The package: --package FILE, else the one "npm run package" builds in the checkout.
+if [ -z "$package" ]; then
+  arch=$(dpkg --print-architecture 2> /dev/null || echo amd64)
+  version=$(sed -n 's/^  "version": "\(.*\)",$/\1/p' "$source_dir/package.json" 2> /dev/null | head -1)
+  package="$source_dir/artifacts/execgate_${version:-VERSION}_$arch.deb"
+fi
+case "$package" in /*) ;; *) package="$PWD/$package" ;; esac
+# The renderer: the package's own runtime and dist/, unpacked in a scratch directory (what
+# will be installed renders and validates, before anything changes). A dry run without a
+# package renders with the checkout's dist/ and this host's node.
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/execgate-install.XXXXXX")
+policy_made=0
+cleanup() {
+  rm -rf "$scratch"
+  if [ "$policy_made" -eq 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
+}
+trap cleanup EXIT
+if [ -f "$package" ]; then
+  dpkg-deb -x "$package" "$scratch" || die "$package is not a Debian package (dpkg-deb -x failed)"
+  app="$scratch$prefix"
+  node_bin="$app/node/bin/node"
+  if [ ! -x "$node_bin" ] || [ ! -f "$app/dist/src/cli.js" ]; then
+    die "$package is not an execgate package (no $prefix/node/bin/node, $prefix/dist/src/cli.js)"
+  fi
+elif [ "$dry_run" -eq 1 ] && [ -f "$source_dir/dist/src/cli.js" ]; then
+  app="$source_dir"
+  node_bin=$(command -v node || echo /usr/bin/node)
+  echo "install.sh: dry run without $package: rendering with $node_bin and $source_dir/dist"
+else
+  die "no package at $package: build it (npm run package, on a host with Node 20 and build tools) or give --package FILE"
+fi
+cli="$app/dist/src/cli.js"
 
 # run CMD...: print it; run it unless --dry-run.
 run() {
@@ -88,6 +124,27 @@ write() {
 }
 # render WHAT [ARGS...]: the generated file on stdout (read-only, also in --dry-run).
 render() { "$node_bin" "$cli" render "$@" --cluster "$cluster"; }
+# apt_install PACKAGES...: apt-get install. Without a running systemd (chroot, image
+# build) no package may start its service there: a policy-rc.d refuses for the duration.
+apt_install() {
+  if [ "$dry_run" -eq 0 ] && [ ! -d /run/systemd/system ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+    echo "install.sh: systemd is not running here: the packages' services are not started (a temporary /usr/sbin/policy-rc.d)"
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod 0755 /usr/sbin/policy-rc.d
+    policy_made=1
+  fi
+  run apt-get install -y --no-install-recommends "$@"
+  if [ "$policy_made" -eq 1 ]; then rm -f /usr/sbin/policy-rc.d; policy_made=0; fi
+}
+# sysd ARGS...: systemctl ARGS, or a line saying why not when systemd is not running
+# (chroot, container or image build): enable and start it on the booted host instead.
+sysd() {
+  if [ "$dry_run" -eq 1 ] || [ -d /run/systemd/system ]; then
+    run systemctl "$@"
+  else
+    echo "install.sh: systemd is not running here (no /run/systemd/system): skipped: systemctl $*"
+  fi
+}
 # etcd_env: /etc/default/etcd for this node's member (its address is in leadership.etcd.endpoints).
 # shellcheck disable=SC2016 # JavaScript template literals, not shell expansions
 etcd_env() {
@@ -115,7 +172,7 @@ etcd_env() {
       "ETCD_INITIAL_CLUSTER_STATE=new",
       `ETCD_INITIAL_CLUSTER_TOKEN=${c.cluster}`,
     ].join("\n"));
-  ' "$source_dir/dist/src/config/clusterLoad.js" "$cluster" "$node"
+  ' "$app/dist/src/config/clusterLoad.js" "$cluster" "$node"
 }
 # keys_target: "per-user|shared|home" and the file --authorized-keys goes to: the cluster's
 # gateway.authorizedKeys with %u = --ssh-user (one file per SSH user by default).
@@ -128,7 +185,26 @@ keys_target() {
     const pattern = loadClusterFile(file).gateway.authorizedKeys;
     const kind = pattern.startsWith("%h/") ? "home" : isPerUserPath(pattern) ? "per-user" : "shared";
     console.log(`${kind}|${expandAuthorizedKeysPath(pattern, { user, home: "" })}`);
-  ' "$source_dir/dist/src/config/clusterLoad.js" "$source_dir/dist/src/ssh/keysPath.js" "$cluster" "$ssh_user"
+  ' "$app/dist/src/config/clusterLoad.js" "$app/dist/src/ssh/keysPath.js" "$cluster" "$ssh_user"
+}
+# shellcheck disable=SC2016 # JavaScript template literals, not shell expansions
+# run_as_accounts: the local accounts commands run as, one a line: runAs.user, the
+# runAs.accounts targets, or (neither: the SSH username is the account) --ssh-user.
+run_as_accounts() {
+  "$node_bin" --input-type=module -e '
+    const [lib, file, sshUser] = process.argv.slice(1);
+    const { loadClusterFile } = await import(lib);
+    const r = loadClusterFile(file).gateway.runAs;
+    const names = r.user ? [r.user] : r.accounts ? Object.values(r.accounts) : [sshUser];
+    for (const n of new Set(names)) console.log(`${n}\t${r.user ? "runAs.user" : r.accounts ? "runAs.accounts" : "the SSH user, --ssh-user"}`);
+  ' "$app/dist/src/config/clusterLoad.js" "$cluster" "$ssh_user"
+}
+# vrrp_script_user: keepalived's vrrp_script account (vrrp.scriptUser).
+vrrp_script_user() {
+  "$node_bin" --input-type=module -e '
+    const { loadClusterFile } = await import(process.argv[1]);
+    console.log(loadClusterFile(process.argv[2]).vrrp?.scriptUser ?? "keepalived_script");
+  ' "$app/dist/src/config/clusterLoad.js" "$cluster"
 }
 # sshd_listen ADDR: an sshd drop-in listening on every IPv4 address of this host but ADDR.
 sshd_listen() {
@@ -155,10 +231,10 @@ export DEBIAN_FRONTEND=noninteractive
 if [ -n "$sshd_not_on" ]; then
   sshd_listen "$sshd_not_on" | write /etc/ssh/sshd_config.d/60-execgate-listen.conf 0644
   run sshd -t
-  run systemctl restart ssh.service
+  sysd restart ssh.service
 fi
 if [ "$role" = lb ]; then
-  run apt-get install -y --no-install-recommends haproxy netcat-openbsd
+  apt_install haproxy netcat-openbsd
   run install -d -m 0755 /var/lib/haproxy
   run touch /var/lib/haproxy/server-state
   render haproxy | write /etc/haproxy/haproxy.cfg 0644
@@ -166,22 +242,35 @@ if [ "$role" = lb ]; then
   run install -d -m 0755 /etc/systemd/system/haproxy.service.d
   run install -m 0644 "$source_dir/deploy/haproxy/execgate-state.conf" /etc/systemd/system/haproxy.service.d/execgate-state.conf
   run haproxy -c -q -f /etc/haproxy/haproxy.cfg
-  run systemctl daemon-reload
-  run systemctl enable --now haproxy
-  run systemctl reload haproxy
+  sysd daemon-reload
+  sysd enable --now haproxy
+  sysd reload haproxy
   echo "install.sh: load balancer ready; Prometheus can scrape haproxy on its stats port at /metrics"
   exit 0
 fi
 
-run apt-get install -y --no-install-recommends nodejs keepalived curl util-linux logrotate
-if ! getent passwd keepalived_script > /dev/null; then
-  run useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin keepalived_script
+# The package brings /opt/execgate, /usr/bin/execgate, the directories and the system
+# account keepalived_script; it never starts the gateway.
+[ -f "$package" ] || echo "install.sh: (dry run) the package would be $package"
+apt_install "$package" keepalived curl logrotate
+script_user=$(vrrp_script_user)
+if [ "$script_user" != keepalived_script ] && ! getent passwd "$script_user" > /dev/null; then
+  echo "install.sh: creating the account $script_user (vrrp.scriptUser: keepalived runs the /healthz check as it)"
+  run useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$script_user"
 fi
-run install -d -m 0755 "$prefix"
-run cp -a "$source_dir/dist" "$source_dir/node_modules" "$source_dir/package.json" "$prefix/"
+# The accounts commands run as: created when missing (the gateway refuses to start without them).
+while IFS=$'\t' read -r account why; do
+  [ "$account" != root ] || continue
+  if getent passwd "$account" > /dev/null; then
+    echo "install.sh: commands run as $account ($why): the account exists"
+  else
+    echo "install.sh: creating the account $account ($why in $cluster): commands run as it, home /home/$account, shell /bin/bash"
+    run useradd --create-home --user-group --shell /bin/bash "$account"
+  fi
+done < <(run_as_accounts)
+# Made by the package; again here for a dry run's record and a node whose operator removed one.
 run install -d -m 0750 "$etc"
-run install -d -m 0700 "$etc/host-keys" /var/lib/execgate
-run install -d -m 0750 /var/log/execgate
+run install -d -m 0700 "$etc/host-keys"
 run install -m 0640 "$cluster" "$etc/cluster.yaml"
 for key in "$host_keys"/ssh_host_*_key; do
   [ -e "$key" ] || die "no ssh_host_*_key in $host_keys"
@@ -210,16 +299,9 @@ esac
 if [ ! -e "$etc/http-token" ]; then
   od -An -tx1 -N32 /dev/urandom | tr -d ' \n' | write "$etc/http-token" 0600
 fi
-# /run/execgate holds the track_file and keepalived's notify FIFO; keepalived may start first.
-write /etc/tmpfiles.d/execgate.conf 0644 <<'CONF'
-d /run/execgate 0755 root root -
-CONF
-run systemd-tmpfiles --create /etc/tmpfiles.d/execgate.conf
-write /etc/sysctl.d/60-execgate.conf 0644 <<'CONF'
-# execgate listens on the VIP before keepalived assigns it.
-net.ipv4.ip_nonlocal_bind = 1
-CONF
-run sysctl -q -p /etc/sysctl.d/60-execgate.conf
+# /run/execgate (tmpfiles), net.ipv4.ip_nonlocal_bind (sysctl.d) and /etc/logrotate.d come
+# with the package; the unit, keepalived.conf and logrotate config are this cluster's.
+run install -d -m 0755 /etc/keepalived
 render keepalived --node "$node" | write /etc/keepalived/keepalived.conf 0644
 render systemd --node "$node" | write /etc/systemd/system/execgate.service 0644
 # The audit log: rotated by rename, the gateway reopens it (never copytruncate).
@@ -227,12 +309,15 @@ render logrotate | write /etc/logrotate.d/execgate 0644
 run keepalived -t -e -f /etc/keepalived/keepalived.conf
 if [ "$etcd_member" -eq 1 ]; then
   # A fresh data dir of its own: the package's first start made a one-member cluster.
-  run apt-get install -y --no-install-recommends etcd-server
+  apt_install etcd-server
   etcd_env | write /etc/default/etcd 0644
-  run systemctl enable etcd.service
+  sysd enable etcd.service
   # --no-block: the member waits for its peers, which may not be installed yet.
-  run systemctl restart --no-block etcd.service
+  sysd restart --no-block etcd.service
 fi
-run systemctl daemon-reload
-run systemctl enable --now execgate.service keepalived.service
-echo "install.sh: $node installed; check the whole cluster with: $node_bin $prefix/dist/src/cli.js doctor --cluster $etc/cluster.yaml --node $node"
+sysd daemon-reload
+sysd enable --now execgate.service keepalived.service
+if [ "$dry_run" -eq 0 ] && [ ! -d /run/systemd/system ]; then
+  echo "install.sh: not started (no systemd here); on the booted host: systemctl enable --now execgate.service keepalived.service"
+fi
+echo "install.sh: $node installed; check the whole cluster with: execgate doctor --cluster $etc/cluster.yaml --node $node"

@@ -344,7 +344,7 @@ describe('deploy kit', () => {
       execFileSync(process.execPath, [CLI, 'keygen', '--dir', join(dir, 'keys')]);
       const gw = spawnSync('bash', [join(ROOT, 'deploy/install.sh'), '--cluster', join(ROOT, 'deploy/example-cluster.yaml'), '--node', 'gw1', '--host-keys', join(dir, 'keys'), '--dry-run'], { encoding: 'utf8' });
       expect(gw.status, gw.stderr).toBe(0);
-      expect(gw.stdout).toMatch(/\+ apt-get install -y --no-install-recommends nodejs keepalived curl/);
+      expect(gw.stdout).toMatch(/\+ apt-get install -y --no-install-recommends \/\S+\/execgate_\S+\.deb keepalived curl logrotate$/m);
       expect(gw.stdout).toMatch(/\+ install -m 0600 .*ssh_host_ed25519_key \/etc\/execgate\/host-keys\//);
       expect(gw.stdout).toMatch(/\+ write \/etc\/keepalived\/keepalived\.conf/);
       expect(gw.stdout).toMatch(/\+ write \/etc\/systemd\/system\/execgate\.service/);

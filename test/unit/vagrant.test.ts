@@ -334,7 +334,7 @@ describe('install.sh additions for the lab', () => {
     const script = readFileSync(join(ROOT, 'deploy/install.sh'), 'utf8');
     const fn = script.slice(script.indexOf('etcd_env() {'), script.indexOf('\n}\n', script.indexOf('etcd_env() {')) + 3);
     const run = (node: string) =>
-      spawnSync('bash', ['-c', `${fn}\netcd_env`], { encoding: 'utf8', env: { ...process.env, node_bin: process.execPath, source_dir: ROOT, cluster: EXAMPLE, node } });
+      spawnSync('bash', ['-c', `${fn}\netcd_env`], { encoding: 'utf8', env: { ...process.env, node_bin: process.execPath, app: ROOT, source_dir: ROOT, cluster: EXAMPLE, node } });
     const r = run('gw2');
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toBe(
