@@ -59,7 +59,8 @@ esac
 [[ "$version" =~ ^[0-9][A-Za-z0-9.+~]*$ ]] || die "version $version: use digits, letters, . + ~ only (no - : this is a native package)"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/execgate-package.XXXXXX")
-cleanup() { rm -rf "$work"; }
+partial=""
+cleanup() { rm -rf "$work" ${partial:+"$partial"}; }
 trap cleanup EXIT
 pkg="$work/root"
 opt="$pkg/opt/execgate"
@@ -220,7 +221,9 @@ install -D -m 0644 "$here/debian/lintian-overrides" "$pkg/usr/share/lintian/over
 mkdir -p "$out"
 file="$out/execgate_${version}_${arch}.deb"
 step "dpkg-deb --build"
-dpkg-deb --root-owner-group -Zxz --build "$pkg" "$file.tmp" > /dev/null
-mv -f "$file.tmp" "$file"
+partial="$file.tmp.$$"
+dpkg-deb --root-owner-group -Zxz --build "$pkg" "$partial" > /dev/null
+mv -f "$partial" "$file"
+partial=""
 [ -z "$keep_stage" ] || { rm -rf "$keep_stage"; cp -a "$pkg" "$keep_stage"; }
 step "$file: $(du -h "$file" | cut -f1) ($(( installed_size / 1024 )) MiB installed), $(( $(date +%s) - started )) s"
