@@ -259,6 +259,8 @@ if [ "$script_user" != keepalived_script ] && ! getent passwd "$script_user" > /
   run useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$script_user"
 fi
 # The accounts commands run as: created when missing (the gateway refuses to start without them).
+# (A file, not <(...): a fresh root may have no /dev/fd.)
+run_as_accounts > "$scratch/accounts"
 while IFS=$'\t' read -r account why; do
   [ "$account" != root ] || continue
   if getent passwd "$account" > /dev/null; then
@@ -267,7 +269,7 @@ while IFS=$'\t' read -r account why; do
     echo "install.sh: creating the account $account ($why in $cluster): commands run as it, home /home/$account, shell /bin/bash"
     run useradd --create-home --user-group --shell /bin/bash "$account"
   fi
-done < <(run_as_accounts)
+done < "$scratch/accounts"
 # Made by the package; again here for a dry run's record and a node whose operator removed one.
 run install -d -m 0750 "$etc"
 run install -d -m 0700 "$etc/host-keys"
@@ -301,12 +303,18 @@ if [ ! -e "$etc/http-token" ]; then
 fi
 # /run/execgate (tmpfiles), net.ipv4.ip_nonlocal_bind (sysctl.d) and /etc/logrotate.d come
 # with the package; the unit, keepalived.conf and logrotate config are this cluster's.
-run install -d -m 0755 /etc/keepalived
+# /run/execgate (tmpfiles.d makes it at boot) for the track_file and notify FIFO now.
+run install -d -m 0755 /run/execgate /etc/keepalived
 render keepalived --node "$node" | write /etc/keepalived/keepalived.conf 0644
+run install -d -m 0755 /etc/systemd/system
 render systemd --node "$node" | write /etc/systemd/system/execgate.service 0644
 # The audit log: rotated by rename, the gateway reopens it (never copytruncate).
 render logrotate | write /etc/logrotate.d/execgate 0644
-run keepalived -t -e -f /etc/keepalived/keepalived.conf
+# keepalived's own check. keepalived 2.2.7 (Debian 12) -t SIGTERMs its whole process group
+# when script_user is not root: check the same file with script_user root, in a session of
+# its own, so that bug can neither fail the check nor kill this script.
+render keepalived --node "$node" | sed 's/^\([[:space:]]*script_user\)[[:space:]].*$/\1 root/' > "$scratch/keepalived-check.conf"
+run setsid --wait keepalived -t -e -f "$scratch/keepalived-check.conf"
 if [ "$etcd_member" -eq 1 ]; then
   # A fresh data dir of its own: the package's first start made a one-member cluster.
   apt_install etcd-server
