@@ -188,6 +188,9 @@ install -D -m 0644 "$here/debian/copyright" "$doc/copyright"
 install -D -m 0644 "$root/deploy/example-cluster.yaml" "$doc/examples/cluster.yaml"
 "$opt/node/bin/node" "$opt/dist/src/cli.js" render systemd --cluster "$root/deploy/example-cluster.yaml" --node gw1 > "$doc/examples/execgate.service"
 commit=$(git -C "$root" rev-parse --short HEAD 2> /dev/null || echo unknown)
+if [ -n "$(git -C "$root" status --porcelain -- src patches package.json package-lock.json tsconfig.json 2> /dev/null)" ]; then
+  commit="$commit plus uncommitted changes"
+fi
 date_r=$(date -R -d "@${SOURCE_DATE_EPOCH:-$(git -C "$root" log -1 --format=%ct 2> /dev/null || date +%s)}")
 maintainer="execgate maintainers <execgate@users.noreply.github.com>"
 {
