@@ -1,10 +1,8 @@
-import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { describe, it } from 'vitest';
-import { mkdirSync, existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { tmpdir } from 'node:os';
-import { ROOT } from './gateway.js';
+import { jschClasspath } from './jschBuild.js';
 
 export interface RunResult {
   code: number | null;
@@ -160,33 +158,7 @@ export function negotiatedKex(verboseStderr: string): string | null {
   return /^debug1: kex: algorithm: (\S+)/m.exec(verboseStderr)?.[1] ?? null;
 }
 
-const JSCH_JAR = '/usr/share/java/jsch.jar';
-
-/**
- * Compiles test/jsch/RundeckStep.java once per version of its source (javac against
- * Debian's JSch): the build directory is named after the source's hash, so an edited
- * harness is never run from a stale class, and two test files compiling at once each
- * build privately and rename into place.
- */
-export function jschClasspath(): string {
-  if (!existsSync(JSCH_JAR)) throw new Error(`${JSCH_JAR} is missing: apt-get install libjsch-java (.ci/install-debian-packages does)`);
-  const source = join(ROOT, 'test/jsch/RundeckStep.java');
-  const hash = createHash('sha256').update(readFileSync(source)).digest('hex').slice(0, 16);
-  const build = join(tmpdir(), `execgate-jsch-build-${hash}`);
-  if (!existsSync(join(build, 'RundeckStep.class'))) {
-    const staging = `${build}.${process.pid}`;
-    mkdirSync(staging, { recursive: true });
-    try {
-      execFileSync('javac', ['-cp', JSCH_JAR, '-d', staging, source]);
-      renameSync(staging, build);
-    } catch (err) {
-      if (!existsSync(join(build, 'RundeckStep.class'))) throw err; // lost a race: the winner's build is as good
-    } finally {
-      rmSync(staging, { recursive: true, force: true });
-    }
-  }
-  return `${JSCH_JAR}:${build}`;
-}
+export { jschClasspath };
 
 export interface JschOp {
   op: string;

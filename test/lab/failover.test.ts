@@ -2,7 +2,7 @@ import { describe, it, expect, afterAll } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { ROOT, TOPOLOGIES, namespacesWithPrefix, prerequisites, type Topology } from '../../deploy/lab/netns/lab.js';
-import { runTopology } from '../../deploy/lab/netns/run.js';
+import { liveLabs, runTopology } from '../../deploy/lab/netns/run.js';
 import { figures, table } from '../../deploy/lab/netns/report.js';
 import type { ScenarioResult } from '../../deploy/lab/netns/scenarios.js';
 import { uniquePrefix } from '../helpers/netns.js';
@@ -16,7 +16,11 @@ import { uniquePrefix } from '../helpers/netns.js';
 const required = process.env.EXECGATE_REQUIRE_LAB === '1';
 const all: ScenarioResult[] = [];
 
-afterAll(() => {
+afterAll(async () => {
+  // A run that hit the test timeout is still going in the background: tear its lab
+  // down here, or its namespaces and processes outlive the test run.
+  const left = (await Promise.all([...liveLabs].map((lab) => lab.teardown(false)))).flat();
+  if (left.length) console.log(`LEFT BEHIND after a timed-out run: ${left.join(' ')}`);
   if (all.length) console.log(`failover figures (one repeat each; not asserted):\n${table(figures(all))}`);
 });
 

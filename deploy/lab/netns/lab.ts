@@ -12,12 +12,12 @@
  */
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync, rmSync, renameSync, chmodSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { stringify } from 'yaml';
 import { NetnsLab, labPrerequisites, uniquePrefix } from '../../../test/helpers/netns.js';
+import { jschClasspath as compileJschHarness } from '../../../test/helpers/jschBuild.js';
 
 export type Topology = 'vrrp' | 'vrrp-etcd' | 'haproxy-etcd';
 export const TOPOLOGIES: Topology[] = ['vrrp', 'vrrp-etcd', 'haproxy-etcd'];
@@ -697,15 +697,8 @@ export class FailoverLab {
   }
 }
 
-/** Compiles test/jsch/RundeckStep.java once per machine (as test/helpers/clients.ts does). */
-export function jschClasspath(): string {
-  const build = join(tmpdir(), 'execgate-jsch-build');
-  if (!existsSync(join(build, 'RundeckStep.class'))) {
-    mkdirSync(build, { recursive: true });
-    execFileSync('javac', ['-cp', JSCH_JAR, '-d', build, join(ROOT, 'test/jsch/RundeckStep.java')]);
-  }
-  return `${JSCH_JAR}:${build}`;
-}
+/** The JSch harness's classpath, compiled once per version of its source. */
+export const jschClasspath = (): string => compileJschHarness(ROOT);
 
 /** Namespaces left by this prefix (for the interrupted-run test and a final check). */
 export function namespacesWithPrefix(prefix: string): string[] {
