@@ -1,12 +1,12 @@
 import { describe, it, expect, afterAll } from 'vitest';
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { CLI, startTestGateway, type TestGateway } from '../helpers/gateway.js';
-import { jsch, ssh } from '../helpers/clients.js';
+import { jsch, run, ssh } from '../helpers/clients.js';
 import { labIt } from '../helpers/lab.js';
 import type { StatusView } from '../../src/http/status.js';
 import type { PostureUse } from '../../src/ssh/algorithmPosture.js';
@@ -30,15 +30,10 @@ function javaMissing(): string | null {
   return null;
 }
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+/** `execgate <args>`, stdout as text. */
+async function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const r = await run(process.execPath, [CLI, ...args]);
+  return { code: r.code, stdout: r.stdout.toString(), stderr: r.stderr };
 }
 
 function deadPort(host: string): Promise<number> {
