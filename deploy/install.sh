@@ -2,7 +2,7 @@
 # Installs execgate on one Debian node: the execgate package, then this node's cluster part.
 #
 #   deploy/install.sh --cluster cluster.yaml --node gw1 --host-keys DIR [--package FILE] [--dry-run]
-#   deploy/install.sh --cluster cluster.yaml --role lb [--dry-run]     (an HAProxy node)
+#   deploy/install.sh --cluster cluster.yaml --role lb [--package FILE] [--dry-run]   (an HAProxy node)
 #   more options: --authorized-keys FILE [--ssh-user NAME] (the keys that may log in as the
 #   SSH user NAME, default rundeck; installed as gateway.authorizedKeys with %u = NAME, by
 #   default /etc/execgate/authorized_keys/NAME), --etcd-member (this gateway also runs the
@@ -17,8 +17,9 @@
 # key checking must survive a failover), the authorized keys, the run-as accounts the cluster
 # names (created when missing), the rendered keepalived.conf, systemd unit and audit
 # logrotate config, and the etcd member config. Load balancer nodes get haproxy and the
-# rendered haproxy.cfg. Works in a root without a running systemd (chroot, image build):
-# systemctl steps are then skipped with a line saying so. --dry-run prints every step instead.
+# haproxy.cfg the package's runtime renders (unpacked, not installed). Works in a root
+# without a running systemd (chroot, image build): systemctl steps are then skipped with a
+# line saying so. --dry-run prints every step instead.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -37,7 +38,7 @@ package=""
 prefix=/opt/execgate
 etc=/etc/execgate
 
-usage() { sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+usage() { sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
