@@ -207,6 +207,15 @@ vrrp_script_user() {
     console.log(loadClusterFile(process.argv[2]).vrrp?.scriptUser ?? "keepalived_script");
   ' "$app/dist/src/config/clusterLoad.js" "$cluster"
 }
+# single_gateway: "yes" for one node with static leadership: a single gateway, no VRRP
+# (keepalived has no peer; the renderer refuses a keepalived.conf for fewer than 2 nodes).
+single_gateway() {
+  "$node_bin" --input-type=module -e '
+    const { loadClusterFile } = await import(process.argv[1]);
+    const c = loadClusterFile(process.argv[2]);
+    console.log(c.nodes.length === 1 && c.leadership.source === "static" ? "yes" : "no");
+  ' "$app/dist/src/config/clusterLoad.js" "$cluster"
+}
 # sshd_listen ADDR: an sshd drop-in listening on every IPv4 address of this host but ADDR.
 sshd_listen() {
   echo "# execgate: port 22 on $1 belongs to execgate/haproxy; sshd keeps the other addresses."
@@ -217,8 +226,11 @@ sshd_listen() {
 if [ "$dry_run" -eq 0 ] && [ "$(id -u)" -ne 0 ]; then die "run as root (or with --dry-run)"; fi
 
 # Validate first: an invalid cluster file stops here, before anything changes.
+single=no
 if [ "$role" = gateway ]; then
-  render keepalived --node "$node" > /dev/null
+  single=$(single_gateway)
+  [ "$single" = no ] || echo "install.sh: one node with static leadership: a single gateway, no keepalived.conf (no VIP failover)"
+  [ "$single" = yes ] || render keepalived --node "$node" > /dev/null
   render systemd --node "$node" > /dev/null
   render logrotate > /dev/null
   [ "$etcd_member" -eq 0 ] || etcd_env > /dev/null
@@ -306,7 +318,7 @@ fi
 # with the package; the unit, keepalived.conf and logrotate config are this cluster's.
 # /run/execgate (tmpfiles.d makes it at boot) for the track_file and notify FIFO now.
 run install -d -m 0755 /run/execgate /etc/keepalived
-render keepalived --node "$node" | write /etc/keepalived/keepalived.conf 0644
+[ "$single" = yes ] || render keepalived --node "$node" | write /etc/keepalived/keepalived.conf 0644
 run install -d -m 0755 /etc/systemd/system
 render systemd --node "$node" | write /etc/systemd/system/execgate.service 0644
 # The audit log: rotated by rename, the gateway reopens it (never copytruncate).
@@ -314,8 +326,10 @@ render logrotate | write /etc/logrotate.d/execgate 0644
 # keepalived's own check. keepalived 2.2.7 (Debian 12) -t SIGTERMs its whole process group
 # when script_user is not root: check the same file with script_user root, in a session of
 # its own, so that bug can neither fail the check nor kill this script.
-render keepalived --node "$node" | sed 's/^\([[:space:]]*script_user\)[[:space:]].*$/\1 root/' > "$scratch/keepalived-check.conf"
-run setsid --wait keepalived -t -e -f "$scratch/keepalived-check.conf"
+if [ "$single" = no ]; then
+  render keepalived --node "$node" | sed 's/^\([[:space:]]*script_user\)[[:space:]].*$/\1 root/' > "$scratch/keepalived-check.conf"
+  run setsid --wait keepalived -t -e -f "$scratch/keepalived-check.conf"
+fi
 if [ "$etcd_member" -eq 1 ]; then
   # A fresh data dir of its own: the package's first start made a one-member cluster.
   apt_install etcd-server
@@ -325,8 +339,10 @@ if [ "$etcd_member" -eq 1 ]; then
   sysd restart --no-block etcd.service
 fi
 sysd daemon-reload
-sysd enable --now execgate.service keepalived.service
+units=(execgate.service)
+[ "$single" = yes ] || units+=(keepalived.service)
+sysd enable --now "${units[@]}"
 if [ "$dry_run" -eq 0 ] && [ ! -d /run/systemd/system ]; then
-  echo "install.sh: not started (no systemd here); on the booted host: systemctl enable --now execgate.service keepalived.service"
+  echo "install.sh: not started (no systemd here); on the booted host: systemctl enable --now ${units[*]}"
 fi
 echo "install.sh: $node installed; check the whole cluster with: execgate doctor --cluster $etc/cluster.yaml --node $node"
