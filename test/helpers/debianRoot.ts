@@ -1,5 +1,5 @@
-import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { spawn, spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 /**
@@ -47,9 +47,6 @@ export function rootPrerequisites(): string[] {
 
 export interface RootTimings {
   suite: Suite;
-  cacheHit: boolean;
-  /** debootstrap + tar, when the cache missed. */
-  buildMs: number | null;
   extractMs: number;
 }
 
@@ -62,31 +59,68 @@ function sh(argv: string[], options: SpawnSyncOptions & { allowFail?: boolean } 
   return out;
 }
 
-/** The cached tar of a suite's minbase root, built when missing. */
-export function cachedRoot(suite: Suite, log: (line: string) => void = () => {}): { tar: string; hit: boolean; buildMs: number | null } {
-  const dir = join(CACHE, 'roots');
-  const tar = join(dir, `${suite}.tar`);
-  if (existsSync(tar) && statSync(tar).size > 0) return { tar, hit: true, buildMs: null };
-  if (!keyringKnows(suite)) {
-    throw new Error(`${KEYRING} does not carry Debian ${suite}'s release key: install debian-archive-keyring from bookworm-backports (never debootstrap --no-check-gpg)`);
-  }
-  mkdirSync(dir, { recursive: true });
-  const started = Date.now();
-  const build = mkdtempSync(join(dir, `.${suite}-build-`));
-  chmodSync(build, 0o755); // the root's "/" (mkdtemp makes 0700: no other account could reach /usr/lib)
-  try {
-    log(`debootstrap --variant=minbase ${suite} (cache miss: ${tar})`);
-    sh(['debootstrap', '--variant=minbase', `--keyring=${KEYRING}`, suite, build, MIRROR]);
-    // Package lists are fetched per test (a cached list goes stale when the mirror moves on).
-    sh(['tar', '-C', build, '--numeric-owner', '-cf', `${tar}.tmp`, '.']);
-    renameSync(`${tar}.tmp`, tar);
-  } finally {
-    rmSync(`${tar}.tmp`, { force: true });
-    rmSync(build, { recursive: true, force: true });
-  }
-  const buildMs = Date.now() - started;
-  log(`${suite} root built and cached in ${(buildMs / 1000).toFixed(1)} s`);
-  return { tar, hit: false, buildMs };
+function cachedTar(suite: Suite): string | null {
+  const tar = join(CACHE, 'roots', `${suite}.tar`);
+  return existsSync(tar) && statSync(tar).size > 0 ? tar : null;
+}
+
+/** Runs a program with its output in a file (no pipe for a blocked event loop to fill); rejects with its tail. */
+function runLogged(argv: string[], logFile: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const fd = openSync(logFile, 'a');
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', fd, fd] });
+    closeSync(fd);
+    child.once('error', reject);
+    child.once('exit', (code, signal) => {
+      if (code === 0) return resolve();
+      reject(new Error(`${argv.join(' ')} failed (${code ?? signal}):\n${readFileSync(logFile, 'utf8').slice(-4000)}`));
+    });
+  });
+}
+
+/**
+ * Builds the cached root of every suite that has none, all at once: debootstrap waits on
+ * the mirror far more than on the CPU, and its output goes to a file, so the caller may
+ * block its own event loop (a package build) meanwhile. Resolves to the build time per
+ * suite built.
+ */
+export async function warmRoots(suites: Suite[], log: (line: string) => void = () => {}): Promise<Map<Suite, number>> {
+  const built = new Map<Suite, number>();
+  await Promise.all(
+    suites.filter((suite) => cachedTar(suite) === null).map(async (suite) => {
+      if (!keyringKnows(suite)) {
+        throw new Error(`${KEYRING} does not carry Debian ${suite}'s release key: install debian-archive-keyring from bookworm-backports (never debootstrap --no-check-gpg)`);
+      }
+      const dir = join(CACHE, 'roots');
+      const tar = join(dir, `${suite}.tar`);
+      mkdirSync(dir, { recursive: true });
+      const started = Date.now();
+      const build = mkdtempSync(join(dir, `.${suite}-build-`));
+      chmodSync(build, 0o755); // the root's "/" (mkdtemp makes 0700: no other account could reach /usr/lib)
+      const logFile = `${build}.log`;
+      try {
+        log(`debootstrap --variant=minbase ${suite} (cache miss: ${tar})`);
+        await runLogged(['debootstrap', '--variant=minbase', `--keyring=${KEYRING}`, suite, build, MIRROR], logFile);
+        // Package lists are fetched per test (a cached list goes stale when the mirror moves on).
+        await runLogged(['tar', '-C', build, '--numeric-owner', '-cf', `${tar}.tmp`, '.'], logFile);
+        renameSync(`${tar}.tmp`, tar);
+      } finally {
+        rmSync(`${tar}.tmp`, { force: true });
+        rmSync(build, { recursive: true, force: true });
+        rmSync(logFile, { force: true });
+      }
+      built.set(suite, Date.now() - started);
+      log(`${suite} root built and cached in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    }),
+  );
+  return built;
+}
+
+/** The cached tar of a suite's minbase root (warmRoots builds it). */
+export function cachedRoot(suite: Suite): string {
+  const tar = cachedTar(suite);
+  if (tar === null) throw new Error(`no cached Debian ${suite} root in ${join(CACHE, 'roots')}: warmRoots() builds it`);
+  return tar;
 }
 
 /** Mount points (absolute) at or below `dir`, deepest first. */
@@ -116,13 +150,13 @@ export class DebianRoot {
   }
 
   /** A fresh copy of the suite's cached root under a new directory of `parent`. */
-  static fresh(suite: Suite, parent: string, log: (line: string) => void = () => {}): DebianRoot {
-    const cache = cachedRoot(suite, log);
+  static fresh(suite: Suite, parent: string): DebianRoot {
+    const tar = cachedRoot(suite);
     const work = mkdtempSync(join(parent, `execgate-${suite}-`));
     const started = Date.now();
-    const root = new DebianRoot(suite, work, { suite, cacheHit: cache.hit, buildMs: cache.buildMs, extractMs: 0 });
+    const root = new DebianRoot(suite, work, { suite, extractMs: 0 });
     mkdirSync(root.dir);
-    sh(['tar', '-C', root.dir, '--numeric-owner', '-xf', cache.tar]);
+    sh(['tar', '-C', root.dir, '--numeric-owner', '-xf', tar]);
     chmodSync(root.dir, 0o755);
     root.timings.extractMs = Date.now() - started;
     return root;
