@@ -24,6 +24,7 @@ interface TxnResponse {
  */
 export class EtcdClaimStore implements ClaimStore {
   private liveness: { id: string; timer: NodeJS.Timeout } | null = null;
+  private livenessGrant: Promise<string> | null = null;
   private readonly retentionLeases = new Map<string, string>();
 
   constructor(
@@ -33,13 +34,26 @@ export class EtcdClaimStore implements ClaimStore {
     private readonly log: Logger,
   ) {}
 
-  private async livenessLease(): Promise<string> {
-    if (this.liveness) return this.liveness.id;
+  /**
+   * This node's liveness lease, granted once and shared by every claim. Concurrent first
+   * claims wait for the same grant: each granting its own lease used to leave keepalive
+   * timers nobody cleared, and one expiring lease stopped the keepalive of another, so
+   * losers saw a live winner as dead.
+   */
+  private livenessLease(): Promise<string> {
+    if (this.liveness) return Promise.resolve(this.liveness.id);
+    this.livenessGrant ??= this.grantLiveness().finally(() => {
+      this.livenessGrant = null;
+    });
+    return this.livenessGrant;
+  }
+
+  private async grantLiveness(): Promise<string> {
     const grant = await this.client.grantLease(this.livenessTtlSeconds);
     const timer = setInterval(() => {
       this.client.keepAlive(grant.id).then(
         (r) => {
-          if (r.ttlSeconds <= 0) this.dropLiveness('lease expired');
+          if (r.ttlSeconds <= 0) this.dropLiveness(grant.id, 'lease expired');
         },
         (err: Error) => this.log.warn({ err: err.message }, 'run-once liveness keepalive failed'),
       );
@@ -49,8 +63,8 @@ export class EtcdClaimStore implements ClaimStore {
     return grant.id;
   }
 
-  private dropLiveness(reason: string): void {
-    if (!this.liveness) return;
+  private dropLiveness(id: string, reason: string): void {
+    if (this.liveness?.id !== id) return;
     clearInterval(this.liveness.timer);
     this.log.warn({ reason }, 'run-once liveness lease lost; a new one is taken for the next claim');
     this.liveness = null;
