@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } 
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { labIt } from '../helpers/lab.js';
+import { DEB_ARCH, debPackage } from '../helpers/debPackage.js';
 
 /**
  * The Debian package (npm run package, deploy/package/build.sh), built once: reused when
@@ -24,19 +25,6 @@ const NODE_VERSION = /^node_version=(\S+)$/m.exec(readFileSync(join(ROOT, 'deplo
 const sh = (cmd: string, args: string[], opts: { cwd?: string; timeout?: number } = {}) =>
   spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, ...opts });
 const has = (cmd: string, args = ['--version']) => sh(cmd, args).status === 0;
-const ARCH = sh('dpkg', ['--print-architecture']).stdout.trim();
-
-/** The newest modification time of the files the package is built from. */
-function newestInput(): number {
-  let newest = 0;
-  const walk = (p: string) => {
-    const st = statSync(p);
-    if (st.isDirectory()) for (const e of readdirSync(p)) walk(join(p, e));
-    else newest = Math.max(newest, st.mtimeMs);
-  };
-  for (const p of ['src', 'deploy/package', 'patches', 'package.json', 'package-lock.json', 'tsconfig.json', 'deploy/example-cluster.yaml']) walk(join(ROOT, p));
-  return newest;
-}
 
 let deb: string;
 let listing: string[]; // dpkg -c paths, without the leading "."
@@ -45,11 +33,7 @@ let unpacked: string;
 
 beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'execgate-package-'));
-  deb = process.env.EXECGATE_PACKAGE_DEB ? resolve(process.env.EXECGATE_PACKAGE_DEB) : join(ROOT, 'artifacts', `execgate_${pkgJson.version}_${ARCH}.deb`);
-  if (!process.env.EXECGATE_PACKAGE_DEB && !(existsSync(deb) && statSync(deb).mtimeMs > newestInput())) {
-    const b = sh('bash', [join(ROOT, 'deploy/package/build.sh')], { cwd: ROOT, timeout: 900_000 });
-    expect(b.status, `npm run package failed:\n${b.stdout}\n${b.stderr}`).toBe(0);
-  }
+  deb = debPackage().file; // built here unless artifacts/ has one newer than its sources
   expect(existsSync(deb), deb).toBe(true);
   const c = sh('dpkg', ['-c', deb]);
   expect(c.status, c.stderr).toBe(0);
@@ -121,7 +105,7 @@ describe('execgate Debian package', () => {
     const field = (name: string) => sh('dpkg-deb', ['-f', deb, name]).stdout.trim();
     expect(field('Package')).toBe('execgate');
     expect(field('Version')).toBe(process.env.EXECGATE_PACKAGE_DEB ? field('Version') : pkgJson.version);
-    expect(field('Architecture')).toBe(ARCH);
+    expect(field('Architecture')).toBe(DEB_ARCH);
     expect(field('Maintainer')).toMatch(/^.+ <[^@\s]+@[^@\s]+>$/);
     expect(Number(field('Installed-Size'))).toBeGreaterThan(50_000);
     const depends = field('Depends');
