@@ -2,6 +2,7 @@ import type { BenchOptions } from './options.js';
 import type { BenchKeys } from './keys.js';
 import type { Results } from './results.js';
 import type { BenchServer } from './servers/types.js';
+import type { LoginUser } from './servers/loginUser.js';
 import { processTree } from './procfs.js';
 import { sleep } from './cleanup.js';
 
@@ -10,9 +11,13 @@ export interface BenchContext {
   /** [execgate, sshd] */
   servers: BenchServer[];
   keys: BenchKeys;
+  /** The account both servers run commands as (for servers started later, e.g. jscrypto). */
+  user: LoginUser;
   results: Results;
   dir: string;
   log: (message: string) => void;
+  /** A section that could not measure what it should: logged, printed after the table, exit 1. */
+  fail: (section: string, message: string) => void;
 }
 
 /** Interleaving: even iterations run execgate first, odd ones sshd first. */

@@ -2,7 +2,7 @@ import { median, sum } from './stats.js';
 
 export type ServerName = 'execgate' | 'sshd';
 
-/** A report-only target from issue 10. */
+/** A report-only target: issue 19's, or an earlier issue's that issue 19 did not restate. */
 export type Target =
   | { kind: 'ratio<='; value: number }
   | { kind: 'ratio>='; value: number }

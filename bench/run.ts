@@ -15,14 +15,20 @@ import { latency } from './scenarios/latency.js';
 import { kex } from './scenarios/kex.js';
 import { jsch, stopJschDrivers } from './scenarios/jsch.js';
 import { throughput } from './scenarios/throughput.js';
+import { scp } from './scenarios/scp.js';
+import { parallel } from './scenarios/parallel.js';
+import { jscrypto, stopJsExecgate } from './scenarios/jscrypto.js';
 import { concurrency } from './scenarios/concurrency.js';
-import { idleFresh, memory } from './scenarios/memory.js';
+import { idleFresh, memory, memoryAfterLoad } from './scenarios/memory.js';
 
 const scenarios: Record<Section, (ctx: BenchContext, round: number) => Promise<void>> = {
   latency,
   kex,
   jsch,
   throughput,
+  scp,
+  parallel,
+  jscrypto,
   concurrency,
   memory,
 };
@@ -60,28 +66,37 @@ async function main(): Promise<number> {
   log(`execgate pid ${execgate.pid} on 127.0.0.1:${execgate.port}; sshd pid ${sshd.pid} on 127.0.0.1:${sshd.port}; login user ${user.name}`);
 
   const results = new Results();
-  const ctx: BenchContext = { options, servers: [execgate, sshd], keys, results, dir, log };
-  idleFresh(ctx);
+  const failures: string[] = [];
+  const fail = (section: string, message: string) => {
+    const text = `section ${section} FAILED: ${message}`;
+    log(text);
+    if (!failures.includes(text)) failures.push(text);
+  };
+  const ctx: BenchContext = { options, servers: [execgate, sshd], keys, user, results, dir, log, fail };
+  const freshRss = idleFresh(ctx);
   for (let round = 0; round < options.rounds; round++) {
     log(`round ${round + 1} of ${options.rounds}`);
     for (const section of options.sections) await scenarios[section](ctx, round);
   }
   await stopJschDrivers();
+  await stopJsExecgate();
+  if (options.sections.includes('memory')) await memoryAfterLoad(ctx, freshRss);
 
   const summary = results.summary();
   const seconds = (Date.now() - started) / 1000;
-  const text = [header(machine, options, seconds), '', table(summary), '', notes(summary)].join('\n').trimEnd();
+  const failed = failures.map((f) => `- ${f.split('\n')[0]}`).join('\n');
+  const text = [header(machine, options, seconds), '', table(summary), '', notes(summary), ...(failed ? ['', `FAILED:\n${failed}`] : [])].join('\n').trimEnd();
   process.stdout.write(`\n${text}\n`);
 
   const outDir = resolve(ROOT, options.outDir);
   mkdirSync(outDir, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const outPath = join(outDir, `bench-${options.quick ? 'quick-' : ''}${stamp}.json`);
-  const json = { when: new Date().toISOString(), seconds, machine: { ...machine, loadavgAtEnd: loadavg() }, options, loginUser: user.name, metrics: summary, table: text };
+  const json = { when: new Date().toISOString(), seconds, machine: { ...machine, loadavgAtEnd: loadavg() }, options, loginUser: user.name, metrics: summary, failures, table: text };
   writeFileSync(outPath, JSON.stringify(json, null, 2) + '\n');
   writeFileSync(join(outDir, 'bench-latest.json'), JSON.stringify(json, null, 2) + '\n');
   process.stdout.write(`\nJSON: ${outPath}\n`);
-  return 0;
+  return failures.length > 0 ? 1 : 0;
 }
 
 main()

