@@ -68,8 +68,8 @@ async function main(): Promise<number> {
   const results = new Results();
   const failures: string[] = [];
   const fail = (section: string, message: string) => {
-    const text = `section ${section} FAILED: ${message}`;
-    log(text);
+    const text = `section ${section}: ${message}`;
+    log(`FAILED ${text}`);
     if (!failures.includes(text)) failures.push(text);
   };
   const ctx: BenchContext = { options, servers: [execgate, sshd], keys, user, results, dir, log, fail };
@@ -85,7 +85,7 @@ async function main(): Promise<number> {
   const summary = results.summary();
   const seconds = (Date.now() - started) / 1000;
   const failed = failures.map((f) => `- ${f.split('\n')[0]}`).join('\n');
-  const text = [header(machine, options, seconds), '', table(summary), '', notes(summary), ...(failed ? ['', `FAILED:\n${failed}`] : [])].join('\n').trimEnd();
+  const text = [header(machine, options, seconds), table(summary), notes(summary), failed && `FAILED:\n${failed}`].filter(Boolean).join('\n\n');
   process.stdout.write(`\n${text}\n`);
 
   const outDir = resolve(ROOT, options.outDir);
