@@ -26,8 +26,11 @@ interface PeerAddress {
 
 /**
  * ssh2 writes every packet (at most 32 KiB with OpenSSH) with its own socket.write:
- * one syscall each. Corking until the end of the current tick sends a burst of
- * packets in one writev, without delaying a lone packet (TCP_NODELAY stays on).
+ * one syscall each. Corking until the check phase of the current event-loop turn
+ * sends everything this turn produced in one writev: a bulk stream's many pipe reads
+ * per turn (64 KiB each, two packets) go out together. A lone packet still leaves in
+ * the same turn (TCP_NODELAY stays on). Uncorking at the end of each tick instead
+ * cost ~4x the syscalls (strace, 256 MiB of stdout: 38,900 against 10,500).
  */
 function coalesceWrites(socket: Socket): void {
   const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
@@ -40,7 +43,7 @@ function coalesceWrites(socket: Socket): void {
     if (!corked) {
       corked = true;
       socket.cork();
-      process.nextTick(uncork);
+      setImmediate(uncork);
     }
     return write(...args);
   }) as typeof socket.write;
