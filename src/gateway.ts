@@ -31,6 +31,7 @@ import { HealthMonitor } from './http/health.js';
 import { HealthStepDown } from './leadership/healthStepDown.js';
 import { createRunOnce } from './runonce/create.js';
 import type { LeadershipState } from './leadership/types.js';
+import { IdleReclaim } from './idleReclaim.js';
 
 export interface Gateway {
   node: string;
@@ -171,6 +172,9 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
       ? new HealthStepDown({ check: () => health.check(), leadership, track, terminate: (why) => registry.terminateAll(why), log })
       : null;
   stepDown?.start();
+  // Memory back after a load (and after start-up): full collections once the event loop is quiet.
+  const reclaim = new IdleReclaim({ log });
+  reclaim.start();
   log.info(
     { listen: `${address.host}:${address.port}`, alsoListen: config.alsoListen.map((l) => `${l.host}:${l.port}`), runAs: runAs.describe(), leadership: leadership.kind, hostKeys: hostKeys.map((k) => `${k.type} ${k.fingerprint}`) },
     'execgate listening',
@@ -187,6 +191,7 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
     (stopping ??= (async () => {
       track?.stop(); // -254 first: keepalived hands the VIP over while we wind down
       stepDown?.stop();
+      reclaim.stop();
       log.info({ reason, running: registry.size }, 'stopping');
       void notifier.stopping(reason);
       await ssh.stopListening();
