@@ -79,4 +79,9 @@ export function installSignalHandlers(): void {
   };
   process.once('SIGINT', () => handler('SIGINT', 130));
   process.once('SIGTERM', () => handler('SIGTERM', 143));
+  // A bug in a scenario must not leave servers and JVMs running: stop them, then fail.
+  process.once('uncaughtException', (err) => {
+    process.stderr.write(`\nbench: uncaught ${err.stack ?? String(err)}\nbench: stopping what the bench started...\n`);
+    void cleanupAll().finally(() => process.exit(1));
+  });
 }

@@ -22,12 +22,14 @@ export function connect(server: BenchServer, keyPath: string, timeoutMs = 60_000
       reject(err);
     };
     const onReady = () => {
-      client.removeListener('error', onError);
-      client.on('error', () => {}); // late errors (resets at teardown) are not failures here
+      client.removeListener('error', onError); // late errors (resets at teardown) are not failures here
       resolve(client);
     };
     client.once('ready', onReady);
     client.once('error', onError);
+    // ssh2 may emit a second error (e.g. "Connection lost before handshake" after a timeout):
+    // the first one decides, later ones must not become an uncaught exception.
+    client.on('error', () => {});
     client.connect({
       host: '127.0.0.1',
       port: server.port,
