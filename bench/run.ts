@@ -73,14 +73,14 @@ async function main(): Promise<number> {
     if (!failures.includes(text)) failures.push(text);
   };
   const ctx: BenchContext = { options, servers: [execgate, sshd], keys, user, results, dir, log, fail };
-  const freshRss = idleFresh(ctx);
+  const idleRss = await idleFresh(ctx);
   for (let round = 0; round < options.rounds; round++) {
     log(`round ${round + 1} of ${options.rounds}`);
     for (const section of options.sections) await scenarios[section](ctx, round);
   }
   await stopJschDrivers();
   await stopJsExecgate();
-  if (options.sections.includes('memory')) await memoryAfterLoad(ctx, freshRss);
+  if (options.sections.includes('memory')) await memoryAfterLoad(ctx, idleRss);
 
   const summary = results.summary();
   const seconds = (Date.now() - started) / 1000;
