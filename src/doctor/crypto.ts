@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Cluster } from '../config/cluster.js';
-import { cryptoFix, sshCryptoBackend, type CryptoBackend } from '../ssh/cryptoBackend.js';
+import { cryptoFix, FALLBACK_COST, sshCryptoBackend, type CryptoBackend } from '../ssh/cryptoBackend.js';
 import type { Row } from './report.js';
 
 const CHECK = 'ssh2 crypto';
@@ -44,7 +44,7 @@ export function cryptoRow(cluster: Cluster, onNode: boolean): Row {
     check: CHECK,
     target,
     verdict: 'fail',
-    detail: `JavaScript fallback (slower ciphers and MACs): ${b.binding} does not load under node ${b.node} (ABI ${b.abi}): ${b.error}`,
+    detail: `${FALLBACK_COST}: ${b.binding} does not load under node ${b.node} (ABI ${b.abi}): ${b.error}`,
     fix: b.fix ?? cryptoFix(),
   };
 }

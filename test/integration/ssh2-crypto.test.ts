@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { CLI, ROOT, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { sshArgs } from '../helpers/clients.js';
+import { FALLBACK_COST } from '../../src/ssh/cryptoBackend.js';
 
 /**
  * Which crypto ssh2 uses (issue 18): the gateway says it at start, on execgate_build_info
@@ -106,7 +107,7 @@ describe('ssh2 crypto backend', () => {
     expect(rec.error).toBe(`${FALLBACK}: invalid ELF header`); // the loader's own words
     expect(rec.fix).toContain(`"npm rebuild ssh2" in ${ROOT}`);
     expect(rec.fix).toContain('apt-get install --reinstall execgate');
-    expect(rec.msg).toContain(`JavaScript fallback (slower ciphers and MACs): the native binding ${BINDING} did not load under node ${process.version}`);
+    expect(rec.msg).toContain(`${FALLBACK_COST}: the native binding ${BINDING} did not load under node ${process.version}`);
     const metrics = await (await fetch(`${g.httpUrl}/metrics`)).text();
     expect(metrics).toMatch(/^execgate_build_info\{version="[^"]+",ssh2_crypto="javascript",node="gw-js"\} 1$/m);
     // The fallback is slower, not broken: OpenSSH still runs a command through it.
@@ -118,7 +119,7 @@ describe('ssh2 crypto backend', () => {
       expect(d.code).toBe(1);
       const row = d.rows.find((r) => r.check === 'ssh2 crypto');
       expect(row, `${JSON.stringify(d.rows)}\n${d.stderr}`).toMatchObject({ verdict: 'fail', target: args.length ? `${process.execPath} + ${ROOT}` : 'this process' });
-      expect(row!.detail).toBe(`JavaScript fallback (slower ciphers and MACs): ${BINDING} does not load under node ${process.version} (ABI ${process.versions.modules}): ${FALLBACK}: invalid ELF header`);
+      expect(row!.detail).toBe(`${FALLBACK_COST}: ${BINDING} does not load under node ${process.version} (ABI ${process.versions.modules}): ${FALLBACK}: invalid ELF header`);
       expect(row!.fix).toContain('npm rebuild ssh2');
     }
   });
