@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 
 /**
  * The ssh2 patch takes packet padding from one block of CSPRNG output refilled in
@@ -44,11 +44,6 @@ beforeAll(() => {
   delete require.cache[cryptoPath];
 });
 
-afterAll(() => {
-  recorded.length = 0;
-});
-
-/** A cipher and, for the CTR ciphers, a MAC: encrypt-then-MAC leaves the length field unaligned. */
 /**
  * Where the next padding must come from: every allocPacket in this file draws from the one
  * pool of the module loaded above, so all paddings, in allocation order, walk through the
@@ -68,6 +63,7 @@ function expectNextDrawn(pad: Buffer): void {
   cursor.pos += pad.length;
 }
 
+/** A cipher and, for the CTR ciphers, a MAC: encrypt-then-MAC leaves the length field unaligned. */
 function cipherFor(spec: string): { cipher: Cipher; block: number; lengthAligned: boolean } {
   if (spec === 'none') return { cipher: new ssh2crypto.NullCipher(0, () => {}), block: 8, lengthAligned: true };
   const [name, macName] = spec.split('+') as [string, string | undefined];
@@ -131,8 +127,9 @@ describe('ssh2 packet padding comes from the CSPRNG in bulk', () => {
         const payloadLen = 100 + (i % 50);
         const p = c.allocPacket(payloadLen);
         const padLen = p[4]!;
-        draws.push(Buffer.from(p.subarray(5 + payloadLen, 5 + payloadLen + padLen)));
-        const pad = p.subarray(5 + payloadLen, 5 + payloadLen + padLen).toString('hex');
+        const drawn = Buffer.from(p.subarray(5 + payloadLen, 5 + payloadLen + padLen));
+        draws.push(drawn);
+        const pad = drawn.toString('hex');
         // 12+ random bytes colliding by chance is impossible in 4000 draws; a reuse would collide.
         if (padLen >= 12) {
           expect(seen.has(pad)).toBe(false);
