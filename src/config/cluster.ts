@@ -45,6 +45,13 @@ export const leadershipSettingsSchema = z.strictObject({
   handoverMs: z.int().nonnegative().default(1000),
   /** A standby waits this long for the lead before refusing (covers handovers and failovers). */
   gateWaitMs: z.int().nonnegative().default(3000),
+  /**
+   * etcd mode, planned handovers (drain): "fast" hands admission to the next node at once
+   * while the old node's running commands finish under its own lease (an older token can
+   * still be running when a newer one starts); "strict" keeps the order of tokens: the next
+   * node leads only once every command of the old one has ended.
+   */
+  handover: z.enum(['fast', 'strict']).default('fast'),
 });
 
 export const vrrpSettingsSchema = z.strictObject({
