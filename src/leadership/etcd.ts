@@ -1,5 +1,5 @@
 import type { Logger } from '../log.js';
-import { EtcdClient, type EtcdApi, type EtcdKeyValue } from './etcdClient.js';
+import { EtcdClient, type EtcdApi, type EtcdKeyValue } from '../etcd/client.js';
 import type { Leadership, LeadershipState } from './types.js';
 
 /**

@@ -1,7 +1,7 @@
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { EtcdClient } from '../leadership/etcdClient.js';
+import { EtcdClient } from '../etcd/client.js';
 import { EtcdClaimStore } from './etcdClaimStore.js';
 import { RunOnceCoordinator } from './coordinator.js';
 

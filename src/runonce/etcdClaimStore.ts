@@ -1,4 +1,4 @@
-import type { EtcdClient } from '../leadership/etcdClient.js';
+import type { EtcdClient } from '../etcd/client.js';
 import type { Logger } from '../log.js';
 import type { ClaimRecord, ClaimResult, ClaimState, ClaimStore } from './claimStore.js';
 

@@ -14,7 +14,7 @@ import {
 } from '../helpers/etcdCluster.js';
 import { startTcpRelay, type TcpRelay } from '../helpers/tcpRelay.js';
 import { pollUntil, sleep } from '../helpers/proc.js';
-import { EtcdClient } from '../../src/leadership/etcdClient.js';
+import { EtcdClient } from '../../src/etcd/client.js';
 
 /**
  * etcd leadership against a real 3-member etcd cluster on loopback and two real

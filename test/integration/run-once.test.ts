@@ -2,7 +2,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { EtcdClaimStore } from '../../src/runonce/etcdClaimStore.js';
-import { EtcdClient } from '../../src/leadership/etcdClient.js';
+import { EtcdClient } from '../../src/etcd/client.js';
 import { pino } from 'pino';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcdCluster.js';

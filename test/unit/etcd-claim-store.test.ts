@@ -1,6 +1,6 @@
 import { describe, it, expect, afterEach } from 'vitest';
 import pino from 'pino';
-import type { EtcdClient } from '../../src/leadership/etcdClient.js';
+import type { EtcdClient } from '../../src/etcd/client.js';
 import { EtcdClaimStore } from '../../src/runonce/etcdClaimStore.js';
 
 /** Just what EtcdClaimStore calls: leases granted after a delay, every txn succeeds. */

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { EtcdLeadership } from '../../src/leadership/etcd.js';
-import { EtcdUnavailableError, prefixRangeEnd, type EtcdApi, type EtcdKeyValue } from '../../src/leadership/etcdClient.js';
+import { EtcdUnavailableError, prefixRangeEnd, type EtcdApi, type EtcdKeyValue } from '../../src/etcd/client.js';
 import type { LeadershipState } from '../../src/leadership/types.js';
 
 /**
@@ -452,7 +452,7 @@ describe('EtcdClient over a fake fetch', () => {
       }
       return json({ header: { revision: '5' }, ID: '42', TTL: '3' });
     }) as typeof fetch;
-    const { EtcdClient } = await import('../../src/leadership/etcdClient.js');
+    const { EtcdClient } = await import('../../src/etcd/client.js');
     const client = new EtcdClient({ endpoints: ['http://a:1', 'http://b:1/', 'http://c:1'], requestTimeoutMs: 50, fetch: fakeFetch });
     expect(await client.grantLease(1)).toEqual({ id: '42', ttlSeconds: 3 });
     expect(seen).toEqual(['http://a:1/v3/lease/grant', 'http://b:1/v3/lease/grant', 'http://c:1/v3/lease/grant']);
@@ -462,7 +462,7 @@ describe('EtcdClient over a fake fetch', () => {
   });
 
   it('reports every endpoint when none answers, and does not retry an answer from etcd elsewhere', async () => {
-    const { EtcdClient, EtcdUnavailableError } = await import('../../src/leadership/etcdClient.js');
+    const { EtcdClient, EtcdUnavailableError } = await import('../../src/etcd/client.js');
     const down = new EtcdClient({
       endpoints: ['http://a:1', 'http://b:1'],
       requestTimeoutMs: 50,
