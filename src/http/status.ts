@@ -1,7 +1,7 @@
 import type { Config } from '../config/schema.js';
 import type { CommandRegistry } from '../exec/registry.js';
 import type { LeadershipState, Role } from '../leadership/types.js';
-import type { DrainStatus } from '../leadership/drain.js';
+import type { DrainStatus } from '../leadership/handover/drain.js';
 import type { HealthReport } from './health.js';
 import { VERSION } from '../version.js';
 import type { PostureReport } from '../ssh/algorithmPosture.js';

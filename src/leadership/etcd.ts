@@ -1,6 +1,9 @@
 import type { Logger } from '../log.js';
 import { EtcdClient, type EtcdApi, type EtcdKeyValue } from '../etcd/client.js';
 import type { Leadership, LeadershipState } from './types.js';
+import { encodeElectionValue } from './handover/codec.js';
+import { decodeContenders, evaluateElection, successorReadyFor } from './handover/election.js';
+import { FAST_POLL_MS, SUCCESSOR_POLL_MS } from './handover/timings.js';
 
 /**
  * Leadership from an etcd 3 cluster: the safe (fencing) mode.
@@ -54,13 +57,6 @@ interface Term {
   polling: boolean;
 }
 
-const HANDOVER_FLAG = 'handover';
-const READY_FLAG = 'ready';
-
-/** Election poll interval while a command waits at the gate for the lead, and during a handover. */
-const FAST_POLL_MS = 20;
-/** The next in line looks more often than the others: it is the one that takes over. */
-const SUCCESSOR_POLL_MS = 50;
 
 const describe = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
@@ -84,6 +80,13 @@ export class EtcdLeadership implements Leadership {
   private waitingForLead = 0;
   /** This leader announced a handover (announceHandover) and waits for the next in line. */
   private handingOver = false;
+  /**
+   * This node resigned admission (resign()) but keeps its lease: its running commands
+   * finish under it, and are fenced (SIGKILL) if it is lost, exactly as a leader's.
+   */
+  private resigned = false;
+  /** What this node's resigned key says about the VIP. */
+  private holdsVip = false;
   private stopped = false;
   private released = false;
   private firstResult: (() => void) | null = null;
@@ -105,7 +108,7 @@ export class EtcdLeadership implements Leadership {
   }
 
   current(): LeadershipState {
-    if (this.state.role === 'leader' && this.now() >= this.deadline) {
+    if ((this.state.role === 'leader' || this.resigned) && this.now() >= this.deadline) {
       this.fence(`lease not renewed in time (fence deadline passed ${Math.round(this.now() - this.deadline)} ms ago)`);
     }
     return this.state;
@@ -137,6 +140,7 @@ export class EtcdLeadership implements Leadership {
   async release(): Promise<void> {
     this.released = true;
     this.handingOver = false;
+    this.resigned = false;
     const old = this.endTerm();
     const expiresBy = this.deadline + this.marginMs;
     this.set({ role: 'standby', token: null, since: Date.now(), reason: 'released: not campaigning until rejoin' });
@@ -166,9 +170,8 @@ export class EtcdLeadership implements Leadership {
       prev.leader === state.leader &&
       prev.reason === state.reason &&
       prev.successor === state.successor &&
-      prev.leaderHandover === state.leaderHandover &&
-      prev.handoverId === state.handoverId &&
-      prev.successorReady === state.successorReady;
+      prev.next === state.next &&
+      sameHandover(prev, state);
     if (same) {
       this.state = prev; // keep "since"
       return;
@@ -177,15 +180,16 @@ export class EtcdLeadership implements Leadership {
     if (state.role === 'fenced') this.options.log?.warn(fields, 'etcd leadership: fenced');
     else this.options.log?.info(fields, 'etcd leadership state');
     // Listeners only hear about changes of role, token, leader or succession (not of the wording of a reason).
-    if (prev.role !== state.role || prev.token !== state.token || prev.leader !== state.leader || prev.successor !== state.successor) {
+    if (prev.role !== state.role || prev.token !== state.token || prev.leader !== state.leader || prev.successor !== state.successor || prev.handover?.side !== state.handover?.side || vipHolder(prev) !== vipHolder(state)) {
       for (const l of this.listeners) l(state);
     }
   }
 
   /** This node lost (or may have lost) its lease: fence if it led, then campaign afresh. */
   private fence(reason: string): void {
-    const wasLeader = this.state.role === 'leader';
+    const wasLeader = this.state.role === 'leader' || this.resigned;
     this.handingOver = false;
+    this.resigned = false;
     this.endTerm();
     if (wasLeader) {
       this.set({ role: 'fenced', token: null, since: Date.now(), reason: `fenced: ${reason}` });
@@ -267,6 +271,7 @@ export class EtcdLeadership implements Leadership {
 
   private campaign(): void {
     if (this.stopped || this.released) return;
+    this.resigned = false;
     this.endTerm();
     const term: Term = { id: ++this.termSeq, leaseId: null, key: '', revision: null, ttlMs: 0, timers: new Set(), pollTimer: null, polling: false };
     this.term = term;
@@ -340,7 +345,7 @@ export class EtcdLeadership implements Leadership {
     } catch (err) {
       if (!this.live(term)) return;
       this.options.log?.debug({ err: describe(err) }, 'etcd keepalive failed');
-      if (this.state.role !== 'leader' && this.now() >= this.deadline) {
+      if (this.state.role !== 'leader' && !this.resigned && this.now() >= this.deadline) {
         // A standby whose lease has surely expired: start over with a new one.
         this.fence(`lease expired while etcd was unreachable (${describe(err)})`);
         return;
@@ -365,7 +370,7 @@ export class EtcdLeadership implements Leadership {
     this.resolveFirst();
     if (!this.live(term)) return;
     // Fast while a handover is under way (this leader's, or the one this node takes over).
-    const handover = this.handingOver || (this.state.successor === true && this.state.leaderHandover === true);
+    const handover = this.handingOver || this.resigned || (this.state.successor === true && this.state.handover?.side === 'joining');
     const next = Math.min(this.pollMs, this.waitingForLead > 0 || handover ? FAST_POLL_MS : this.state.successor ? SUCCESSOR_POLL_MS : Infinity);
     term.pollTimer = this.later(term, next, () => {
       term.pollTimer = null;
@@ -375,47 +380,62 @@ export class EtcdLeadership implements Leadership {
 
   private evaluate(term: Term, kvs: EtcdKeyValue[]): void {
     for (const key of this.oldKeys) if (!kvs.some((kv) => kv.key === key)) this.oldKeys.delete(key);
-    const mine = kvs.find((kv) => kv.key === term.key);
-    if (!mine) {
-      this.fence('election key is gone from etcd (lease expired or revoked)');
-      return;
-    }
-    const lowest = kvs[0]!;
-    if (lowest.key === term.key) {
-      if (this.now() >= this.deadline) {
-        this.fence('lease not renewed before the fence deadline');
+    const wasLeader = this.state.role === 'leader';
+    const outcome = evaluateElection({ contenders: decodeContenders(kvs, this.electionPrefix), myKey: term.key, oldKeys: this.oldKeys, wasLeader });
+    switch (outcome.kind) {
+      case 'lost-key':
+        this.fence('election key is gone from etcd (lease expired or revoked)');
+        return;
+      case 'displaced':
+        // Someone else's candidate key is older than ours: ours must have been recreated. Never lead twice.
+        this.fence('another election key is older than ours');
+        return;
+      case 'leader': {
+        if (this.now() >= this.deadline) {
+          this.fence('lease not renewed before the fence deadline');
+          return;
+        }
+        const ready = this.handingOver && successorReadyFor(outcome.next, outcome.mine);
+        this.set({
+          role: 'leader',
+          token: outcome.token,
+          leader: this.options.node,
+          since: Date.now(),
+          ...(outcome.next ? { next: outcome.next.node } : {}),
+          ...(ready ? { handover: { side: 'leaving', startedAt: 0, admitting: true, trafficAway: true, successorReady: true } } : {}),
+          ...(outcome.vipHeldBy ? { handover: { side: 'joining', vipHeldBy: outcome.vipHeldBy } } : {}),
+        });
+        if (!wasLeader) this.armFenceTimer();
         return;
       }
-      const wasLeader = this.state.role === 'leader';
-      const successorReady = this.handingOver && kvs[1]?.value.split(' ')[1] === READY_FLAG && kvs[1].value.split(' ')[2] === mine.modRevision.toString();
-      this.set({ role: 'leader', token: mine.createRevision, leader: this.options.node, since: Date.now(), ...(successorReady ? { successorReady } : {}) });
-      if (!wasLeader) this.armFenceTimer();
-      return;
+      case 'resigned': {
+        const leader = outcome.leader;
+        this.set({
+          role: 'standby',
+          token: leader?.createRevision ?? null,
+          ...(leader ? { leader: leader.node } : {}),
+          since: Date.now(),
+          reason: `resigned${leader ? `: ${leader.node} leads (token ${leader.createRevision})` : ''}; running commands finish under this node's lease`,
+        });
+        return;
+      }
+      case 'own-old-key':
+        this.set({ role: 'standby', token: null, since: Date.now(), reason: 'waiting for the previous lease of this node to expire' });
+        return;
+      case 'follower': {
+        const { leader, successor, handoverId } = outcome;
+        this.set({
+          role: 'standby',
+          token: leader?.createRevision ?? null,
+          ...(leader ? { leader: leader.node } : {}),
+          since: Date.now(),
+          reason: leader ? `following ${leader.node} (token ${leader.createRevision})${handoverId ? ', which is handing over' : ''}${successor ? '; next in line' : ''}` : 'no candidate leads',
+          successor,
+          ...(handoverId ? { handover: { side: 'joining', id: handoverId } } : {}),
+        });
+        return;
+      }
     }
-    if (this.state.role === 'leader') {
-      // Someone else's key is older than ours: ours must have been recreated. Never lead twice.
-      this.fence('another election key is older than ours');
-      return;
-    }
-    if (this.oldKeys.has(lowest.key)) {
-      // Our own previous key (we fenced ourselves): it expires within the margin.
-      this.set({ role: 'standby', token: null, since: Date.now(), reason: 'waiting for the previous lease of this node to expire' });
-      return;
-    }
-    // The value is "<node>", "<node> handover" (announceHandover) or "<node> ready <id>" (announceReady).
-    const [named, flag] = lowest.value.split(' ');
-    const leaderName = named || lowest.key.slice(this.electionPrefix.length).replace(/-[0-9a-f]+$/, '');
-    const successor = kvs[1]?.key === term.key;
-    const handover = flag === HANDOVER_FLAG;
-    this.set({
-      role: 'standby',
-      token: lowest.createRevision,
-      leader: leaderName,
-      since: Date.now(),
-      reason: `following ${leaderName} (token ${lowest.createRevision})${handover ? ', which is handing over' : ''}${successor ? '; next in line' : ''}`,
-      successor,
-      ...(handover ? { leaderHandover: true, handoverId: lowest.modRevision.toString() } : {}),
-    });
   }
 
   /**
@@ -428,7 +448,7 @@ export class EtcdLeadership implements Leadership {
     const term = this.term;
     if (this.state.role !== 'leader' || !term?.leaseId || term.revision === null) return;
     try {
-      const ok = await this.options.api.putIfCreated(term.key, `${this.options.node} ${HANDOVER_FLAG}`, term.leaseId, term.revision);
+      const ok = await this.options.api.putIfCreated(term.key, encodeElectionValue(this.options.node, { kind: 'handover' }), term.leaseId, term.revision);
       if (!ok) this.options.log?.warn({ key: term.key }, 'etcd: could not announce the handover (election key changed)');
       else if (this.live(term) && this.state.role === 'leader') {
         this.handingOver = true;
@@ -448,12 +468,49 @@ export class EtcdLeadership implements Leadership {
   async announceReady(handoverId: string): Promise<void> {
     const term = this.term;
     const s = this.state;
-    if (s.role !== 'standby' || s.successor !== true || s.handoverId !== handoverId || !term?.leaseId || term.revision === null) return;
+    if (s.role !== 'standby' || s.successor !== true || s.handover?.side !== 'joining' || s.handover.id !== handoverId || !term?.leaseId || term.revision === null) return;
     try {
-      const ok = await this.options.api.putIfCreated(term.key, `${this.options.node} ${READY_FLAG} ${handoverId}`, term.leaseId, term.revision);
+      const ok = await this.options.api.putIfCreated(term.key, encodeElectionValue(this.options.node, { kind: 'ready', handoverId }), term.leaseId, term.revision);
       if (!ok) this.options.log?.warn({ key: term.key }, 'etcd: could not say ready for the handover (election key changed)');
     } catch (err) {
       this.options.log?.warn({ err: describe(err) }, 'etcd: could not say ready for the handover; the leader goes on after its announce time');
+    }
+  }
+
+  /**
+   * Gives up admission now and keeps the lease: the election key's value becomes
+   * "<node> resigned" (same key, lease and create revision), which is no candidate, so
+   * the next candidate leads at its next poll with a larger token. This node's running
+   * commands finish under the lease it keeps renewing; if it is lost they are fenced as
+   * a leader's are. True when etcd took the change (false: still leading, or not leading).
+   */
+  async resign(holdsVip: boolean): Promise<boolean> {
+    const term = this.term;
+    if (this.state.role !== 'leader' || !term?.leaseId || term.revision === null) return false;
+    this.holdsVip = holdsVip;
+    const ok = await this.options.api
+      .putIfCreated(term.key, encodeElectionValue(this.options.node, { kind: 'resigned', holdsVip }), term.leaseId, term.revision)
+      .catch((err: unknown) => {
+        this.options.log?.warn({ err: describe(err) }, 'etcd: could not resign (etcd unreachable); handing over the strict way');
+        return false;
+      });
+    if (!ok || !this.live(term)) return false;
+    this.handingOver = false;
+    this.resigned = true;
+    this.options.log?.info({ key: term.key, holdsVip }, 'etcd: resigned admission; running commands finish under this lease');
+    this.pollNow();
+    return true;
+  }
+
+  /** After resign(true): the VIP has left (or is kept again), so the new leader may claim it. */
+  async setVipHeld(held: boolean): Promise<void> {
+    const term = this.term;
+    if (!this.resigned || this.holdsVip === held || !term?.leaseId || term.revision === null) return;
+    this.holdsVip = held;
+    try {
+      await this.options.api.putIfCreated(term.key, encodeElectionValue(this.options.node, { kind: 'resigned', holdsVip: held }), term.leaseId, term.revision);
+    } catch (err) {
+      this.options.log?.warn({ err: describe(err) }, 'etcd: could not say the VIP left; the new leader claims it when this lease ends');
     }
   }
 
@@ -489,4 +546,15 @@ export function createEtcdLeadership(node: string, cluster: string, settings: Et
     api: new EtcdClient({ endpoints: settings.endpoints, requestTimeoutMs }),
     log,
   });
+}
+
+const vipHolder = (s: LeadershipState) => (s.handover?.side === 'joining' ? s.handover.vipHeldBy : undefined);
+
+function sameHandover(a: LeadershipState, b: LeadershipState): boolean {
+  const x = a.handover;
+  const y = b.handover;
+  if (!x || !y) return x === y;
+  if (x.side === 'joining' && y.side === 'joining') return x.id === y.id && x.vipHeldBy === y.vipHeldBy;
+  if (x.side === 'leaving' && y.side === 'leaving') return x.successorReady === y.successorReady;
+  return false;
 }

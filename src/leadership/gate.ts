@@ -15,7 +15,7 @@ export type GateDecision =
  */
 export function admit(node: string, leadership: LeadershipView): GateDecision {
   const state = leadership.current();
-  if (state.role === 'leader' || (state.role === 'draining' && state.handover === true)) return { admitted: true, token: state.token };
+  if (state.role === 'leader' || (state.role === 'draining' && state.handover?.side === 'leaving' && state.handover.admitting)) return { admitted: true, token: state.token };
   const leader = state.leader
     ? `leader is ${state.leader}${state.token !== null ? ` (token ${state.token})` : ''}`
     : 'no leader is known';

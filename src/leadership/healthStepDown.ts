@@ -1,5 +1,5 @@
 import type { Logger } from '../log.js';
-import type { DrainController } from './drain.js';
+import type { DrainController } from './handover/drain.js';
 import type { TrackFileWriter } from './trackFile.js';
 
 export interface HealthStepDownOptions {

@@ -8,7 +8,9 @@ import type { Leadership, LeadershipState, Role } from './types.js';
  * value x weight to the instance priority; a result below -253 forces FAULT (and an
  * immediate priority-0 advert from a MASTER), which hands the VIP over in ~0.1 s.
  *
- *   100   leader, and a draining leader (it keeps the VIP until it releases)
+ *   100   leader, and a draining leader (it keeps the VIP until it releases);
+ *         a new leader says 50 while the node that resigned still holds the VIP for
+ *         connections that came in on it (moving the VIP would reset them)
  *    50   the standby next in line for the lead (etcd), so the VIP goes where the
  *         leadership will go
  *     0   standby: a spare that may take the VIP when the leader goes
@@ -44,6 +46,8 @@ export interface TrackInputs {
   unhealthy: boolean;
   /** A drained leader handing over: traffic must move away before it releases. */
   handover?: boolean;
+  /** A new leader while the node that resigned still holds the VIP for its connections: do not claim it yet. */
+  vipHeldElsewhere?: boolean;
   /** A standby next in line for the lead (true), behind it (false), or no order known. */
   successor?: boolean;
 }
@@ -53,7 +57,7 @@ const leads = (role: Role) => role === 'leader' || role === 'draining';
 /** The value for a situation; pure, the whole contract in one place. */
 export function trackValue(i: TrackInputs): TrackValue {
   if (i.stopping || i.unhealthy || i.handover) return TRACK_STEP_DOWN;
-  if (leads(i.role)) return TRACK_LEADER;
+  if (leads(i.role)) return i.role === 'leader' && i.vipHeldElsewhere ? TRACK_SUCCESSOR : TRACK_LEADER;
   const otherLeads = i.leader !== undefined && i.leader !== i.self;
   if (otherLeads) return i.successor === true ? TRACK_SUCCESSOR : i.successor === false ? TRACK_BEHIND : TRACK_STANDBY;
   if (i.role === 'fenced' || i.steppingDown) return TRACK_STEP_DOWN;
@@ -167,7 +171,8 @@ export class TrackFileWriter {
       steppingDown: this.steppingDown,
       stopping: this.stopping,
       unhealthy: this.unhealthy,
-      handover: this.state?.handover === true,
+      handover: this.state?.handover?.side === 'leaving' && this.state.handover.trafficAway,
+      vipHeldElsewhere: this.state?.handover?.side === 'joining' && this.state.handover.vipHeldBy !== undefined,
       ...(this.state?.successor !== undefined ? { successor: this.state.successor } : {}),
     });
     if (value === this.written) return;

@@ -11,29 +11,33 @@ export interface LeadershipState {
   /** Why this node is not leading, for humans (/readyz, refusals). */
   reason?: string;
   /**
-   * A draining leader handing over: it still holds the lease and admits commands, while
-   * its /leader and track file already send new traffic to the next node.
-   */
-  handover?: boolean;
-  /**
    * For a standby: whether it is next in line for the lead (etcd: its election key is
-   * the second oldest); undefined where the source has no order (vrrp). keepalived
-   * gives the VIP to the next in line when the leader goes, so traffic and leadership
-   * move to the same node.
+   * the second oldest candidate); undefined where the source has no order (vrrp).
+   * keepalived gives the VIP to the next in line when the leader goes, so traffic and
+   * leadership move to the same node.
    */
   successor?: boolean;
-  /** For a standby: the known leader announced a handover (etcd), so the next in line takes traffic. */
-  leaderHandover?: boolean;
-  /** For a standby: which announce it saw (etcd: the leader key's mod revision); see announceReady. */
-  handoverId?: string;
-  /**
-   * For a leader handing over: the next in line said every load balancer has marked it
-   * UP, so this leader can stop taking new connections at once.
-   */
-  successorReady?: boolean;
-  /** For a leader handing over: when the handover began (ms since epoch). */
-  handoverAt?: number;
+  /** For a leader: the node next in line, when known (where a drain forwards connections). */
+  next?: string;
+  /** The planned handover this node takes part in, if any (docs/failover.md). */
+  handover?: HandoverView;
 }
+
+/**
+ * One view of a planned handover, from either side.
+ *
+ * leaving: this node drains. While `admitting` it still runs commands of connections it
+ * accepted before the drain; `trafficAway` says new traffic should go elsewhere (track
+ * file -254, /leader 404 once the next node is ready or the announce time passed).
+ *
+ * joining: this node is next in line (or already leads) while another one hands over:
+ * `id` names the announce it answers (etcd: the old leader key's mod revision);
+ * `vipHeldBy` names a node that resigned but keeps the VIP until the connections that
+ * came in on it end (moving the VIP would reset them), so this node must not claim it.
+ */
+export type HandoverView =
+  | { side: 'leaving'; startedAt: number; admitting: boolean; trafficAway: boolean; successorReady?: boolean }
+  | { side: 'joining'; id?: string; vipHeldBy?: string };
 
 /**
  * Where leadership comes from (static, keepalived, etcd). Implementations emit every
@@ -64,6 +68,15 @@ export interface Leadership {
   awaitLead?(): () => void;
   /** Optional: tell the other nodes this leader is handing over (best effort). */
   announceHandover?(): Promise<void>;
+  /**
+   * Optional (etcd): give up admission at once while keeping this node's lease, under
+   * which its running commands finish (the next in line leads with a larger token).
+   * `holdsVip`: this node keeps the VIP for connections that came in on it; the new
+   * leader must not claim it until setVipHeld(false).
+   */
+  resign?(holdsVip: boolean): Promise<boolean>;
+  /** Optional (etcd): after resign(true), say the VIP is no longer held here. */
+  setVipHeld?(held: boolean): Promise<void>;
   /**
    * Optional, for the next in line: tell the leader handing over (announce handoverId)
    * that every load balancer now sends new connections here (best effort).

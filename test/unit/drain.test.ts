@@ -1,5 +1,5 @@
 import { describe, it, expect, beforeEach, afterEach } from 'vitest';
-import { DrainController } from '../../src/leadership/drain.js';
+import { DrainController } from '../../src/leadership/handover/drain.js';
 import { admit, EXIT_TEMPFAIL } from '../../src/leadership/gate.js';
 import type { LeadershipState } from '../../src/leadership/types.js';
 import { FakeLeadership } from '../helpers/fakeLeadership.js';

@@ -3,6 +3,9 @@ import { EtcdLeadership } from '../../src/leadership/etcd.js';
 import { EtcdUnavailableError, prefixRangeEnd, type EtcdApi, type EtcdKeyValue } from '../../src/etcd/client.js';
 import type { LeadershipState } from '../../src/leadership/types.js';
 
+const joiningId = (s: LeadershipState) => (s.handover?.side === 'joining' ? s.handover.id : undefined);
+const successorReady = (s: LeadershipState) => (s.handover?.side === 'leaving' ? s.handover.successorReady : undefined);
+
 /**
  * An in-memory etcd: leases expire on the (fake) clock, keys die with their lease,
  * every write bumps the revision. Each node talks to it through its own client,
@@ -314,7 +317,7 @@ describe('EtcdLeadership state machine (in-memory etcd)', () => {
     await p;
     await advance(100);
     expect(a.leadership.current()).toMatchObject({ role: 'leader', token });
-    expect(b.leadership.current()).toMatchObject({ role: 'standby', leader: 'gw1', token, successor: true, leaderHandover: true });
+    expect(b.leadership.current()).toMatchObject({ role: 'standby', leader: 'gw1', token, successor: true, handover: { side: 'joining' } });
   });
 
   it('the next in line says ready for this handover only; the leader sees it within a fast poll', async () => {
@@ -327,21 +330,21 @@ describe('EtcdLeadership state machine (in-memory etcd)', () => {
     await p;
     await advance(100); // b (next in line) polls at 50 ms, and at 20 ms once it saw the announce
     const sb = b.leadership.current();
-    expect(sb).toMatchObject({ leaderHandover: true, successor: true });
-    expect(sb.handoverId).toBe(etcd.kvs.get([...etcd.kvs.keys()].find((k) => k.includes('gw1-'))!)!.modRevision.toString());
-    expect(a.leadership.current().successorReady).toBeUndefined();
+    expect(sb).toMatchObject({ handover: { side: 'joining' }, successor: true });
+    expect(joiningId(sb)).toBe(etcd.kvs.get([...etcd.kvs.keys()].find((k) => k.includes('gw1-'))!)!.modRevision.toString());
+    expect(successorReady(a.leadership.current())).toBeUndefined();
 
     // Only the next in line may answer, and only for the announce it saw.
-    await c.leadership.announceReady(sb.handoverId!);
+    await c.leadership.announceReady(joiningId(sb)!);
     await b.leadership.announceReady('1');
     await advance(100);
-    expect(a.leadership.current().successorReady).toBeUndefined();
+    expect(successorReady(a.leadership.current())).toBeUndefined();
 
-    await b.leadership.announceReady(sb.handoverId!);
+    await b.leadership.announceReady(joiningId(sb)!);
     const t0 = Date.now();
-    while (a.leadership.current().successorReady !== true && Date.now() - t0 < 1000) await advance(1);
+    while (successorReady(a.leadership.current()) !== true && Date.now() - t0 < 1000) await advance(1);
     expect(Date.now() - t0).toBeLessThanOrEqual(25); // the leader polls every 20 ms while handing over (pollIntervalMs is 100)
-    expect(a.leadership.current()).toMatchObject({ role: 'leader', successorReady: true });
+    expect(a.leadership.current()).toMatchObject({ role: 'leader', handover: { side: 'leaving', successorReady: true } });
 
     // The leader goes: the next in line takes over within a fast poll, with a larger token.
     const token = a.leadership.current().token!;
@@ -352,7 +355,7 @@ describe('EtcdLeadership state machine (in-memory etcd)', () => {
     while (b.leadership.current().role !== 'leader' && Date.now() - t1 < 1000) await advance(1);
     expect(Date.now() - t1).toBeLessThanOrEqual(25);
     expect(b.leadership.current().token! > token).toBe(true);
-    expect(b.leadership.current().successorReady).toBeUndefined();
+    expect(successorReady(b.leadership.current())).toBeUndefined();
   });
 
   it('a ready answer to an earlier handover does not count for the next one', async () => {
@@ -361,13 +364,13 @@ describe('EtcdLeadership state machine (in-memory etcd)', () => {
     await advance(300);
     await a.leadership.announceHandover();
     await advance(100);
-    await b.leadership.announceReady(b.leadership.current().handoverId!);
+    await b.leadership.announceReady(joiningId(b.leadership.current())!);
     await advance(50);
-    expect(a.leadership.current().successorReady).toBe(true);
+    expect(successorReady(a.leadership.current())).toBe(true);
     // A second announce (a later drain of the same term) has a new id: b's old answer is stale.
     await a.leadership.announceHandover();
     await advance(50);
-    expect(a.leadership.current().successorReady).toBeUndefined();
+    expect(successorReady(a.leadership.current())).toBeUndefined();
   });
 
   it('a standby with a command waiting for the lead polls fast and takes over within ~20 ms of a release', async () => {

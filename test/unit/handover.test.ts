@@ -1,11 +1,11 @@
 import { describe, it, expect } from 'vitest';
 import { pino } from 'pino';
-import { DrainController } from '../../src/leadership/drain.js';
+import { DrainController } from '../../src/leadership/handover/drain.js';
 import { admit, admitWaiting } from '../../src/leadership/gate.js';
 import { trackValue } from '../../src/leadership/trackFile.js';
 import { HealthStepDown } from '../../src/leadership/healthStepDown.js';
 import { FakeLeadership } from '../helpers/fakeLeadership.js';
-import { AllProbes, LoadBalancerProbe, SuccessorTraffic, VipProbe } from '../../src/leadership/trafficProbe.js';
+import { AllProbes, LoadBalancerProbe, SuccessorTraffic, VipProbe } from '../../src/leadership/handover/probes.js';
 import { pollUntil } from '../helpers/proc.js';
 import type { LeadershipState } from '../../src/leadership/types.js';
 
@@ -17,7 +17,7 @@ describe('zero-failure handover', () => {
     drain.drain();
     await pollUntil(() => drain.status().phase === 'handover', 1000, 5);
     const state = drain.current();
-    expect(state).toMatchObject({ role: 'draining', handover: true, token: 7n });
+    expect(state).toMatchObject({ role: 'draining', handover: { side: 'leaving', admitting: true, trafficAway: true }, token: 7n });
     expect(admit('gw1', drain)).toEqual({ admitted: true, token: 7n });
     expect(trackValue({ role: state.role, self: 'gw1', leader: 'gw1', steppingDown: false, stopping: false, unhealthy: false, handover: true })).toBe(-254);
     running = 1; // a command that arrived during the handover holds the release back
@@ -147,7 +147,7 @@ describe('zero-failure handover', () => {
     const told: string[] = [];
     const traffic = new SuccessorTraffic(['198.18.0.20', '198.18.0.21'], 1, (id) => told.push(id));
     const next = (handoverId?: string): LeadershipState =>
-      ({ role: 'standby', token: 7n, since: 0, successor: true, ...(handoverId ? { leaderHandover: true, handoverId } : {}) });
+      ({ role: 'standby', token: 7n, since: 0, successor: true, ...(handoverId ? { handover: { side: 'joining', id: handoverId } } : {}) });
     traffic.record('198.18.0.20', 404, next()); // no handover yet
     traffic.record('198.18.0.20', 200, next('41'));
     traffic.record('198.18.0.99', 200, next('41')); // not a load balancer

@@ -10,7 +10,7 @@ import { HealthMonitor, HEALTH_LIMITS } from '../../src/http/health.js';
 import { listenHttp, type HttpListener } from '../../src/http/server.js';
 import { isLiteralHost, isLoopbackAddress } from '../../src/http/access.js';
 import { decodeProcAddress } from '../../src/http/peer.js';
-import { DrainController } from '../../src/leadership/drain.js';
+import { DrainController } from '../../src/leadership/handover/drain.js';
 import { CommandRegistry } from '../../src/exec/registry.js';
 import type { RunningCommand } from '../../src/exec/runner.js';
 import { createMetrics } from '../../src/metrics.js';

@@ -16,19 +16,19 @@ describe('GET /leader status for HAProxy (balance first, disable-on-404)', () =>
 
   it('the next in line waits stopping (404) and asks for traffic (200) once the leader announces its handover', () => {
     expect(leaderCheckStatus(at({ leader: 'gw1', successor: true }), true, 300)).toBe(404);
-    expect(leaderCheckStatus(at({ leader: 'gw1', successor: true, leaderHandover: true }), true, 300)).toBe(200);
-    expect(leaderCheckStatus(at({ leader: 'gw1', successor: true, leaderHandover: true }), false, 300)).toBe(503);
+    expect(leaderCheckStatus(at({ leader: 'gw1', successor: true, handover: { side: 'joining', id: '41' } }), true, 300)).toBe(200);
+    expect(leaderCheckStatus(at({ leader: 'gw1', successor: true, handover: { side: 'joining', id: '41' } }), false, 300)).toBe(503);
   });
 
   it('a leader handing over keeps 200 for announceMs, then 404 (no new connections, sessions kept)', () => {
-    const s = at({ role: 'draining', handover: true, handoverAt: 1000, token: 7n });
+    const s = at({ role: 'draining', handover: { side: 'leaving', startedAt: 1000, admitting: true, trafficAway: true }, token: 7n });
     expect(leaderCheckStatus(s, true, 300, 1299)).toBe(200);
     expect(leaderCheckStatus(s, true, 300, 1300)).toBe(404);
     expect(leaderCheckStatus(s, true, 0, 1000)).toBe(404); // no load balancers: leave at once
   });
 
   it('a leader handing over answers 404 as soon as the next in line is UP everywhere (successorReady)', () => {
-    const s = at({ role: 'draining', handover: true, handoverAt: 1000, token: 7n, successorReady: true });
+    const s = at({ role: 'draining', handover: { side: 'leaving', startedAt: 1000, admitting: true, trafficAway: true, successorReady: true }, token: 7n });
     expect(leaderCheckStatus(s, true, 300, 1001)).toBe(404);
     expect(leaderCheckStatus(s, false, 300, 1001)).toBe(503);
   });

@@ -1,4 +1,4 @@
-import type { LeadershipState } from './types.js';
+import type { LeadershipState } from '../types.js';
 
 /**
  * Tells a handing-over leader when new traffic no longer reaches it, so it can release
@@ -109,9 +109,10 @@ export class SuccessorTraffic {
 
   /** Called by GET /leader with the caller's address, the status answered and the state it was based on. */
   record(remoteAddress: string | undefined, status: number, state: LeadershipState): void {
-    if (state.role !== 'standby' || state.successor !== true || state.leaderHandover !== true || !state.handoverId) return;
-    if (state.handoverId !== this.handoverId) {
-      this.handoverId = state.handoverId;
+    const id = state.handover?.side === 'joining' ? state.handover.id : undefined;
+    if (state.role !== 'standby' || state.successor !== true || !id) return;
+    if (id !== this.handoverId) {
+      this.handoverId = id;
       this.passes.clear();
       this.told = false;
     }
@@ -121,7 +122,7 @@ export class SuccessorTraffic {
     this.passes.set(address, status === 200 ? (this.passes.get(address) ?? 0) + 1 : 0);
     if (!this.told && this.balancers.every((b) => (this.passes.get(b) ?? 0) >= this.rise)) {
       this.told = true;
-      this.ready(state.handoverId);
+      this.ready(id);
     }
   }
 }

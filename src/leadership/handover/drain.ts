@@ -1,12 +1,13 @@
-import type { Logger } from '../log.js';
-import type { Leadership, LeadershipState } from './types.js';
-import type { TrafficProbe } from './trafficProbe.js';
+import type { Logger } from '../../log.js';
+import type { Leadership, LeadershipState } from '../types.js';
+import type { TrafficProbe } from './probes.js';
+import { DRAIN_POLL_MS, TRAFFIC_POLL_MS } from './timings.js';
 
 /**
  * Drain states: `active` (normal), `draining` (refusing new commands, waiting for the
- * running ones), `handover` (nothing of the drain left: traffic is sent to the next
- * node while this one still leads and runs what still arrives), `drained` (leadership
- * released; stays out until undrain).
+ * running ones), `handover` (admission and traffic move to the next node; a fast
+ * handover resigns admission at once and lets the running commands finish here),
+ * `drained` (leadership released; stays out until undrain).
  */
 export type DrainPhase = 'active' | 'draining' | 'handover' | 'drained';
 
@@ -23,6 +24,8 @@ export interface DrainStatus {
 }
 
 export interface DrainOptions {
+  /** This node's name (never a forwarding target). */
+  self?: string;
   /** How many commands run now (CommandRegistry.size). */
   running: () => number;
   /** Kills every running command (at the drain deadline), resolving once they are gone. */
@@ -40,16 +43,29 @@ export interface DrainOptions {
   traffic?: TrafficProbe;
   /**
    * Running commands whose connections break when traffic moves (they came in on the
-   * VIP: moving it resets them). While any runs, a drain keeps the traffic here and
-   * refuses new commands, as on a single node.
+   * VIP: moving it resets them). While any runs, a strict drain keeps the traffic here
+   * and refuses new commands, as on a single node.
    */
   pinned?: () => number;
+  /**
+   * "fast" (etcd): resign admission at once, forward new connections to the new leader,
+   * let the running commands finish under this node's lease. "strict": the next node
+   * leads only once every command here has ended. Fast needs a source with resign().
+   */
+  mode?: 'fast' | 'strict';
+  /** Fast: open client connections (SSH and forwarded) that came in on the VIP. */
+  vipConnections?: () => number;
+  /** Fast: open connections this node forwards to the new leader. */
+  forwarded?: () => number;
+  /** True while a connection accepted before this instant has not asked for a command yet. */
+  undecidedBefore?: (instant: number) => boolean;
+  /** Fast, at the drain deadline: cut the connections still open (VIP and forwarded); returns how many. */
+  cutConnections?: (reason: string) => number;
 }
 
 const DRAIN_TIMEOUT = 'drain timeout';
 
-/** How often the handover checks whether traffic has left. */
-const TRAFFIC_POLL_MS = 10;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Overlays role "draining" on a Leadership source. It is itself a Leadership, so the
@@ -72,6 +88,14 @@ export class DrainController implements Leadership {
   /** This drain's handover is done; only the release is left (or being retried). */
   private handedOver = false;
   private handoverAt: number | null = null;
+  /** Fast handover: admission resigned; running commands and open connections finish here. */
+  private resigned = false;
+  /** New connections are forwarded to the new leader (from the start of a fast handover until undrain). */
+  private forwarding = false;
+  /** Fast handover: the VIP is released (no connection that came in on it is open). */
+  private trafficAway = false;
+  /** The next node as this one last knew it while leading: where to forward before it leads. */
+  private lastNext: string | null = null;
   private readonly listeners = new Set<(state: LeadershipState) => void>();
   private last: LeadershipState;
 
@@ -89,15 +113,33 @@ export class DrainController implements Leadership {
 
   current(): LeadershipState {
     const state = this.source.current();
-    // A drained or draining node never admits work, even if its source still says leader.
-    if (this.phase === 'active' || state.role !== 'leader') return state;
+    if (state.role === 'leader' && state.next) this.lastNext = state.next;
+    if (this.phase === 'active' || state.role === 'fenced') return state;
     const running = this.options.running();
-    if (this.phase === 'handover' && this.handingOver) {
+    if (this.resigned) {
       return {
         ...state,
         role: 'draining',
-        handover: true,
-        handoverAt: this.handoverAt ?? Date.now(),
+        since: this.since ?? state.since,
+        handover: { side: 'leaving', startedAt: this.handoverAt ?? Date.now(), admitting: false, trafficAway: this.trafficAway },
+        reason: `resigned: ${state.leader ?? 'the next node'} leads; ${running} command${running === 1 ? '' : 's'} still running here${this.trafficAway ? '' : ', keeping the VIP for the connections that came in on it'}`,
+      };
+    }
+    // A drained or draining node never admits work, even if its source still says leader.
+    if (state.role !== 'leader') return state;
+    if (this.phase === 'handover' && this.handingOver) {
+      const fromSource = state.handover?.side === 'leaving' ? state.handover.successorReady : undefined;
+      return {
+        ...state,
+        role: 'draining',
+        handover: {
+          side: 'leaving',
+          startedAt: this.handoverAt ?? Date.now(),
+          admitting: true,
+          // A fast handover forwards new connections instead, so it keeps the traffic until it resigned.
+          trafficAway: this.options.mode !== 'fast' || !this.forwarding,
+          ...(fromSource ? { successorReady: true } : {}),
+        },
         since: this.since ?? state.since,
         reason: 'drained: handing over to the next node',
       };
@@ -118,7 +160,11 @@ export class DrainController implements Leadership {
     return () => this.listeners.delete(listener);
   }
 
-  /** Tells listeners about a change of role, token, leader or handover (not of the reason text). */
+  /**
+   * The one change rule: listeners hear of a change of role, token, leader, place in
+   * line or handover view, never of the wording of a reason. A listener that throws is
+   * logged and does not keep the others from hearing.
+   */
   private emit(): void {
     const state = this.current();
     const prev = this.last;
@@ -126,12 +172,31 @@ export class DrainController implements Leadership {
       prev.role === state.role &&
       prev.token === state.token &&
       prev.leader === state.leader &&
-      prev.handover === state.handover &&
-      prev.successor === state.successor
+      prev.successor === state.successor &&
+      JSON.stringify(prev.handover) === JSON.stringify(state.handover)
     )
       return;
     this.last = state;
-    for (const l of this.listeners) l(state);
+    for (const l of this.listeners) {
+      try {
+        l(state);
+      } catch (err) {
+        this.options.log?.error({ err: (err as Error).message }, 'a leadership listener failed; the others still hear');
+      }
+    }
+  }
+
+  /**
+   * The node new SSH connections go to instead of this one (null: handle them here):
+   * during a fast handover and after it, the new leader (or, before it leads, the node
+   * next in line).
+   */
+  forwardTarget(): string | null {
+    if (!this.forwarding) return null;
+    const state = this.source.current();
+    if (state.role === 'leader') return state.next ?? this.lastNext;
+    if (state.leader && state.leader !== this.options.self) return state.leader;
+    return this.lastNext;
   }
 
   start(): Promise<void> {
@@ -175,6 +240,17 @@ export class DrainController implements Leadership {
     if (this.phase !== 'active') return this.status();
     this.phase = 'draining';
     this.handedOver = false;
+    if (this.fastHandover()) {
+      this.since = Date.now();
+      this.deadline = this.since + this.options.timeoutSeconds * 1000;
+      this.lastError = null;
+      this.options.log?.info(
+        { running: this.options.running(), timeoutSeconds: this.options.timeoutSeconds, next: this.lastNext },
+        'drain started: forwarding new connections and handing admission to the next node; running commands finish here',
+      );
+      void this.finish('fast handover');
+      return this.status();
+    }
     this.since = Date.now();
     this.deadline = this.since + this.options.timeoutSeconds * 1000;
     this.lastError = null;
@@ -187,16 +263,93 @@ export class DrainController implements Leadership {
       canHandOver() ? 'drain started: handing new traffic to the next node' : 'drain started: refusing new commands until the running ones end',
     );
     this.emit();
+    this.startStrictPolling();
+    return this.status();
+  }
+
+  /** The cluster can hand over fast: mode fast, a source that can resign, and this node leads. */
+  private fastHandover(): boolean {
+    return this.options.mode === 'fast' && (this.options.handoverMs ?? 0) > 0 && this.source.resign !== undefined && this.source.current().role === 'leader';
+  }
+
+  /** Strict (and single-node) drains: look at the running commands until the drain can end. */
+  private startStrictPolling(): void {
+    // In a cluster, traffic moves to the next node at once while running commands finish
+    // here, unless moving it would cut their connections (VIP); a single node has
+    // nowhere to send it. Otherwise new commands are refused until none runs.
+    const canHandOver = () => (this.options.handoverMs ?? 0) > 0 && (this.options.pinned?.() ?? 0) === 0;
+    this.clearTimers();
     this.poll = setInterval(() => {
       if (this.options.running() === 0) void this.finish('no command running');
       else if (canHandOver()) void this.finish('handover');
-    }, Math.min(this.options.pollMs ?? 200, 50));
+    }, Math.min(this.options.pollMs ?? 200, DRAIN_POLL_MS));
     this.poll.unref();
-    this.timer = setTimeout(() => void this.finish(DRAIN_TIMEOUT), this.options.timeoutSeconds * 1000);
+    const left = Math.max(0, (this.deadline ?? Date.now()) - Date.now());
+    this.timer = setTimeout(() => void this.finish(DRAIN_TIMEOUT), left);
     this.timer.unref();
     if (this.options.running() === 0) void this.finish('no command running');
     else if (canHandOver()) void this.finish('handover');
-    return this.status();
+  }
+
+  /**
+   * The fast handover (etcd, leadership.handover: fast). New connections are forwarded
+   * to the next node from now on; once every connection accepted before that has asked
+   * for its command, this node resigns admission (the next node leads within one poll,
+   * with a larger token) and keeps its lease while its running commands finish. The VIP
+   * stays while a connection that came in on it is open (moving it would reset that
+   * connection) and leaves at the first moment none is. At the drain deadline what still
+   * runs is killed and what is still open is cut, and the log says what. False when the
+   * source could not resign: the drain goes on the strict way.
+   */
+  private async handOverFast(): Promise<boolean> {
+    this.handedOver = true;
+    this.phase = 'handover';
+    this.handingOver = true;
+    this.forwarding = true;
+    this.trafficAway = false;
+    const began = (this.handoverAt = Date.now());
+    this.emit();
+    const settleUntil = began + (this.options.handoverMs ?? 0);
+    while (this.phase === 'handover' && this.options.undecidedBefore?.(began) && Date.now() < settleUntil) await sleep(TRAFFIC_POLL_MS);
+    if (this.phase !== 'handover') return true; // undrained meanwhile
+    const holdsVip = (this.options.vipConnections?.() ?? 0) > 0;
+    if (!(await this.source.resign!(holdsVip))) {
+      this.forwarding = false;
+      this.handingOver = false;
+      this.phase = 'draining';
+      this.emit();
+      return false;
+    }
+    this.resigned = true;
+    this.handingOver = false;
+    this.trafficAway = !holdsVip;
+    this.emit();
+    this.options.log?.info({ afterMs: Date.now() - began, running: this.options.running(), holdsVip, leader: this.source.current().leader ?? null }, 'handover: admission resigned');
+    const deadline = this.deadline ?? Date.now();
+    const vipOpen = () => this.options.vipConnections?.() ?? 0;
+    const busy = () => this.options.running() > 0 || (this.options.forwarded?.() ?? 0) > 0 || vipOpen() > 0;
+    while (busy() && Date.now() < deadline) {
+      if (!this.trafficAway && vipOpen() === 0) this.releaseVip(began);
+      await sleep(this.trafficAway ? DRAIN_POLL_MS : TRAFFIC_POLL_MS);
+    }
+    if (this.options.running() > 0) {
+      this.options.log?.warn({ running: this.options.running(), timeoutSeconds: this.options.timeoutSeconds }, 'drain timeout: killing the commands still running before releasing the lease');
+      await this.options.terminate(`drain timeout (${this.options.timeoutSeconds} s)`);
+    }
+    if (busy()) {
+      const cut = this.options.cutConnections?.(`drain timeout (${this.options.timeoutSeconds} s)`) ?? 0;
+      this.options.log?.warn({ cut, timeoutSeconds: this.options.timeoutSeconds }, 'drain timeout: cut the connections still open here (VIP or forwarded) so the VIP can move');
+    }
+    if (!this.trafficAway) this.releaseVip(began);
+    return true;
+  }
+
+  /** The VIP may leave now: track file -254 (synchronously, in this tick), then tell the new leader. */
+  private releaseVip(began: number): void {
+    this.trafficAway = true;
+    this.emit();
+    this.options.log?.info({ afterMs: Date.now() - began }, 'handover: no connection on the VIP is open; releasing it');
+    void this.source.setVipHeld?.(false);
   }
 
   /** Resolves once the drain has released leadership (or was cancelled). */
@@ -212,6 +365,14 @@ export class DrainController implements Leadership {
     if (this.phase !== 'draining') return Promise.resolve();
     return (this.releasing ??= (async () => {
       this.clearTimers();
+      if (!this.handedOver && why === 'fast handover') {
+        if (!(await this.handOverFast())) {
+          this.handedOver = false;
+          this.startStrictPolling();
+          return;
+        }
+        if (this.phase === 'handover') this.phase = 'draining';
+      }
       if (!this.handedOver) {
         const running = this.options.running();
         if (running > 0 && why === DRAIN_TIMEOUT) {
@@ -224,6 +385,7 @@ export class DrainController implements Leadership {
       if (this.phase !== 'draining') return; // undrained meanwhile
       try {
         await this.source.release();
+        this.resigned = false;
         this.phase = 'drained';
         this.deadline = null;
         this.options.log?.info({ why }, 'drain complete: leadership released');
@@ -297,6 +459,7 @@ export class DrainController implements Leadership {
       }
     }
     this.phase = 'active';
+    this.forwarding = false;
     this.since = null;
     this.deadline = null;
     this.lastError = null;
