@@ -125,6 +125,12 @@ export function createMetrics(node: string) {
       labelNames: ['algorithm'] as const,
       registers: [registry],
     }),
+    scriptReplication: new Counter({
+      name: 'execgate_script_replication_total',
+      help: 'Rundeck dispatch-script copies sent to peers, one per peer and upload: ok, refused (the peer answered 4xx), failed (unreachable, timeout, server error, or not sendable from here: too large, no token).',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
     buildInfo: new Gauge({
       name: 'execgate_build_info',
       help: 'Always 1; the version label says which execgate runs, ssh2_crypto whether ssh2 uses its native binding ("native") or its slower JavaScript fallback ("javascript": rebuild native modules, see the log).',
@@ -135,6 +141,7 @@ export function createMetrics(node: string) {
   m.buildInfo.set({ version: VERSION, ssh2_crypto: sshCryptoBackend().backend }, 1);
   // Both series exist from the start, so rate() and absent() work before the first rekey.
   for (const type of ['initial', 'rekey']) m.sshHandshakes.inc({ type }, 0);
+  for (const result of ['ok', 'failed', 'refused']) m.scriptReplication.inc({ result }, 0);
   return m;
 }
 

@@ -1,3 +1,4 @@
+import { posix } from 'node:path';
 import { z } from 'zod';
 import { configSchema } from './schema.js';
 
@@ -32,6 +33,21 @@ export const etcdSettingsSchema = z.strictObject({
   prefix: z.string().startsWith('/').default('/execgate'),
 });
 
+/**
+ * Rundeck dispatch scripts (`scp -t <dir>/<n>-<execid>-<node>-dispatch-script.tmp.<ext>`)
+ * are copied to every other node before the upload is acknowledged, so chmod, exec and
+ * rm work on whichever node leads next (src/cluster/scriptReplica.ts).
+ */
+export const scriptReplicationSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  /** Larger uploads stay on the node that received them (and are logged). */
+  maxBytes: z.int().min(1).max(64 * 1024 * 1024).default(1024 * 1024),
+  /** How long an upload (or rm) waits for each peer before going on without it. */
+  timeoutMs: z.int().min(50).max(60_000).default(2000),
+  /** Directories a copy may be written to (Rundeck's file-copy-destination-dir; /tmp by default). */
+  directories: z.array(z.string().startsWith('/').refine((d) => d === '/' || (posix.normalize(d) === d && !d.endsWith('/')), 'a normalised absolute path (no "..", "//" or trailing "/")')).min(1).default(['/tmp']),
+});
+
 export const leadershipSettingsSchema = z.strictObject({
   source: z.enum(['static', 'vrrp', 'etcd']).default('etcd'),
   etcd: etcdSettingsSchema.optional(),
@@ -52,6 +68,7 @@ export const leadershipSettingsSchema = z.strictObject({
    * node leads only once every command of the old one has ended.
    */
   handover: z.enum(['fast', 'strict']).default('fast'),
+  scriptReplication: scriptReplicationSchema.prefault({}),
 });
 
 export const vrrpSettingsSchema = z.strictObject({

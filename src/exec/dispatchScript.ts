@@ -42,6 +42,30 @@ export function missingDispatchScript(commandLine: string, exists: (path: string
   return exists(candidate) ? null : candidate;
 }
 
-export function dispatchScriptMessage(node: string, path: string): string {
-  return `execgate: ${path} does not exist on ${node}: the script was uploaded to another node before a failover; retry the step`;
+/**
+ * The refusal, with why the copy is missing: the reason when this node knows it (it refused
+ * the copy), else the general cause. "...before a failover; retry the step" stays one phrase
+ * (the failover lab and people's alerts look for it).
+ */
+export function dispatchScriptMessage(node: string, path: string, why: string | null = null): string {
+  const cause = why
+    ? `no copy reached ${node}: ${why}`
+    : 'the upload was not replicated to this node: peer transfer failed or the file was uploaded before this node joined';
+  return `execgate: ${path} does not exist on ${node}: the script was uploaded to another node before a failover; retry the step (${cause})`;
+}
+
+/**
+ * Rundeck's upload (`scp -t <path>`) or cleanup (`rm -f <path>`) of one dispatch script,
+ * or null for any other command (a recursive or directory copy, several files, other options).
+ */
+export function dispatchScriptTransfer(commandLine: string): { op: 'upload' | 'remove'; path: string } | null {
+  const [first, ...rest] = words(commandLine.trim());
+  const program = first ? basename(first) : '';
+  const options = rest.filter((w) => w.startsWith('-') && w !== '--');
+  const operands = rest.filter((w) => !w.startsWith('-'));
+  if (operands.length !== 1 || !isDispatchScriptPath(operands[0]!)) return null;
+  const letters = options.map((o) => o.slice(1)).join('');
+  if (program === 'scp' && letters.includes('t') && /^[tpvq]+$/.test(letters)) return { op: 'upload', path: operands[0]! };
+  if (program === 'rm' && /^f*$/.test(letters)) return { op: 'remove', path: operands[0]! };
+  return null;
 }

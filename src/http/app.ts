@@ -8,6 +8,8 @@ import { credentialOf, defaultAccessPolicy, isCrossSite, maySeeCommands, type Ac
 import { resolveServerToken } from './token.js';
 import { leaderCheckStatus } from './leaderCheck.js';
 import type { LeadershipState } from '../leadership/types.js';
+import { peerScriptRouter } from '../cluster/peerEndpoint.js';
+import type { ScriptReceiver } from '../cluster/scriptReceiver.js';
 
 export interface HttpAppDeps extends StatusSources {
   health: Pick<HealthMonitor, 'check'>;
@@ -21,6 +23,8 @@ export interface HttpAppDeps extends StatusSources {
   handoverAnnounceMs?: number;
   /** Who may drain and read command lines; default: the token of http.token/http.tokenFile. */
   access?: AccessPolicy;
+  /** Cluster nodes: takes peers' copies of Rundeck dispatch scripts (/peer/dispatch-script, token only). */
+  scriptReceiver?: ScriptReceiver;
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -162,6 +166,8 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   };
   app.post('/admin/drain', admin('drain'));
   app.post('/admin/undrain', admin('undrain'));
+
+  if (deps.scriptReceiver) app.use(peerScriptRouter({ receiver: deps.scriptReceiver, token, log: deps.log }));
 
   app.use((req, res) => {
     res.status(404).json({ error: `no such endpoint: ${req.method} ${req.path}` });

@@ -28,6 +28,7 @@ export interface HttpDeps {
   leaderChecks?: HttpAppDeps['leaderChecks'];
   successorTraffic?: HttpAppDeps['successorTraffic'];
   handoverAnnounceMs?: number;
+  scriptReceiver?: HttpAppDeps['scriptReceiver'];
 }
 
 /** Starts the HTTP surface when http.enabled; logs "http listening" with its address. */
