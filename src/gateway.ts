@@ -32,6 +32,7 @@ import { HealthStepDown } from './leadership/healthStepDown.js';
 import { createRunOnce } from './runonce/create.js';
 import type { LeadershipState } from './leadership/types.js';
 import { IdleReclaim } from './idleReclaim.js';
+import { createScriptReplication } from './cluster/replication.js';
 
 export interface Gateway {
   node: string;
@@ -152,6 +153,8 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
     log,
   });
   posture.start();
+  // Rundeck's script uploads go to the other nodes too, so a failover between upload and exec does not fail the step.
+  const scriptReplication = createScriptReplication({ config, cluster, node, log, metrics });
   const ssh = new SshServer({
     hostKeys,
     authenticator,
@@ -159,13 +162,14 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
     services: { node, config, log, runAs, audit, leadership, registry, metrics, envAllowed,
       commandSlots: new KeyedCounter(config.limits.maxCommands, config.limits.maxCommandsPerUser),
       runOnce: runOnce?.coordinator ?? null,
-      gateWaitMs: cluster?.leadership.gateWaitMs ?? 0 },
+      gateWaitMs: cluster?.leadership.gateWaitMs ?? 0,
+      ...(scriptReplication ? { scriptReplica: scriptReplication.port } : {}) },
   });
   const address = await ssh.listen(config.listen.host, config.listen.port);
   for (const extra of config.alsoListen) await ssh.listen(extra.host, extra.port);
   const listen = () => [address, ...config.alsoListen].map((l) => `${l.host}:${l.port}`);
   const health = new HealthMonitor({ ssh, audit });
-  const http = await startHttp({ config, node, log, leadership, registry, metrics, ssh, audit, hostKeys, listen, health, posture, ...(leaderChecks && cluster ? { leaderChecks, successorTraffic, handoverAnnounceMs: cluster.haproxy.interMs + 100 } : {}) });
+  const http = await startHttp({ config, node, log, leadership, registry, metrics, ssh, audit, hostKeys, listen, health, posture, scriptReceiver: scriptReplication?.receiver, ...(leaderChecks && cluster ? { leaderChecks, successorTraffic, handoverAnnounceMs: cluster.haproxy.interMs + 100 } : {}) });
   // In a cluster an unhealthy leader hands over (a single node has nobody to hand over to).
   const stepDown =
     source === 'etcd' || source === 'vrrp'
@@ -192,6 +196,7 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
       track?.stop(); // -254 first: keepalived hands the VIP over while we wind down
       stepDown?.stop();
       reclaim.stop();
+      scriptReplication?.stop();
       log.info({ reason, running: registry.size }, 'stopping');
       void notifier.stopping(reason);
       await ssh.stopListening();

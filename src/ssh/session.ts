@@ -11,13 +11,14 @@ import type { Metrics } from '../metrics.js';
 import type { KeyedCounter } from './limits.js';
 import type { RunOnceCoordinator } from '../runonce/coordinator.js';
 import { admitWaiting, EXIT_TEMPFAIL } from '../leadership/gate.js';
-import { dispatchScriptMessage, missingDispatchScript } from '../exec/dispatchScript.js';
+import { dispatchScriptMessage, dispatchScriptTransfer, missingDispatchScript } from '../exec/dispatchScript.js';
 import { buildEnvironment } from '../exec/environment.js';
 import { EXIT_CANNOT_RUN, RunningCommand, spawnFailedOutcome, type CommandHandle, type CommandOutcome } from '../exec/runner.js';
 import { planLaunch } from '../exec/launch.js';
 import { PtyCommand, type PtySize } from '../exec/ptyRunner.js';
 import { channelIsOpen, endChannel, refuseOnChannel } from './channelEnd.js';
 import type { AuthenticatedIdentity } from './auth.js';
+import type { ScriptReplicaPort } from '../cluster/scriptReplica.js';
 
 /** Everything a session needs from the gateway, passed in (no imports of cli/http). */
 export interface ExecutionServices {
@@ -36,6 +37,8 @@ export interface ExecutionServices {
   runOnce: RunOnceCoordinator | null;
   /** How long a standby waits for the lead before refusing (0: refuse at once). */
   gateWaitMs: number;
+  /** Cluster nodes: Rundeck's script uploads and cleanups reach the other nodes too. */
+  scriptReplica?: ScriptReplicaPort;
 }
 
 export interface ConnectionInfo {
@@ -212,7 +215,9 @@ export class SessionHandler {
     try {
       // A script step whose upload went to another node before a failover: a clear failure, never a wrong run.
       const missingScript = kind === 'exec' && conn.identity.key.parsedOptions.command === null ? missingDispatchScript(commandLine) : null;
-      if (missingScript) return await refuse('dispatch-script-missing', dispatchScriptMessage(services.node, missingScript));
+      if (missingScript) {
+        return await refuse('dispatch-script-missing', dispatchScriptMessage(services.node, missingScript, services.scriptReplica?.whyMissing(missingScript) ?? null));
+      }
       const auditProblem = services.audit.refusal();
       if (auditProblem) return await refuse('audit-unwritable', `execgate: ${auditProblem}; not running`);
       const slot = services.commandSlots.tryAcquire(user);
@@ -310,9 +315,21 @@ export class SessionHandler {
       conn.activity.commandEnded();
       await this.finishCommand(execId, commandLine, token, ended);
     }
+    // The client takes the exit status as the upload's acknowledgement: the peers have the copy first.
+    if (outcome.result === 'completed' && outcome.status === 0) await this.replicateDispatchScript(commandLine);
     if (outcome.result === 'spawn-failed') await refuseOnChannel(channel, `execgate: cannot run the command: ${oneLine(outcome.error ?? 'unknown error')}`, outcome.status);
     else await endChannel(channel, outcome.status, closed);
     return outcome;
+  }
+
+  /** After Rundeck's `scp -t <script>` or `rm -f <script>` succeeded here: the same on the other nodes. */
+  private async replicateDispatchScript(commandLine: string): Promise<void> {
+    const replica = this.services.scriptReplica;
+    if (!replica || this.conn.identity.key.parsedOptions.command !== null) return;
+    const transfer = dispatchScriptTransfer(commandLine);
+    const { uid } = this.conn.identity.runAs.account;
+    if (transfer?.op === 'upload') await replica.afterUpload(transfer.path, uid);
+    if (transfer?.op === 'remove') await replica.afterRemove(transfer.path, uid);
   }
 
   /** Counts, logs and audits a command's end (the audit is written even when the client has vanished). */
