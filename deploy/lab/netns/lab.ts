@@ -11,7 +11,7 @@
  * through /proc/ANCHOR/root.
  */
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync, rmSync, renameSync, chmodSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync, rmSync, renameSync, chmodSync, mkdtempSync, readdirSync, copyFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
@@ -20,6 +20,9 @@ import { NetnsLab, labPrerequisites, uniquePrefix } from '../../../test/helpers/
 import { jschClasspath as compileJschHarness } from '../../../test/helpers/jschBuild.js';
 
 export type Topology = 'vrrp' | 'vrrp-etcd' | 'haproxy-etcd';
+/** leadership.handover of the cluster file (etcd topologies only). */
+export type Handover = 'fast' | 'strict';
+export const HANDOVERS: Handover[] = ['fast', 'strict'];
 export const TOPOLOGIES: Topology[] = ['vrrp', 'vrrp-etcd', 'haproxy-etcd'];
 
 function findRoot(): string {
@@ -107,6 +110,8 @@ export interface LabOptions {
   prefix?: string;
   ttlSeconds?: number;
   marginSeconds?: number;
+  /** etcd topologies: how a drain hands over (default fast). */
+  handover?: Handover;
   log?: (line: string) => void;
 }
 
@@ -144,6 +149,8 @@ export class FailoverLab {
   readonly token = randomBytes(16).toString('hex');
   readonly ttlSeconds: number;
   readonly marginSeconds: number;
+  /** null in the vrrp topology, which has no handover setting. */
+  readonly handover: Handover | null;
   readonly gateways: Gateway[] = [];
   readonly log: (line: string) => void;
   private anchors = new Map<string, number>();
@@ -164,6 +171,7 @@ export class FailoverLab {
     this.hostDir = join(this.dir, 'host');
     this.ttlSeconds = opts.ttlSeconds ?? 2;
     this.marginSeconds = opts.marginSeconds ?? 0.5;
+    this.handover = this.etcd ? (opts.handover ?? 'fast') : null;
     this.log = opts.log ?? (() => {});
   }
 
@@ -231,8 +239,10 @@ export class FailoverLab {
               },
             }
           : {}),
+        ...(this.handover ? { handover: this.handover } : {}),
         onLeadershipLoss: 'terminate',
-        drainTimeoutSeconds: 30,
+        // Above the workload's longest command (30 s): a drain waits for it.
+        drainTimeoutSeconds: 60,
       },
       trackFile: join(h, 'keepalived.track'),
       notifyFifo: join(h, 'keepalived.fifo'),
@@ -678,6 +688,20 @@ export class FailoverLab {
     if (this.haproxy) writeFileSync(join(logs, 'haproxy.log'), this.haproxy.out);
   }
 
+  /** Each gateway's ledger and audit files, copied out of its tmpfs before teardown unmounts it. */
+  private copyHostRecords(): void {
+    const logs = join(this.dir, 'logs');
+    mkdirSync(logs, { recursive: true });
+    for (const g of this.gateways) {
+      try {
+        const names = readdirSync(this.hostPath(g.name, '.')).filter((n) => n === 'ledger' || n.startsWith('audit.jsonl'));
+        for (const n of names) copyFileSync(this.hostPath(g.name, n), join(logs, `${g.name}-${n}`));
+      } catch (err) {
+        this.log(`[${g.name}] could not keep its ledger and audit files: ${(err as Error).message}`);
+      }
+    }
+  }
+
   async teardown(keepDir = false): Promise<string[]> {
     if (this.closed) return this.net.leftovers();
     this.closed = true;
@@ -690,6 +714,7 @@ export class FailoverLab {
     this.jvm?.child.stdin?.end();
     for (const g of this.gateways) if (g.execgate) g.execgate.stopping = true;
     for (const g of this.gateways) if (g.keepalived) g.keepalived.stopping = true;
+    if (keepDir) this.copyHostRecords();
     await this.net.teardown(2000);
     if (keepDir) this.writeLogs();
     if (!keepDir) rmSync(this.dir, { recursive: true, force: true });
