@@ -1,0 +1,92 @@
+import { connect, type Socket } from 'node:net';
+import type { Logger } from '../log.js';
+import { disconnectBeforeKex } from './earlyDisconnect.js';
+
+/** SSH_DISCONNECT_SERVICE_NOT_AVAILABLE (RFC 4253 11.1): clients print the description. */
+export const DISCONNECT_SERVICE_NOT_AVAILABLE = 7;
+
+export interface ForwardTarget {
+  host: string;
+  port: number;
+  /** The node there (for the refusal a client sees when it cannot be reached). */
+  name?: string;
+}
+
+export interface ForwardOptions {
+  connectTimeoutMs: number;
+  log: Logger;
+  /** This node's name, for the refusal message. */
+  node?: string;
+}
+
+export interface ForwardResult {
+  /** Client bytes delivered to the target (the PROXY header not counted). */
+  bytesUp: number;
+  /** Target bytes read for the client. */
+  bytesDown: number;
+  /** False when the target could not be reached (the client got an SSH refusal). */
+  connected: boolean;
+  error?: Error;
+}
+
+/**
+ * Relays a client's TCP connection to `target`, `header` (a PROXY v2 header) first.
+ * Both directions are piped (pipe() pauses the faster side), a FIN in one direction
+ * is passed on as a FIN while the other keeps flowing, and an error or reset on either
+ * side destroys both. Resolves once both sockets are closed, on every path.
+ * The client socket must be paused with nothing read from it beyond what was unshifted.
+ */
+export function forwardConnection(client: Socket, target: ForwardTarget, header: Buffer, opts: ForwardOptions): Promise<ForwardResult> {
+  if (client.destroyed) return Promise.resolve({ bytesUp: 0, bytesDown: 0, connected: false, error: new Error('the client closed before forwarding began') });
+  return new Promise((resolve) => {
+    let connected = false;
+    let error: Error | undefined;
+    // The client's FIN must not end our side too: the target may still be sending.
+    client.allowHalfOpen = true;
+    const upstream = connect({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true });
+    const where = `${target.host}:${target.port}`;
+
+    let open = 2;
+    const closed = () => {
+      if (--open > 0) return;
+      clearTimeout(connectTimer);
+      resolve({ bytesUp: Math.max(0, upstream.bytesWritten - (connected ? header.length : 0)), bytesDown: upstream.bytesRead, connected, ...(error ? { error } : {}) });
+    };
+    client.once('close', closed);
+    upstream.once('close', closed);
+
+    const fail = (err: Error) => {
+      error ??= err;
+      if (connected) {
+        client.destroy();
+        upstream.destroy();
+        return;
+      }
+      upstream.destroy();
+      if (client.destroyed) return;
+      const description = `execgate: ${opts.node ?? 'this node'} is draining and could not reach the leader ${target.name ?? where} at ${where}: ${err.message}; retry`;
+      opts.log.warn({ target: where, leader: target.name, err: err.message }, `forwarding refused: could not reach the leader ${target.name ?? where} at ${where}`);
+      client.resume(); // read and drop the client's version line, so our close is a FIN, not a reset
+      disconnectBeforeKex(client, DISCONNECT_SERVICE_NOT_AVAILABLE, description);
+    };
+
+    const connectTimer = setTimeout(() => fail(new Error(`no connection within ${opts.connectTimeoutMs} ms`)), opts.connectTimeoutMs);
+    connectTimer.unref();
+    upstream.on('error', fail);
+    client.on('error', fail);
+    // A client that leaves while we connect: nothing to relay.
+    client.once('close', () => {
+      if (!connected) upstream.destroy();
+    });
+
+    upstream.once('connect', () => {
+      clearTimeout(connectTimer);
+      if (client.destroyed) return upstream.destroy();
+      connected = true;
+      upstream.setKeepAlive(true, 15_000);
+      upstream.write(header);
+      client.pipe(upstream);
+      upstream.pipe(client);
+    });
+  });
+}
