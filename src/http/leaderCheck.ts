@@ -9,8 +9,8 @@ import type { LeadershipState } from '../leadership/types.js';
  *        until the next in line is UP at every load balancer (it says so in etcd:
  *        successorReady) or `announceMs` passed, so there is always a server to use
  *   404  no new connections, keep the sessions (HAProxy "stopping"): a leader handing
- *        over after that, a node that resigned while its commands and the connections
- *        it forwards finish; the next in line otherwise
+ *        over after that; a node that resigned (it forwards new connections to the new
+ *        leader) once the new leader has led for announceMs; the next in line otherwise
  *   503  down (HAProxy closes its sessions): everyone else, and any unhealthy node
  */
 export function leaderCheckStatus(state: LeadershipState, healthy: boolean, announceMs: number, now = Date.now()): 200 | 404 | 503 {
@@ -19,8 +19,12 @@ export function leaderCheckStatus(state: LeadershipState, healthy: boolean, anno
   const handover = state.handover;
   if (state.role === 'draining' && handover?.side === 'leaving') {
     // Still admitting (strict handover): keep traffic until the next node is ready.
-    if (handover.admitting && handover.successorReady !== true && now - handover.startedAt < announceMs) return 200;
-    return 404; // resigned, or traffic moving: no new connections, keep the sessions
+    if (handover.admitting && !handover.trafficAway) return 200; // fast handover, before resigning: it forwards new connections
+    if (handover.admitting) return handover.successorReady !== true && now - handover.startedAt < announceMs ? 200 : 404;
+    // Resigned (fast handover): it forwards to the new leader, so it keeps taking traffic
+    // until every load balancer has had time to mark the new leader UP.
+    const since = handover.nextLeadsSince;
+    return since !== undefined && now - since >= announceMs ? 404 : 200;
   }
   if (state.role === 'standby' && state.successor === true) return handover?.side === 'joining' && handover.id ? 200 : 404;
   return 503;

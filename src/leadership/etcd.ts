@@ -188,6 +188,8 @@ export class EtcdLeadership implements Leadership {
   /** This node lost (or may have lost) its lease: fence if it led, then campaign afresh. */
   private fence(reason: string): void {
     const wasLeader = this.state.role === 'leader' || this.resigned;
+    // A node that resigned is being drained: it stays out until rejoin().
+    if (this.resigned) this.released = true;
     this.handingOver = false;
     this.resigned = false;
     this.endTerm();
@@ -317,14 +319,14 @@ export class EtcdLeadership implements Leadership {
     const deadline = sentAt + ttlSeconds * 1000 - this.marginMs;
     if (deadline <= this.deadline) return;
     this.deadline = deadline;
-    if (this.state.role === 'leader' && this.term === term) this.armFenceTimer();
+    if ((this.state.role === 'leader' || this.resigned) && this.term === term) this.armFenceTimer();
   }
 
   private armFenceTimer(): void {
     if (this.fenceTimer) clearTimeout(this.fenceTimer);
     this.fenceTimer = setTimeout(() => {
       this.fenceTimer = null;
-      if (this.state.role !== 'leader') return;
+      if (this.state.role !== 'leader' && !this.resigned) return;
       if (this.now() >= this.deadline) this.fence('lease not renewed before the fence deadline');
       else this.armFenceTimer();
     }, Math.max(0, this.deadline - this.now()));

@@ -36,7 +36,15 @@ export interface LeadershipState {
  * came in on it end (moving the VIP would reset them), so this node must not claim it.
  */
 export type HandoverView =
-  | { side: 'leaving'; startedAt: number; admitting: boolean; trafficAway: boolean; successorReady?: boolean }
+  | {
+      side: 'leaving';
+      startedAt: number;
+      admitting: boolean;
+      trafficAway: boolean;
+      successorReady?: boolean;
+      /** Resigned (fast handover): since when another node is seen leading (it forwards there meanwhile). */
+      nextLeadsSince?: number;
+    }
   | { side: 'joining'; id?: string; vipHeldBy?: string };
 
 /**

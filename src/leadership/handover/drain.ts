@@ -94,6 +94,8 @@ export class DrainController implements Leadership {
   private forwarding = false;
   /** Fast handover: the VIP is released (no connection that came in on it is open). */
   private trafficAway = false;
+  /** Resigned: when another node was first seen leading. */
+  private nextLeadsSince: number | null = null;
   /** The next node as this one last knew it while leading: where to forward before it leads. */
   private lastNext: string | null = null;
   private readonly listeners = new Set<(state: LeadershipState) => void>();
@@ -117,11 +119,18 @@ export class DrainController implements Leadership {
     if (this.phase === 'active' || state.role === 'fenced') return state;
     const running = this.options.running();
     if (this.resigned) {
+      if (this.nextLeadsSince === null && state.leader && state.leader !== this.options.self) this.nextLeadsSince = Date.now();
       return {
         ...state,
         role: 'draining',
         since: this.since ?? state.since,
-        handover: { side: 'leaving', startedAt: this.handoverAt ?? Date.now(), admitting: false, trafficAway: this.trafficAway },
+        handover: {
+          side: 'leaving',
+          startedAt: this.handoverAt ?? Date.now(),
+          admitting: false,
+          trafficAway: this.trafficAway,
+          ...(this.nextLeadsSince !== null ? { nextLeadsSince: this.nextLeadsSince } : {}),
+        },
         reason: `resigned: ${state.leader ?? 'the next node'} leads; ${running} command${running === 1 ? '' : 's'} still running here${this.trafficAway ? '' : ', keeping the VIP for the connections that came in on it'}`,
       };
     }
@@ -321,6 +330,7 @@ export class DrainController implements Leadership {
       return false;
     }
     this.resigned = true;
+    this.nextLeadsSince = null;
     this.handingOver = false;
     this.trafficAway = !holdsVip;
     this.emit();
