@@ -159,6 +159,8 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
     hostKeys,
     authenticator,
     posture,
+    // Peers forward new clients during a drain (PROXY v2 header first) and also connect directly.
+    peerProxies: cluster ? [...cluster.nodes.map((n) => n.address), cluster.vip.address] : [],
     services: { node, config, log, runAs, audit, leadership, registry, metrics, envAllowed,
       commandSlots: new KeyedCounter(config.limits.maxCommands, config.limits.maxCommandsPerUser),
       runOnce: runOnce?.coordinator ?? null,

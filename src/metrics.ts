@@ -131,6 +131,18 @@ export function createMetrics(node: string) {
       labelNames: ['result'] as const,
       registers: [registry],
     }),
+    // A draining node's new connections relayed at TCP level to the leader (src/ssh/forwarder.ts).
+    forwardedConnections: new Counter({
+      name: 'execgate_forwarded_connections_total',
+      help: 'Connections forwarded to another node (drain) by outcome: relayed, broken (an error or reset after connecting), unreachable (the client was refused).',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+    forwardedOpen: new Gauge({
+      name: 'execgate_forwarded_connections_open',
+      help: 'Forwarded connections open now.',
+      registers: [registry],
+    }),
     buildInfo: new Gauge({
       name: 'execgate_build_info',
       help: 'Always 1; the version label says which execgate runs, ssh2_crypto whether ssh2 uses its native binding ("native") or its slower JavaScript fallback ("javascript": rebuild native modules, see the log).',
@@ -141,6 +153,7 @@ export function createMetrics(node: string) {
   m.buildInfo.set({ version: VERSION, ssh2_crypto: sshCryptoBackend().backend }, 1);
   // Both series exist from the start, so rate() and absent() work before the first rekey.
   for (const type of ['initial', 'rekey']) m.sshHandshakes.inc({ type }, 0);
+  for (const result of ['relayed', 'broken', 'unreachable']) m.forwardedConnections.inc({ result }, 0);
   for (const result of ['ok', 'failed', 'refused']) m.scriptReplication.inc({ result }, 0);
   return m;
 }

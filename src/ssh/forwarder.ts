@@ -74,10 +74,18 @@ export function forwardConnection(client: Socket, target: ForwardTarget, header:
     connectTimer.unref();
     upstream.on('error', fail);
     client.on('error', fail);
-    // A client that leaves while we connect: nothing to relay.
-    client.once('close', () => {
-      if (!connected) upstream.destroy();
-    });
+    // One side gone entirely (closed, or destroyed by a shutdown): what it sent is flushed
+    // to the other, which then goes too. Before the connection, a client that leaves
+    // takes the attempt with it (an unreachable target is fail()'s to answer).
+    const after = (gone: Socket, other: Socket) =>
+      gone.once('close', () => {
+        if (other.destroyed) return;
+        if (!connected) return gone === client ? other.destroy() : undefined;
+        other.once('finish', () => other.destroy());
+        other.end();
+      });
+    after(client, upstream);
+    after(upstream, client);
 
     upstream.once('connect', () => {
       clearTimeout(connectTimer);

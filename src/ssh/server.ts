@@ -4,7 +4,8 @@ import type { HostKey } from './hostKeys.js';
 import type { PublicKeyAuthenticator, AuthenticatedIdentity } from './auth.js';
 import { SessionHandler, type ExecutionServices } from './session.js';
 import { KeyedCounter } from './limits.js';
-import { readProxyHeader } from './proxyProtocol.js';
+import { encodeProxyV2, readOptionalProxyHeader, readProxyHeader, type ProxiedAddress } from './proxyProtocol.js';
+import { forwardConnection } from './forwarder.js';
 import { disconnectBeforeKex, DISCONNECT_PROTOCOL_ERROR, DISCONNECT_TOO_MANY_CONNECTIONS } from './earlyDisconnect.js';
 import { algorithmProfile, servedHostKeyTypes } from './algorithms.js';
 import { macName, type AlgorithmPosture } from './algorithmPosture.js';
@@ -17,12 +18,40 @@ export interface SshServerOptions {
   services: ExecutionServices;
   /** Records legacy algorithm use of authenticated connections (absent: not recorded). */
   posture?: AlgorithmPosture;
+  /**
+   * Cluster peers (node addresses, the VIP) whose PROXY v2 header is optional: they
+   * forward clients during a drain and also connect directly. Load balancers
+   * (proxyProtocol.trustedProxies) must always send one.
+   */
+  peerProxies?: Iterable<string>;
+  /** Asked for every new connection once its real client is known; see ForwardTo. */
+  forwardTo?: ForwardTo;
+  /** How long a forwarded connection may take to reach its target (default 3000 ms). */
+  forwardConnectTimeoutMs?: number;
 }
 
-interface PeerAddress {
+export interface PeerAddress {
   address: string;
   port: number;
 }
+
+export interface ForwardDestination {
+  host: string;
+  port: number;
+  /** The node there, named in the refusal a client gets if it cannot be reached. */
+  name: string;
+}
+
+/**
+ * Decides, per new connection, after the PROXY header of a trusted load balancer or peer
+ * was read and before connection limits and ssh2, whether to relay it at TCP level (PROXY
+ * v2 header first, carrying `peer`) to another node: null admits it here.
+ */
+export type ForwardTo = (socket: Socket, peer: PeerAddress) => ForwardDestination | null;
+
+const DEFAULT_FORWARD_CONNECT_TIMEOUT_MS = 3000;
+/** A peer that sends nothing this long after connecting is a direct client that waits for our version line. */
+const PEER_DIRECT_AFTER_MS = 1000;
 
 /**
  * ssh2 writes every packet (at most 32 KiB with OpenSSH) with its own socket.write:
@@ -78,6 +107,13 @@ export class SshServer {
   private readonly peers = new WeakMap<Socket, PeerAddress>();
   private readonly connections: KeyedCounter;
   private readonly trustedProxies: Set<string>;
+  private readonly peerProxies: Set<string>;
+  private forwardTo: ForwardTo | null;
+  /** Sockets relayed to another node: no login deadline here, the target has its own. */
+  private readonly forwarded = new WeakSet<Socket>();
+  /** Open client sockets (SSH and forwarded) per local address they arrived on. */
+  private readonly openByLocal = new Map<string, number>();
+  private readonly openViaListeners = new Map<string, Set<(count: number) => void>>();
   /** Accepted sockets whose connection has not had a command decided yet, with when they came. */
   private readonly undecided = new Map<Socket, number>();
   /** Sockets whose client has authenticated (the login deadline no longer applies). */
@@ -89,6 +125,9 @@ export class SshServer {
     const { config, log } = options.services;
     this.connections = new KeyedCounter(config.limits.maxConnections, config.limits.maxConnectionsPerSource);
     this.trustedProxies = new Set(config.proxyProtocol.trustedProxies);
+    // a load balancer stays strict even if it is also listed as a peer
+    this.peerProxies = new Set([...(options.peerProxies ?? [])].filter((a) => !this.trustedProxies.has(a)));
+    this.forwardTo = options.forwardTo ?? null;
     const profile = algorithmProfile(config.auth.allowSshRsaSha1);
     const served = servedHostKeyTypes(profile);
     for (const key of options.hostKeys) {
@@ -125,6 +164,41 @@ export class SshServer {
     return false;
   }
 
+  /** Replaces (or with null removes) the forwarding decision; applies to connections accepted from now on. */
+  setForwardTo(forwardTo: ForwardTo | null): void {
+    this.forwardTo = forwardTo;
+  }
+
+  /** How many client sockets (SSH and forwarded) that arrived on `localAddress` (e.g. the VIP) are open. */
+  openVia(localAddress: string): number {
+    return this.openByLocal.get(unmapped(localAddress)) ?? 0;
+  }
+
+  /** Calls `listener` with the new count whenever openVia(localAddress) changes; returns an unsubscribe. */
+  onOpenViaChange(localAddress: string, listener: (count: number) => void): () => void {
+    const key = unmapped(localAddress);
+    let set = this.openViaListeners.get(key);
+    if (!set) this.openViaListeners.set(key, (set = new Set()));
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0 && this.openViaListeners.get(key) === set) this.openViaListeners.delete(key);
+    };
+  }
+
+  private countVia(localAddress: string, delta: 1 | -1): void {
+    const count = (this.openByLocal.get(localAddress) ?? 0) + delta;
+    if (count === 0) this.openByLocal.delete(localAddress);
+    else this.openByLocal.set(localAddress, count);
+    for (const listener of [...(this.openViaListeners.get(localAddress) ?? [])]) {
+      try {
+        listener(count);
+      } catch (err) {
+        this.options.services.log.error({ err: (err as Error).message, localAddress }, 'an openVia listener threw');
+      }
+    }
+  }
+
   private refuseSocket(socket: Socket, reason: string, metric: string, fields: Record<string, unknown>, code = DISCONNECT_TOO_MANY_CONNECTIONS): void {
     const { log, metrics } = this.options.services;
     metrics.sshConnections.inc({ result: metric });
@@ -140,11 +214,13 @@ export class SshServer {
     socket.setKeepAlive(true, config.limits.keepaliveIntervalSeconds * 1000);
     coalesceWrites(socket);
     this.sockets.add(socket);
+    const local = unmapped(socket.localAddress ?? '');
+    this.countVia(local, 1);
     this.undecided.set(socket, Date.now());
     // sshd's LoginGraceTime: from accept, covering the PROXY header, the version line,
     // key exchange and authentication. A socket that sends nothing is closed too.
     const loginTimer = setTimeout(() => {
-      if (this.authenticated.has(socket) || socket.destroyed) return;
+      if (this.authenticated.has(socket) || this.forwarded.has(socket) || socket.destroyed) return;
       const peer = this.peers.get(socket);
       const client = peer ? `${peer.address}:${peer.port}` : `${unmapped(socket.remoteAddress ?? 'unknown')}:${socket.remotePort ?? 0}`;
       log.warn({ client, seconds: config.limits.loginGraceSeconds }, 'login grace time (limits.loginGraceSeconds) exceeded; disconnecting');
@@ -159,16 +235,63 @@ export class SshServer {
       clearTimeout(loginTimer);
       this.sockets.delete(socket);
       this.undecided.delete(socket);
+      this.countVia(local, -1);
     });
     const remote = unmapped(socket.remoteAddress ?? 'unknown');
-    if (!this.trustedProxies.has(remote)) {
-      this.admit(socket, { address: remote, port: socket.remotePort ?? 0 });
+    const direct = { address: remote, port: socket.remotePort ?? 0 };
+    const real = (info: ProxiedAddress | null) => (info?.address ? { address: unmapped(info.address), port: info.port ?? 0 } : direct);
+    const graceMs = config.limits.loginGraceSeconds * 1000;
+    if (this.trustedProxies.has(remote)) {
+      readProxyHeader(socket, graceMs).then(
+        (info) => this.route(socket, real(info)),
+        (err: Error) => this.refuseSocket(socket, `bad PROXY header from load balancer ${remote}: ${err.message}`, 'refused_proxy', { proxy: remote }, DISCONNECT_PROTOCOL_ERROR),
+      );
+    } else if (this.peerProxies.has(remote)) {
+      readOptionalProxyHeader(socket, graceMs, PEER_DIRECT_AFTER_MS).then(
+        (info) => this.route(socket, real(info)),
+        (err: Error) => this.refuseSocket(socket, `bad PROXY header from cluster node ${remote}: ${err.message}`, 'refused_proxy', { proxy: remote }, DISCONNECT_PROTOCOL_ERROR),
+      );
+    } else {
+      this.route(socket, direct);
+    }
+  }
+
+  /** Forwards the connection if forwardTo says so, else admits it here. */
+  private route(socket: Socket, peer: PeerAddress): void {
+    if (socket.destroyed) return;
+    let target: ForwardDestination | null = null;
+    try {
+      target = this.forwardTo?.(socket, peer) ?? null;
+    } catch (err) {
+      this.options.services.log.error({ err: (err as Error).message }, 'forwardTo threw; serving the connection here');
+    }
+    if (target) this.forward(socket, peer, target);
+    else this.admit(socket, peer);
+  }
+
+  private forward(socket: Socket, peer: PeerAddress, target: ForwardDestination): void {
+    const { log, metrics, node } = this.options.services;
+    this.forwarded.add(socket);
+    this.undecided.delete(socket); // its command is decided on the target
+    this.peers.set(socket, peer);
+    const client = `${peer.address}:${peer.port}`;
+    const to = `${target.host}:${target.port}`;
+    let header: Buffer;
+    try {
+      header = encodeProxyV2({ source: peer, destination: { address: unmapped(socket.localAddress ?? ''), port: socket.localPort ?? 0 } });
+    } catch (err) {
+      log.error({ client, err: (err as Error).message }, 'cannot forward: no PROXY header for this connection; closing it');
+      socket.destroy();
       return;
     }
-    readProxyHeader(socket, config.limits.loginGraceSeconds * 1000).then(
-      (info) => this.admit(socket, info.address ? { address: unmapped(info.address), port: info.port ?? 0 } : { address: remote, port: socket.remotePort ?? 0 }),
-      (err: Error) => this.refuseSocket(socket, `bad PROXY header from load balancer ${remote}: ${err.message}`, 'refused_proxy', { proxy: remote }, DISCONNECT_PROTOCOL_ERROR),
-    );
+    metrics.forwardedOpen.inc();
+    const started = Date.now();
+    void forwardConnection(socket, target, header, { connectTimeoutMs: this.options.forwardConnectTimeoutMs ?? DEFAULT_FORWARD_CONNECT_TIMEOUT_MS, log, node }).then((r) => {
+      metrics.forwardedOpen.dec();
+      const result = !r.connected ? 'unreachable' : r.error ? 'broken' : 'relayed';
+      metrics.forwardedConnections.inc({ result });
+      log.debug({ client, target: to, leader: target.name, result, bytesUp: r.bytesUp, bytesDown: r.bytesDown, ms: Date.now() - started, err: r.error?.message }, 'forwarded connection closed');
+    });
   }
 
   /** Connection limits apply to the real client address (after PROXY). */

@@ -123,6 +123,34 @@ describe('forwardConnection', () => {
     expect(r.error?.message).toMatch(/ECONNRESET/);
   });
 
+  it('destroying the client socket (a gateway shutdown) ends the target connection and settles', async () => {
+    let targetEnded!: Promise<Buffer>;
+    let accepted!: () => void;
+    const targetAccepted = new Promise<void>((r) => (accepted = r));
+    const { port } = await listen((s) => {
+      targetEnded = collect(s);
+      accepted();
+    });
+    let gatewaySide!: Socket;
+    let result!: Promise<ForwardResult>;
+    const { port: gwPort } = await listen(
+      (socket) => {
+        gatewaySide = socket;
+        result = forwardConnection(socket, { host: '127.0.0.1', port, name: 'gw2' }, header, { connectTimeoutMs: 2000, log, node: 'gw1' });
+      },
+      { pauseOnConnect: true },
+    );
+    const client = connect(gwPort, '127.0.0.1');
+    client.on('error', () => {});
+    cleanups.push(() => client.destroy());
+    client.write('last words');
+    await targetAccepted;
+    await new Promise((r) => setTimeout(r, 100));
+    gatewaySide.destroy();
+    expect((await targetEnded).subarray(header.length).toString()).toBe('last words');
+    expect((await result).connected).toBe(true);
+  });
+
   it('an unreachable target: the client gets an SSH disconnect naming the node, the leader and the error', async () => {
     const { server, port } = await listen(() => {});
     await new Promise<void>((r) => server.close(() => r())); // nothing listens there now
