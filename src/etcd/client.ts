@@ -1,7 +1,7 @@
 /**
  * A minimal etcd v3 client over the JSON gateway (grpc-gateway) every etcd 3.4+ member
  * serves on its client port: POST /v3/<service>/<method> with JSON bodies, int64 as
- * decimal strings, keys and values base64. Only what leader election needs.
+ * decimal strings, keys and values base64 (src/etcd/wire.ts). Only what execgate needs.
  *
  * Every request has its own timeout; a request that cannot reach an endpoint (network
  * error, timeout, 5xx) is retried on the next endpoint, and the endpoint that answered
@@ -9,91 +9,13 @@
  * retried elsewhere.
  */
 
-export interface EtcdKeyValue {
-  key: string;
-  value: string;
-  createRevision: bigint;
-  modRevision: bigint;
-  /** Lease id (decimal string), "0" when the key has no lease. */
-  lease: string;
-}
+import { ETCD_ERRORS, EtcdResponseError, EtcdUnavailableError, type EtcdApi, type EtcdKeyValue, type LeaseGrant, type Txn, type TxnResult } from './api.js';
+import { byCreateRevision, deleteIfCreatedTxn, putIfAbsentTxn, putIfCreatedTxn } from './helpers.js';
+import { b64, decodeTxnResponse, encodeTxn, parseKv, prefixRangeEnd, type RawKv, type RawTxnResponse } from './wire.js';
 
-export interface LeaseGrant {
-  id: string;
-  /** The TTL etcd granted (may exceed the requested one). */
-  ttlSeconds: number;
-}
-
-/** What leader election needs from etcd; EtcdClient talks to a real cluster, tests fake it. */
-export interface EtcdApi {
-  grantLease(ttlSeconds: number): Promise<LeaseGrant>;
-  /** One keepalive round trip; ttlSeconds 0 means the lease no longer exists. */
-  keepAlive(leaseId: string): Promise<{ ttlSeconds: number }>;
-  /** Revokes a lease (deleting its keys); a lease already gone is not an error. */
-  revokeLease(leaseId: string): Promise<void>;
-  /** Creates key bound to the lease unless it exists; returns the key as stored now. */
-  putIfAbsent(key: string, value: string, leaseId: string): Promise<{ created: boolean; kv: EtcdKeyValue | null }>;
-  /** Replaces the value of a key only while it is the one created at createRevision; false otherwise. */
-  putIfCreated(key: string, value: string, leaseId: string, createRevision: bigint): Promise<boolean>;
-  /** Every key under the prefix, oldest create revision first. */
-  rangePrefix(prefix: string): Promise<{ kvs: EtcdKeyValue[]; revision: bigint }>;
-}
-
-/** etcd answered, but with an error (not a transport failure). */
-export class EtcdResponseError extends Error {
-  constructor(
-    readonly status: number,
-    readonly grpcCode: number | null,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'EtcdResponseError';
-  }
-}
-
-/** No endpoint could be reached in time. */
-export class EtcdUnavailableError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'EtcdUnavailableError';
-  }
-}
-
-const GRPC_NOT_FOUND = 5;
-
-const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
-const unb64 = (s: string | undefined) => (s ? Buffer.from(s, 'base64').toString('utf8') : '');
-
-/** The smallest key greater than every key starting with prefix (etcd's range_end). */
-export function prefixRangeEnd(prefix: string): string {
-  const bytes = Buffer.from(prefix, 'utf8');
-  for (let i = bytes.length - 1; i >= 0; i--) {
-    if (bytes[i]! < 0xff) {
-      const end = Buffer.from(bytes.subarray(0, i + 1));
-      end[i] = end[i]! + 1;
-      return end.toString('base64');
-    }
-  }
-  return Buffer.from([0]).toString('base64'); // every key
-}
-
-interface RawKv {
-  key?: string;
-  value?: string;
-  create_revision?: string;
-  mod_revision?: string;
-  lease?: string;
-}
-
-function parseKv(raw: RawKv): EtcdKeyValue {
-  return {
-    key: unb64(raw.key),
-    value: unb64(raw.value),
-    createRevision: BigInt(raw.create_revision ?? '0'),
-    modRevision: BigInt(raw.mod_revision ?? '0'),
-    lease: raw.lease ?? '0',
-  };
-}
+// Callers that know only the client import these from here.
+export * from './api.js';
+export { prefixRangeEnd } from './wire.js';
 
 export interface EtcdClientOptions {
   endpoints: string[];
@@ -179,37 +101,25 @@ export class EtcdClient implements EtcdApi {
     try {
       await this.call('/v3/lease/revoke', { ID: leaseId });
     } catch (err) {
-      if (err instanceof EtcdResponseError && (err.grpcCode === GRPC_NOT_FOUND || /lease not found/.test(err.message))) return;
+      if (err instanceof EtcdResponseError && (err.grpcCode === ETCD_ERRORS.leaseNotFound.grpcCode || /lease not found/.test(err.message))) return;
       throw err;
     }
   }
 
-  async putIfAbsent(key: string, value: string, leaseId: string): Promise<{ created: boolean; kv: EtcdKeyValue | null }> {
-    const k = b64(key);
-    const r = await this.call<{
-      succeeded?: boolean;
-      header?: { revision?: string };
-      responses?: Array<{ response_range?: { kvs?: RawKv[] } }>;
-    }>('/v3/kv/txn', {
-      compare: [{ key: k, target: 'CREATE', result: 'EQUAL', create_revision: '0' }],
-      success: [{ request_put: { key: k, value: b64(value), lease: leaseId } }],
-      failure: [{ request_range: { key: k } }],
-    });
-    if (r.succeeded) {
-      const revision = BigInt(r.header?.revision ?? '0');
-      return { created: true, kv: { key, value, createRevision: revision, modRevision: revision, lease: leaseId } };
-    }
-    const raw = r.responses?.[0]?.response_range?.kvs?.[0];
-    return { created: false, kv: raw ? parseKv(raw) : null };
+  async txn(t: Txn): Promise<TxnResult> {
+    return decodeTxnResponse(await this.call<RawTxnResponse>('/v3/kv/txn', encodeTxn(t)), t);
   }
 
-  async putIfCreated(key: string, value: string, leaseId: string, createRevision: bigint): Promise<boolean> {
-    const k = b64(key);
-    const r = await this.call<{ succeeded?: boolean }>('/v3/kv/txn', {
-      compare: [{ key: k, target: 'CREATE', result: 'EQUAL', create_revision: createRevision.toString() }],
-      success: [{ request_put: { key: k, value: b64(value), lease: leaseId } }],
-    });
-    return r.succeeded === true;
+  putIfAbsent(key: string, value: string, leaseId: string): Promise<{ created: boolean; kv: EtcdKeyValue | null }> {
+    return putIfAbsentTxn(this, key, value, leaseId);
+  }
+
+  putIfCreated(key: string, value: string, leaseId: string, createRevision: bigint): Promise<boolean> {
+    return putIfCreatedTxn(this, key, value, leaseId, createRevision);
+  }
+
+  deleteIfCreated(key: string, createRevision: bigint): Promise<boolean> {
+    return deleteIfCreatedTxn(this, key, createRevision);
   }
 
   async rangePrefix(prefix: string): Promise<{ kvs: EtcdKeyValue[]; revision: bigint }> {
@@ -221,7 +131,7 @@ export class EtcdClient implements EtcdApi {
     });
     const kvs = (r.kvs ?? []).map(parseKv);
     // Sorted by etcd already; sort again so a fake or an old member cannot mislead us.
-    kvs.sort((a, b) => (a.createRevision < b.createRevision ? -1 : a.createRevision > b.createRevision ? 1 : 0));
+    kvs.sort(byCreateRevision);
     return { kvs, revision: BigInt(r.header?.revision ?? '0') };
   }
 }

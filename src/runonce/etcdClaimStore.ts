@@ -1,19 +1,12 @@
-import type { EtcdClient } from '../etcd/client.js';
+import type { EtcdApi, EtcdKeyValue, TxnResult } from '../etcd/api.js';
 import type { Logger } from '../log.js';
 import type { ClaimRecord, ClaimResult, ClaimState, ClaimStore } from './claimStore.js';
 
-const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
-const unb64 = (s: string | undefined) => Buffer.from(s ?? '', 'base64').toString('utf8');
-
-interface RawKv {
-  key?: string;
-  value?: string;
-  create_revision?: string;
-}
-interface TxnResponse {
-  succeeded?: boolean;
-  header?: { revision?: string };
-  responses?: Array<{ response_range?: { kvs?: RawKv[] } }>;
+/** The keys of the range op at index i of a transaction's responses. */
+function rangeAt(r: TxnResult, i: number): EtcdKeyValue[] {
+  const response = r.responses[i];
+  if (response?.type !== 'range') throw new Error(`etcd txn: response ${i} is ${response?.type ?? 'missing'}, expected a range`);
+  return response.kvs;
 }
 
 /**
@@ -28,7 +21,7 @@ export class EtcdClaimStore implements ClaimStore {
   private readonly retentionLeases = new Map<string, string>();
 
   constructor(
-    private readonly client: EtcdClient,
+    private readonly client: EtcdApi,
     private readonly retentionSeconds: number,
     private readonly livenessTtlSeconds: number,
     private readonly log: Logger,
@@ -73,57 +66,57 @@ export class EtcdClaimStore implements ClaimStore {
   async claim(key: string, record: ClaimRecord): Promise<ClaimResult> {
     const alive = await this.livenessLease();
     const retention = await this.client.grantLease(this.retentionSeconds);
-    const r = await this.client.call<TxnResponse>('/v3/kv/txn', {
-      compare: [{ key: b64(key), target: 'CREATE', result: 'EQUAL', create_revision: '0' }],
+    const r = await this.client.txn({
+      compare: [{ key, target: 'create', result: 'equal', revision: 0n }],
       success: [
-        { request_put: { key: b64(key), value: b64(JSON.stringify(record)), lease: retention.id } },
-        { request_put: { key: b64(`${key}/alive`), value: b64(record.node), lease: alive } },
+        { type: 'put', key, value: JSON.stringify(record), lease: retention.id },
+        { type: 'put', key: `${key}/alive`, value: record.node, lease: alive },
       ],
-      failure: [{ request_range: { key: b64(key) } }],
+      failure: [{ type: 'range', key }],
     });
     if (r.succeeded) {
       this.retentionLeases.set(key, retention.id);
-      return { won: true, token: BigInt(r.header?.revision ?? '0') };
+      return { won: true, token: r.revision };
     }
     await this.client.revokeLease(retention.id).catch(() => {});
-    const kv = r.responses?.[0]?.response_range?.kvs?.[0];
-    return { won: false, token: BigInt(kv?.create_revision ?? '0'), record: JSON.parse(unb64(kv?.value)) as ClaimRecord };
+    const kv = rangeAt(r, 0)[0];
+    if (!kv) throw new Error(`etcd txn: ${key} exists (the create comparison failed) yet its range came back empty`);
+    return { won: false, token: kv.createRevision, record: JSON.parse(kv.value) as ClaimRecord };
   }
 
   async finish(key: string, record: ClaimRecord): Promise<void> {
     const lease = this.retentionLeases.get(key) ?? '0';
-    await this.client.call<TxnResponse>('/v3/kv/txn', {
+    await this.client.txn({
       compare: [],
       success: [
-        { request_put: { key: b64(key), value: b64(JSON.stringify(record)), lease } },
-        { request_delete_range: { key: b64(`${key}/alive`) } },
+        { type: 'put', key, value: JSON.stringify(record), lease },
+        { type: 'deleteRange', key: `${key}/alive` },
       ],
     });
     this.retentionLeases.delete(key);
   }
 
   async abandon(key: string, mine: ClaimRecord, final: ClaimRecord): Promise<void> {
-    await this.client.call<TxnResponse>('/v3/kv/txn', {
-      compare: [{ key: b64(key), target: 'VALUE', result: 'EQUAL', value: b64(JSON.stringify(mine)) }],
+    await this.client.txn({
+      compare: [{ key, target: 'value', result: 'equal', value: JSON.stringify(mine) }],
       success: [
-        { request_put: { key: b64(key), value: b64(JSON.stringify(final)), ignore_lease: true } },
-        { request_delete_range: { key: b64(`${key}/alive`) } },
+        { type: 'put', key, value: JSON.stringify(final), ignoreLease: true },
+        { type: 'deleteRange', key: `${key}/alive` },
       ],
     });
   }
 
   async read(key: string): Promise<ClaimState | null> {
-    const r = await this.client.call<TxnResponse>('/v3/kv/txn', {
+    const r = await this.client.txn({
       compare: [],
-      success: [{ request_range: { key: b64(key) } }, { request_range: { key: b64(`${key}/alive`) } }],
+      success: [
+        { type: 'range', key },
+        { type: 'range', key: `${key}/alive` },
+      ],
     });
-    const kv = r.responses?.[0]?.response_range?.kvs?.[0];
+    const kv = rangeAt(r, 0)[0];
     if (!kv) return null;
-    return {
-      token: BigInt(kv.create_revision ?? '0'),
-      record: JSON.parse(unb64(kv.value)) as ClaimRecord,
-      winnerAlive: (r.responses?.[1]?.response_range?.kvs?.length ?? 0) > 0,
-    };
+    return { token: kv.createRevision, record: JSON.parse(kv.value) as ClaimRecord, winnerAlive: rangeAt(r, 1).length > 0 };
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,6 @@
 import { describe, it, expect, afterEach } from 'vitest';
 import pino from 'pino';
-import type { EtcdClient } from '../../src/etcd/client.js';
+import type { EtcdApi } from '../../src/etcd/api.js';
 import { EtcdClaimStore } from '../../src/runonce/etcdClaimStore.js';
 
 /** Just what EtcdClaimStore calls: leases granted after a delay, every txn succeeds. */
@@ -20,11 +20,11 @@ function slowGrantEtcd() {
       return { ttlSeconds: 1 };
     },
     async revokeLease() {},
-    async call() {
-      return { succeeded: true, header: { revision: '7' } };
+    async txn() {
+      return { succeeded: true, responses: [], revision: 7n };
     },
   };
-  return { client: client as unknown as EtcdClient, granted, kept };
+  return { client: client as unknown as EtcdApi, granted, kept };
 }
 
 describe('EtcdClaimStore liveness lease', () => {
