@@ -39,7 +39,7 @@ for (const topology of TOPOLOGIES as Topology[]) {
       console.log(lines.join('\n'));
       const failed = results.flatMap((r) => r.checks.filter((c) => !c.ok && !c.informational).map((c) => `${r.scenario}: ${c.name}: ${c.detail}`));
       expect(failed).toEqual([]);
-    }, 330_000);
+    }, 600_000);
   });
 }
 

@@ -688,10 +688,16 @@ export class FailoverLab {
     if (this.haproxy) writeFileSync(join(logs, 'haproxy.log'), this.haproxy.out);
   }
 
-  /** Each gateway's ledger and audit files, copied out of its tmpfs before teardown unmounts it. */
-  private copyHostRecords(): void {
+  /** The kept run's logs/ directory (created). */
+  logsDir(): string {
     const logs = join(this.dir, 'logs');
     mkdirSync(logs, { recursive: true });
+    return logs;
+  }
+
+  /** Each gateway's ledger and audit files, copied out of its tmpfs before teardown unmounts it. */
+  private copyHostRecords(): void {
+    const logs = this.logsDir();
     for (const g of this.gateways) {
       try {
         const names = readdirSync(this.hostPath(g.name, '.')).filter((n) => n === 'ledger' || n.startsWith('audit.jsonl'));

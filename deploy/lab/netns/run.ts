@@ -1,21 +1,26 @@
 /**
  * npm run lab -- --topology <vrrp|vrrp-etcd|haproxy-etcd|all> [--scenario NAME[,NAME]|all] [--repeat N]
- *                [--ttl SECONDS] [--prefix P] [--keep-dir]
+ *                [--ttl SECONDS] [--handover fast|strict] [--prefix P] [--keep-dir]
  *
  * Builds the lab once per topology, runs the scenarios N times each, prints every
  * check and a table of figures, writes artifacts/failover-<time>.json, and always
  * tears down (also on SIGINT/SIGTERM and on failure). Exit 1 when a check failed.
+ * --handover sets leadership.handover in the etcd topologies' cluster file (default fast).
+ * --keep-dir keeps the run's directory with logs/ (process output, each gateway's ledger
+ * and audit files) and results.json.
  */
 import { fileURLToPath } from 'node:url';
-import { FailoverLab, ROOT, TOPOLOGIES, prerequisites, type Topology } from './lab.js';
+import { FailoverLab, HANDOVERS, ROOT, TOPOLOGIES, prerequisites, type Handover, type Topology } from './lab.js';
 import { runScenario, scenariosFor, type ScenarioResult } from './scenarios.js';
-import { describe, figures, table, writeArtifacts } from './report.js';
+import { describe, figures, table, writeArtifacts, writeResults } from './report.js';
 
 export interface RunOptions {
   topology: Topology;
   scenarios: string[] | 'all';
   repeat: number;
   ttlSeconds?: number;
+  /** etcd topologies: leadership.handover (default fast). */
+  handover?: Handover;
   prefix?: string;
   log?: (line: string) => void;
   keepDir?: boolean;
@@ -28,7 +33,7 @@ export const liveLabs = new Set<FailoverLab>();
 
 export async function runTopology(o: RunOptions): Promise<ScenarioResult[]> {
   const log = o.log ?? ((l: string) => console.log(l));
-  const lab = new FailoverLab({ topology: o.topology, prefix: o.prefix, ttlSeconds: o.ttlSeconds, log });
+  const lab = new FailoverLab({ topology: o.topology, prefix: o.prefix, ttlSeconds: o.ttlSeconds, handover: o.handover, log });
   liveLabs.add(lab);
   const results: ScenarioResult[] = [];
   try {
@@ -37,7 +42,7 @@ export async function runTopology(o: RunOptions): Promise<ScenarioResult[]> {
     for (let i = 1; i <= o.repeat; i++) {
       for (const s of scenariosFor(o.topology, o.scenarios)) {
         const t = Date.now();
-        const r = await runScenario(lab, s, i);
+        const r = await runScenario(lab, s, i, o.keepDir ? lab.logsDir() : undefined);
         results.push(r);
         log(`${describe(r)}\n   (${Date.now() - t} ms)`);
         if (r.checks.some((c) => !c.ok && !c.informational)) log(lab.dumpTail());
@@ -47,7 +52,15 @@ export async function runTopology(o: RunOptions): Promise<ScenarioResult[]> {
     log(`lab ${o.topology} failed: ${(err as Error).stack ?? err}\n${lab.dumpTail()}`);
     throw err;
   } finally {
+    if (o.keepDir) {
+      try {
+        writeResults(lab.dir, 'results.json', results);
+      } catch (err) {
+        log(`could not write ${lab.dir}/results.json: ${(err as Error).message}`);
+      }
+    }
     const left = await lab.teardown(o.keepDir);
+    if (o.keepDir) log(`kept ${lab.dir} (logs/: process output, ledgers, audit files; results.json)`);
     liveLabs.delete(lab);
     if (left.length) log(`LEFT BEHIND: ${left.join(' ')}`);
   }
@@ -74,6 +87,9 @@ async function main(): Promise<number> {
   if (!topologies.every((t) => TOPOLOGIES.includes(t))) throw new Error(`--topology must be one of ${TOPOLOGIES.join(', ')} or all`);
   const scenarios = args.scenario === undefined || args.scenario === 'all' ? 'all' : String(args.scenario).split(',');
   const repeat = Number(args.repeat ?? 1);
+  if (!Number.isInteger(repeat) || repeat < 1) throw new Error(`--repeat must be a whole number of at least 1, not ${String(args.repeat)}`);
+  const handover = String(args.handover ?? 'fast') as Handover;
+  if (!HANDOVERS.includes(handover)) throw new Error(`--handover must be one of ${HANDOVERS.join(', ')} (leadership.handover of the etcd topologies), not ${String(args.handover)}`);
   let stopping = false;
   const onSignal = (sig: NodeJS.Signals) => {
     if (stopping) return;
@@ -96,6 +112,7 @@ async function main(): Promise<number> {
         scenarios,
         repeat,
         ttlSeconds: args.ttl ? Number(args.ttl) : 2,
+        handover,
         prefix: typeof args.prefix === 'string' ? args.prefix : undefined,
         keepDir: Boolean(args['keep-dir']),
         onBuilt: () => console.log('LAB-BUILT'),

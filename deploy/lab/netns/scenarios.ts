@@ -1,12 +1,25 @@
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FailoverLab, sleep, until, type Gateway, type Topology } from './lab.js';
-import { Workload, commandBody, newExecId, type Execution, type WorkloadOptions } from './workload.js';
+import { FailoverLab, sleep, until, type Gateway, type Handover, type Topology } from './lab.js';
+import {
+  LONG_DRAIN_WAIT_MS,
+  LONG_DRAIN_WARMUP_MS,
+  LONG_DRAIN_WORKLOAD,
+  Workload,
+  commandBody,
+  newExecId,
+  waitedForLead,
+  type Execution,
+  type WorkloadOptions,
+} from './workload.js';
 import { runChecks, splitBrainMs, type Check } from './checks.js';
 
 export interface ScenarioResult {
   topology: Topology;
   scenario: string;
   repeat: number;
+  /** leadership.handover of the run (null: vrrp, which has none). */
+  handover: Handover | null;
   /** Fault (or quorum restored, for etcd-majority) to the first successful command; null: none within the wait. */
   failoverMs: number | null;
   /** Executions overlapping [fault, recovered] that failed, of how many. */
@@ -15,6 +28,15 @@ export interface ScenarioResult {
   splitBrainMs: number;
   /** Pairs of runs on two nodes out of token order (VRRP only; etcd must have none). */
   overlaps: number;
+  /** drain, rolling: the leader's drain request to the next node reporting leader; null: none, or not a drain. */
+  handoffMs: number | null;
+  /** Median duration of short commands before the fault (the baseline of waitedMs). */
+  shortBaselineMs: number | null;
+  /** Short commands started between the fault and recovery: duration minus the baseline (median, max; null: none). */
+  waitedMedianMs: number | null;
+  waitedMaxMs: number | null;
+  /** How many short commands those two figures rest on. */
+  waitedSamples: number;
   checks: Check[];
   notes: string[];
 }
@@ -30,12 +52,20 @@ interface Ctx {
   faulted?: string | null;
   quiet: Array<{ from: number; to: number; why: string }>;
   extraChecks: Check[];
+  /** When the leader's drain was requested (drain, rolling): the start of the handoff figure. */
+  handoffFrom?: number;
+  /** The leader drained at handoffFrom (default: the leader at the start). */
+  handoffOf?: Gateway;
 }
 
 interface Scenario {
   name: string;
   only?: Topology[];
   workload?: WorkloadOptions;
+  /** Workload before the fault (default 1.5 s). */
+  warmupMs?: number;
+  /** A planned handover: under leadership.handover fast, admission order is checked instead of fencing order. */
+  plannedHandover?: boolean;
   /** Nothing should move: no failover figure. */
   noFailover?: boolean;
   /** Injects the fault at `t` and returns once the fault is over (restores what it broke). */
@@ -103,31 +133,33 @@ export const SCENARIOS: Scenario[] = [
     },
   },
   {
-    // A planned drain with nothing in flight: the stream of short commands pauses until no
-    // connection is open, the drain starts, and the stream goes on one period later.
+    // A planned drain under the full workload: several 10-30 s commands and a JSch step are
+    // running when the drain starts, and the short-command stream never stops. The drained
+    // leader waits for its longest command.
     name: 'drain',
-    workload: { longEveryMs: 0, steps: false },
-    async run(ctx) {
-      const { lab, leader, wl } = ctx;
-      await wl.pause();
+    workload: LONG_DRAIN_WORKLOAD,
+    warmupMs: LONG_DRAIN_WARMUP_MS,
+    plannedHandover: true,
+    async run(ctx, t) {
+      const { lab, leader } = ctx;
       const tracks = lab.gateways.map((g) => `${g.name}=${lab.readHostFile(g.name, 'keepalived.track').trim()}`).join(' ');
-      ctx.notes.push(`track files before: ${tracks}`);
-      const t = Date.now();
-      ctx.measureFrom = t;
+      ctx.notes.push(`track files before: ${tracks}; ${lab.commandPids(leader).length} command processes on ${leader.name}`);
+      ctx.handoffFrom = t;
       const r = await lab.drain(leader);
-      wl.resume();
       if (r.status !== 200) ctx.notes.push(`drain answered ${r.status}`);
       if (lab.topology !== 'haproxy-etcd') ctx.notes.push(`VIP: ${await vipMoves(lab, t, 1500)}`);
-      await recovered(ctx, t, leader.name);
-      const next = lab.gateways.filter((g) => g !== leader).flatMap((g) => g.roles.filter((e) => e.role === 'leader' && e.t >= t).map((e) => ({ g, at: e.t })))[0];
-      ctx.notes.push(next ? `handoff: ${next.g.name} led ${next.at - t} ms after the drain` : 'handoff: no other node led');
-      await until(`${leader.name} drained`, async () => (await lab.drainPhase(leader)) === 'drained', 15_000, 100).catch(() => ctx.notes.push('drain did not complete'));
+      await recovered(ctx, t, leader.name, LONG_DRAIN_WAIT_MS);
+      await until(`${leader.name} drained`, async () => (await lab.drainPhase(leader)) === 'drained', LONG_DRAIN_WAIT_MS, 100)
+        .then(() => ctx.notes.push(`${leader.name} drained ${Date.now() - t} ms after the request`))
+        .catch(() => ctx.notes.push(`drain did not complete within ${LONG_DRAIN_WAIT_MS / 1000} s`));
       await sleep(500);
       await lab.undrain(leader);
       await sleep(1500);
     },
   },
   {
+    // Rundeck's dispatch scripts are replicated to the standbys: the step's chmod, exec and
+    // rm after the failover succeed on the new leader.
     name: 'upload-exec',
     workload: { longEveryMs: 0, steps: false },
     async run(ctx, t) {
@@ -148,13 +180,18 @@ export const SCENARIOS: Scenario[] = [
       const rm = await exec(`rm -f ${path}`);
       e.t1 = Date.now();
       e.code = run.code;
-      e.ok = run.code === 0 && run.stdout.includes(`ok ${execid}`);
+      const okLine = new RegExp(`(?:^|\\n)ok ${execid} (\\S+) (\\S+)`).exec(run.stdout ?? '');
+      e.ok = run.code === 0 && okLine !== null;
+      e.node = okLine?.[1] ?? null;
+      e.token = okLine?.[2] ?? null;
       e.detail = `chmod ${chmod.code}; exec ${run.code}: ${run.stderr.trim()}; rm ${rm.code}`;
-      const clear = run.code === 75 && run.stderr.includes('the script was uploaded to another node before a failover; retry the step');
+      const newLeader = lab.leader()?.name ?? 'none';
+      const onNewLeader = e.node !== null && e.node !== leader.name && e.node === newLeader;
+      const where = okLine ? `ran on ${e.node} (token ${e.token}), ${leader.name} crashed, leader now ${newLeader}` : `no "ok ${execid}" line; stderr: ${run.stderr.trim().slice(0, 160) || '(empty)'}`;
       ctx.extraChecks.push({
-        name: 'exec after a failover between upload and exec fails clearly',
-        ok: clear && !e.ok,
-        detail: `chmod exit ${chmod.code} (${chmod.stderr.trim().slice(0, 80)}); exec exit ${run.code}: ${run.stderr.trim().slice(0, 160)}; rm exit ${rm.code}`,
+        name: 'script step succeeds after a failover between upload and exec',
+        ok: e.ok && onNewLeader && chmod.code === 0 && rm.code === 0,
+        detail: `chmod exit ${chmod.code}${chmod.code ? ` (${chmod.stderr.trim().slice(0, 80)})` : ''}; exec exit ${run.code}: ${where}; rm exit ${rm.code}${rm.code ? ` (${rm.stderr.trim().slice(0, 80)})` : ''}`,
       });
       void t;
       await sleep(1000);
@@ -238,13 +275,34 @@ export const SCENARIOS: Scenario[] = [
     },
   },
   {
+    // Drain, restart, undrain each node in turn, leader last, under the drain workload.
     name: 'rolling',
+    workload: LONG_DRAIN_WORKLOAD,
+    warmupMs: LONG_DRAIN_WARMUP_MS,
+    plannedHandover: true,
     async run(ctx) {
-      const { lab, leader } = ctx;
-      for (const g of [...others(lab, leader), leader]) {
-        if (g === leader) ctx.measureFrom = Date.now();
+      const { lab } = ctx;
+      const todo = [...lab.gateways];
+      while (todo.length) {
+        // The standbys first, the node leading NOW last: leadership may have moved since the start.
+        const current = lab.leader();
+        const g = todo.find((x) => x !== current) ?? todo[0]!;
+        todo.splice(todo.indexOf(g), 1);
+        const asked = Date.now();
+        const leading = g === current;
+        if (leading) {
+          ctx.measureFrom = asked;
+          ctx.handoffFrom = asked;
+          ctx.handoffOf = g;
+          ctx.faulted = g.name;
+          ctx.notes.push(`${g.name} leads at its drain with ${lab.commandPids(g).length} command processes`);
+        } else if (!todo.length) {
+          ctx.notes.push(`${g.name}, drained last, did not lead at its turn (leader: ${current?.name ?? 'none'}): no leader's drain measured`);
+        }
         await lab.drain(g);
-        await until(`${g.name} drained`, async () => (await lab.drainPhase(g)) === 'drained', 40_000, 100).catch(() => ctx.notes.push(`${g.name}: drain did not complete`));
+        await until(`${g.name} drained`, async () => (await lab.drainPhase(g)) === 'drained', LONG_DRAIN_WAIT_MS, 100)
+          .then(() => leading && ctx.notes.push(`${g.name} drained ${Date.now() - asked} ms after the request`))
+          .catch(() => ctx.notes.push(`${g.name}: drain did not complete within ${LONG_DRAIN_WAIT_MS / 1000} s`));
         await lab.restartExecgate(g);
         await lab.undrain(g);
         await lab.waitSteady(30_000).catch(() => ctx.notes.push(`not steady after restarting ${g.name}`));
@@ -261,15 +319,47 @@ export function scenariosFor(topology: Topology, names: string[] | 'all'): Scena
   return list.filter((s) => names.includes(s.name));
 }
 
-/** One scenario with its workload, measurements and checks. */
-export async function runScenario(lab: FailoverLab, s: Scenario, repeat: number): Promise<ScenarioResult> {
+/** The drain request at `from` to the first `leader` report of another node; null when none (or no drain). */
+function handoff(lab: FailoverLab, drained: Gateway, from: number | undefined): number | null {
+  if (from === undefined) return null;
+  const at = lab.gateways
+    .filter((g) => g !== drained)
+    .flatMap((g) => g.roles.filter((e) => e.role === 'leader' && e.t >= from).map((e) => e.t));
+  return at.length ? Math.min(...at) - from : null;
+}
+
+/** Fences during [from, to]: in a planned scenario a sign that a lease renewal was missed. */
+function unplannedFences(lab: FailoverLab, from: number, to: number): string[] {
+  const fences = lab.gateways.flatMap((g) => g.roles.filter((r) => r.role === 'fenced' && r.t >= from && r.t <= to).map((r) => `${g.name} at +${r.t - from} ms`));
+  return fences.length ? [`fenced: ${fences.join(', ')}`] : [];
+}
+
+/** Failed executions grouped by cause (ids and numbers blanked), with when they started, relative to `t`. */
+function failureCauses(executions: Execution[], t: number): string[] {
+  const groups = new Map<string, { n: number; first: number; last: number }>();
+  for (const e of executions.filter((x) => x.ok === false)) {
+    const cause = `${e.kind} ${e.detail.split(e.execid).join('ID').replace(/\d+/g, '#').replace(/\s+/g, ' ').slice(0, 90)}`;
+    const g = groups.get(cause) ?? { n: 0, first: e.t0, last: e.t0 };
+    g.n++;
+    g.first = Math.min(g.first, e.t0);
+    g.last = Math.max(g.last, e.t0);
+    groups.set(cause, g);
+  }
+  return [...groups]
+    .sort((a, b) => b[1].n - a[1].n)
+    .slice(0, 5)
+    .map(([cause, g]) => `${g.n}x ${cause} (started ${(g.first - t) / 1000}..${(g.last - t) / 1000} s after the fault)`);
+}
+
+/** One scenario with its workload, measurements and checks; with keepDir, its executions are written there. */
+export async function runScenario(lab: FailoverLab, s: Scenario, repeat: number, keepDir?: string): Promise<ScenarioResult> {
   await lab.waitSteady(40_000);
   const leader = lab.leader()!;
   const wl = new Workload(lab, s.workload);
   const ctx: Ctx = { lab, wl, leader, notes: [], quiet: [], extraChecks: [] };
   const since = Date.now();
   wl.start();
-  await sleep(1500);
+  await sleep(s.warmupMs ?? 1500);
   const t = Date.now();
   let error: Error | null = null;
   try {
@@ -287,21 +377,33 @@ export async function runScenario(lab: FailoverLab, s: Scenario, repeat: number)
   const first = wl.firstSuccess(from, faulted);
   const recoveredAt = first?.t1 ?? end;
   const window = wl.executions.filter((e) => e.t0 <= recoveredAt && (e.t1 ?? end) >= t);
+  // Planned maintenance and flapping count every execution of the scenario, not only the fault's window.
+  const counted = s.plannedHandover || s.name === 'flap' ? wl.executions : window;
   if (wl.jschHangs) ctx.notes.push(`${wl.jschHangs} JSch step(s) hung on a dead connection (no client keepalive) until the lab killed the socket`);
-  // Say why the first few failed: a figure without a cause cannot be acted on.
-  for (const e of (s.name === 'rolling' || s.name === 'flap' ? wl.executions : window).filter((x) => x.ok === false && x.kind !== 'manual').slice(0, 3)) {
-    ctx.notes.push(`failed ${e.kind} ${e.execid}: ${e.detail.replace(/\s+/g, ' ').slice(0, 160)}`);
-  }
-  const { checks, overlaps } = runChecks({ lab, executions: wl.executions, since, quietWindows: ctx.quiet });
+  // Say why they failed (failureCauses, below): a figure without a cause cannot be acted on.
+  if (keepDir) writeFileSync(join(keepDir, `${lab.topology}-${s.name}-${repeat}-executions.json`), JSON.stringify(wl.executions));
+  const order = s.plannedHandover && lab.handover === 'fast' ? 'admission' : 'fencing';
+  const { checks, overlaps } = runChecks({ lab, executions: wl.executions, since, quietWindows: ctx.quiet, order });
   checks.push(...ctx.extraChecks);
   if (error) checks.push({ name: 'scenario ran', ok: false, detail: error.message });
+  const handoffMs = handoff(lab, ctx.handoffOf ?? leader, ctx.handoffFrom);
+  ctx.notes.push(...unplannedFences(lab, t, end));
+  ctx.notes.push(...failureCauses(wl.executions, t));
+  if (ctx.handoffFrom !== undefined) ctx.notes.push(handoffMs === null ? 'handoff: no other node led' : `handoff: another node led ${handoffMs} ms after the drain request`);
+  const waited = waitedForLead(wl.executions, t, from, recoveredAt);
   return {
     topology: lab.topology,
     scenario: s.name,
     repeat,
+    handover: lab.handover,
+    handoffMs,
+    shortBaselineMs: waited.baselineMs,
+    waitedMedianMs: waited.medianMs,
+    waitedMaxMs: waited.maxMs,
+    waitedSamples: waited.samples,
     failoverMs: first && !s.noFailover ? first.t1! - from : null,
-    failed: (s.name === 'rolling' || s.name === 'flap' ? wl.executions : window).filter((e) => e.ok === false && e.kind !== 'manual').length,
-    total: (s.name === 'rolling' || s.name === 'flap' ? wl.executions : window).length,
+    failed: counted.filter((e) => e.ok === false && e.kind !== 'manual').length,
+    total: counted.length,
     splitBrainMs: splitBrainMs(lab, t, end),
     overlaps,
     checks,

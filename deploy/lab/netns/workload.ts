@@ -25,6 +25,13 @@ export interface WorkloadOptions {
   steps?: boolean;
 }
 
+/** The drain and rolling workload: 10-30 s commands, a new one every 3.5 s, so several run when a drain starts. */
+export const LONG_DRAIN_WORKLOAD: WorkloadOptions = { longEveryMs: 3500, longSeconds: [10, 30], steps: true };
+/** Warm-up before a drain under LONG_DRAIN_WORKLOAD: about four long commands are running by then. */
+export const LONG_DRAIN_WARMUP_MS = 12_000;
+/** The longest a drained leader waits for its commands under LONG_DRAIN_WORKLOAD, plus margin. */
+export const LONG_DRAIN_WAIT_MS = 50_000;
+
 /**
  * Every command appends `execid node token start end` to the ledger on the node that ran
  * it and prints `ok execid node token`. The ledger lives in the host's own tmpfs.
@@ -124,20 +131,14 @@ export class Workload {
     this.timers.push(setInterval(() => void this.exec('short', 'sleep 0.05'), this.opts.shortEveryMs));
     if (this.opts.longEveryMs > 0) {
       const [lo, hi] = this.opts.longSeconds;
-      this.timers.push(setInterval(() => void this.exec('long', `sleep ${(lo + Math.random() * (hi - lo)).toFixed(1)}`), this.opts.longEveryMs));
+      const long = () => {
+        const seconds = lo + Math.random() * (hi - lo);
+        // The answer may come late (a standby waits for the lead): 30 s beyond the command itself.
+        void this.exec('long', `sleep ${seconds.toFixed(1)}`, Math.ceil(seconds * 1000) + 30_000);
+      };
+      long();
+      this.timers.push(setInterval(long, this.opts.longEveryMs));
     }
-  }
-
-  /** Stops issuing commands and resolves once none is in flight (for a workload without steps). */
-  async pause(): Promise<void> {
-    for (const t of this.timers) clearInterval(t);
-    this.timers = [];
-    while (this.inflight.size) await Promise.all([...this.inflight]);
-  }
-
-  /** Issues commands again; the first one a period from now. */
-  resume(): void {
-    if (this.running && this.timers.length === 0) this.startTimers();
   }
 
   /** Stops issuing and waits for everything in flight. */
@@ -155,4 +156,33 @@ export class Workload {
       .sort((a, b) => a.t1! - b.t1!);
     return found[0] ?? null;
   }
+}
+
+export const median = (xs: number[]): number | null => {
+  if (!xs.length) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : Math.round((s[m - 1]! + s[m]!) / 2);
+};
+
+export interface Waited {
+  /** Median duration of successful short commands that started before the fault. */
+  baselineMs: number | null;
+  /** Successful short commands started between the fault and recovery: duration minus the baseline (0 at least). */
+  medianMs: number | null;
+  maxMs: number | null;
+  samples: number;
+}
+
+/**
+ * How long a new command waited for the lead: short commands started in [fault, recovered]
+ * against the ones that ended before `baselineUntil` (the first fault of the scenario).
+ */
+export function waitedForLead(executions: Execution[], baselineUntil: number, fault: number, recovered: number): Waited {
+  const shortOk = executions.filter((e) => e.kind === 'short' && e.ok && e.t1 !== null);
+  const baselineMs = median(shortOk.filter((e) => e.t1! <= baselineUntil).map((e) => e.t1! - e.t0));
+  const during = shortOk.filter((e) => e.t0 >= fault && e.t0 <= recovered);
+  if (baselineMs === null || !during.length) return { baselineMs, medianMs: null, maxMs: null, samples: during.length };
+  const waits = during.map((e) => Math.max(0, e.t1! - e.t0 - baselineMs));
+  return { baselineMs, medianMs: median(waits), maxMs: Math.max(...waits), samples: waits.length };
 }
