@@ -1,6 +1,6 @@
 import type { Logger } from '../log.js';
 import type { DrainController } from './handover/drain.js';
-import type { TrackFileWriter } from './trackFile.js';
+import type { TrackFileWriter } from './keepalived/trackFile.js';
 
 export interface HealthStepDownOptions {
   check: () => Promise<{ ok: boolean; reason: string | null }>;

@@ -1,5 +1,6 @@
 import type { Cluster } from '../config/cluster.js';
 import { assertRenderable, findNode, header, TRACK_FILE_LEADER_VALUE } from './validate.js';
+import { TRACK_STANDBY, TRACK_STEP_DOWN } from '../leadership/keepalived/trackValues.js';
 
 /** keepalived prints advert_int as given; keep a stable, short form (0.2, 1). */
 function seconds(n: number): string {
@@ -52,7 +53,7 @@ export function renderKeepalived(cluster: Cluster, nodeName: string, source?: st
     '    weight 0',
     '}',
     '',
-    `# Fast path, written by execgate (temp file + rename): ${TRACK_FILE_LEADER_VALUE} leader, 0 standby, -254 stepping down.`,
+    `# Fast path, written by execgate (temp file + rename): ${TRACK_FILE_LEADER_VALUE} leader, ${TRACK_STANDBY} standby, ${TRACK_STEP_DOWN} stepping down.`,
     'vrrp_track_file execgate_leader {',
     `    file ${cluster.trackFile}`,
     '    weight 1',

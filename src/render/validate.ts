@@ -4,10 +4,9 @@ import { ExecgateError } from '../errors.js';
 
 export type RenderTarget = 'keepalived' | 'haproxy' | 'systemd' | 'logrotate';
 
-/** Added to the leader's priority through the track_file (value 100 x weight 1). */
-export const TRACK_FILE_LEADER_VALUE = 100;
-/** Added to the next in line (etcd mode), so the VIP goes where the lease will go. */
-export const TRACK_FILE_SUCCESSOR_VALUE = 50;
+/** Added to the leader's priority through the track_file (weight 1), and to the next in line (etcd mode). */
+export { TRACK_LEADER as TRACK_FILE_LEADER_VALUE, TRACK_SUCCESSOR as TRACK_FILE_SUCCESSOR_VALUE } from '../leadership/keepalived/trackValues.js';
+import { TRACK_LEADER as TRACK_FILE_LEADER_VALUE, TRACK_SUCCESSOR as TRACK_FILE_SUCCESSOR_VALUE } from '../leadership/keepalived/trackValues.js';
 
 /**
  * Problems that stop a renderer: the cluster file's own cross-field rules plus what

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { EtcdLeadership } from '../../src/leadership/etcd.js';
 import { DrainController } from '../../src/leadership/handover/drain.js';
 import { admit } from '../../src/leadership/gate.js';
-import { trackValue, TRACK_LEADER, TRACK_SUCCESSOR } from '../../src/leadership/trackFile.js';
+import { trackValue, TRACK_LEADER, TRACK_SUCCESSOR } from '../../src/leadership/keepalived/trackFile.js';
 import { MemoryEtcd } from '../../src/etcd/memory.js';
 import type { LeadershipState } from '../../src/leadership/types.js';
 

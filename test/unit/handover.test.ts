@@ -2,7 +2,7 @@ import { describe, it, expect } from 'vitest';
 import { pino } from 'pino';
 import { DrainController } from '../../src/leadership/handover/drain.js';
 import { admit, admitWaiting } from '../../src/leadership/gate.js';
-import { trackValue } from '../../src/leadership/trackFile.js';
+import { trackValue } from '../../src/leadership/keepalived/trackFile.js';
 import { HealthStepDown } from '../../src/leadership/healthStepDown.js';
 import { FakeLeadership } from '../helpers/fakeLeadership.js';
 import { AllProbes, LoadBalancerProbe, SuccessorTraffic, VipProbe } from '../../src/leadership/handover/probes.js';

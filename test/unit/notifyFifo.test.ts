@@ -2,7 +2,7 @@ import { describe, it, expect, afterEach } from 'vitest';
 import { mkdtempSync, rmSync, statSync, openSync, writeSync, closeSync, constants } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseNotifyLine, NotifyFifoReader, type NotifyEvent } from '../../src/leadership/notifyFifo.js';
+import { parseNotifyLine, NotifyFifoReader, type NotifyEvent } from '../../src/leadership/keepalived/notifyFifo.js';
 
 describe('parseNotifyLine', () => {
   it('reads instance and group lines', () => {

@@ -2,7 +2,7 @@ import { describe, it, expect, afterEach } from 'vitest';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { trackValue, TrackFileWriter, type TrackInputs } from '../../src/leadership/trackFile.js';
+import { trackValue, TrackFileWriter, type TrackInputs } from '../../src/leadership/keepalived/trackFile.js';
 import type { Leadership, LeadershipState, Role } from '../../src/leadership/types.js';
 
 const base: TrackInputs = { role: 'standby', self: 'gw1', steppingDown: false, stopping: false, unhealthy: false };

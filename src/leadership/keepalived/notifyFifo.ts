@@ -2,7 +2,7 @@ import { constants, lstatSync, mkdirSync, openSync, chmodSync, closeSync } from 
 import { execFileSync } from 'node:child_process';
 import { dirname } from 'node:path';
 import net from 'node:net';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../log.js';
 
 /** States keepalived reports for a VRRP instance or sync group. */
 export type VrrpState = 'MASTER' | 'BACKUP' | 'FAULT' | 'STOP' | 'MASTER_RX_LOWER_PRI' | 'DELETED';

@@ -1,7 +1,7 @@
 import { mkdirSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
-import type { Logger } from '../log.js';
-import type { Leadership, LeadershipState, Role } from './types.js';
+import type { Logger } from '../../log.js';
+import type { Leadership, LeadershipState, Role } from '../types.js';
 
 /**
  * keepalived's track_file contract. keepalived watches the file (inotify) and adds
@@ -25,11 +25,9 @@ import type { Leadership, LeadershipState, Role } from './types.js';
  * Keep (highest base priority - lowest base priority) < 50 x weight, or a standby
  * could out-rank the leader or the next in line.
  */
-export const TRACK_LEADER = 100;
-export const TRACK_SUCCESSOR = 50;
-export const TRACK_STANDBY = 0;
-export const TRACK_BEHIND = -50;
-export const TRACK_STEP_DOWN = -254;
+import { TRACK_BEHIND, TRACK_LEADER, TRACK_STANDBY, TRACK_STEP_DOWN, TRACK_SUCCESSOR } from './trackValues.js';
+
+export { TRACK_BEHIND, TRACK_LEADER, TRACK_STANDBY, TRACK_STEP_DOWN, TRACK_SUCCESSOR };
 export type TrackValue = typeof TRACK_LEADER | typeof TRACK_SUCCESSOR | typeof TRACK_STANDBY | typeof TRACK_BEHIND | typeof TRACK_STEP_DOWN;
 
 export interface TrackInputs {
