@@ -77,7 +77,7 @@ export interface CheckInput {
   order?: 'fencing' | 'admission';
 }
 
-interface TokenRun {
+export interface TokenRun {
   node: string;
   token: bigint;
   start: number;
@@ -87,7 +87,7 @@ interface TokenRun {
 const byToken = (runs: TokenRun[]) => [...runs].sort((x, y) => (x.token < y.token ? -1 : x.token > y.token ? 1 : x.start - y.start));
 
 /** Pairs on two nodes where the older token's command ended after the newer one's started. */
-function fencingOverlaps(runs: TokenRun[]): { pairs: number; maxMs: number; examples: string[] } {
+export function fencingOverlaps(runs: TokenRun[]): { pairs: number; maxMs: number; examples: string[] } {
   const sorted = byToken(runs);
   let pairs = 0;
   let maxMs = 0;
@@ -117,7 +117,7 @@ function firstStarts(runs: TokenRun[]): Array<{ node: string; token: bigint; sta
 }
 
 /** Commands under an older token that STARTED after a newer token's first command started on another node. */
-function admissionViolations(runs: TokenRun[], source: string): string[] {
+export function admissionViolations(runs: TokenRun[], source: string): string[] {
   const firsts = firstStarts(runs);
   const out: string[] = [];
   for (const a of runs) {
@@ -128,7 +128,7 @@ function admissionViolations(runs: TokenRun[], source: string): string[] {
 }
 
 /** Older-token commands still running when a newer token's first command started on another node (fast handover). */
-function overlappingOldCommands(runs: TokenRun[]): number[] {
+export function overlappingOldCommands(runs: TokenRun[]): number[] {
   const firsts = firstStarts(runs);
   const overlapMs: number[] = [];
   for (const a of runs) {

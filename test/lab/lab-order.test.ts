@@ -1,0 +1,52 @@
+import { describe, it, expect } from 'vitest';
+import { admissionViolations, fencingOverlaps, overlappingOldCommands, type TokenRun } from '../../deploy/lab/netns/checks.js';
+import { waitedForLead, type Execution } from '../../deploy/lab/netns/workload.js';
+
+/**
+ * The failover lab's order checks and the waited-for-lead figure, on hand-made runs
+ * (the lab itself needs root and is run by failover.test.ts).
+ */
+const run = (node: string, token: number, start: number, end: number): TokenRun => ({ node, token: BigInt(token), start, end });
+
+describe('failover lab: token order between nodes', () => {
+  // A fast handover: gw1 (token 5) still runs two long commands when gw2 (token 7) starts at 1000.
+  const fast = [run('gw1', 5, 0, 3000), run('gw1', 5, 500, 1800), run('gw1', 5, 900, 950), run('gw2', 7, 1000, 1100), run('gw2', 7, 1200, 1300)];
+
+  it('admission order holds when the old leader only finished what it had started', () => {
+    expect(admissionViolations(fast, 'audit')).toEqual([]);
+  });
+
+  it('the overlaps of a fast handover are counted per old-token command, with how long each outlived the new token', () => {
+    expect(overlappingOldCommands(fast).sort((a, b) => a - b)).toEqual([800, 2000]);
+    expect(fencingOverlaps(fast)).toMatchObject({ pairs: 4, maxMs: 2000 });
+  });
+
+  it('an old token that starts a command after the new token began is a violation, named with both nodes', () => {
+    const late = [...fast, run('gw1', 5, 1150, 1160)];
+    const v = admissionViolations(late, 'ledger');
+    expect(v).toHaveLength(1);
+    expect(v[0]).toBe('ledger: gw1#5 started 150 ms after gw2#7 began');
+  });
+
+  it('the same node under two tokens is not compared, and strict order has no overlap', () => {
+    const strict = [run('gw1', 5, 0, 900), run('gw1', 8, 2000, 2100), run('gw2', 7, 1000, 1900)];
+    expect(admissionViolations(strict, 'audit')).toEqual([]);
+    expect(overlappingOldCommands(strict)).toEqual([]);
+    expect(fencingOverlaps(strict).pairs).toBe(0);
+  });
+});
+
+describe('failover lab: time a new command waited for the lead', () => {
+  const short = (t0: number, ms: number, ok = true): Execution => ({ execid: `x${t0}`, kind: 'short', t0, t1: t0 + ms, ok, node: 'gw1', token: '1', code: ok ? 0 : 75, detail: '' });
+
+  it('is each short command during the handover minus the median before it, never below 0; failures do not count', () => {
+    const ex = [short(0, 100), short(100, 120), short(200, 110), short(1000, 600), short(1100, 90), short(1200, 5000, false), short(3000, 2000)];
+    // baseline: 110 (ended by 1000); during [1000, 2000]: 600 -> 490, 90 -> 0.
+    expect(waitedForLead(ex, 1000, 1000, 2000)).toEqual({ baselineMs: 110, medianMs: 245, maxMs: 490, samples: 2 });
+  });
+
+  it('has no figure without a baseline or without commands in the window', () => {
+    expect(waitedForLead([short(1000, 50)], 500, 1000, 2000).medianMs).toBeNull();
+    expect(waitedForLead([short(0, 50)], 500, 1000, 2000)).toEqual({ baselineMs: 50, medianMs: null, maxMs: null, samples: 0 });
+  });
+});
