@@ -187,11 +187,21 @@ export const SCENARIOS: Scenario[] = [
       e.detail = `chmod ${chmod.code}; exec ${run.code}: ${run.stderr.trim()}; rm ${rm.code}`;
       const newLeader = lab.leader()?.name ?? 'none';
       const onNewLeader = e.node !== null && e.node !== leader.name && e.node === newLeader;
-      const where = okLine ? `ran on ${e.node} (token ${e.token}), ${leader.name} crashed, leader now ${newLeader}` : `no "ok ${execid}" line; stderr: ${run.stderr.trim().slice(0, 160) || '(empty)'}`;
+      type Answer = { code: number | null; stderr: string; error?: string | null };
+      // One step's part: its exit, or why there was none, and its stderr unless an earlier part said the same.
+      const seen = new Set<string>();
+      const part = (name: string, r: Answer) => {
+        const err = (r.stderr ?? '').trim().replace(/\s+/g, ' ').slice(0, 240);
+        const why = r.code === null ? `no exit status (${r.error ?? 'no error'})` : `exit ${r.code}`;
+        const say = err && !seen.has(err) ? `: ${err}` : '';
+        if (err) seen.add(err);
+        return `${name} ${why}${r.code === 0 ? '' : say}`;
+      };
+      const where = okLine ? `ran on ${e.node} (token ${e.token}) after ${leader.name} crashed; leader now ${newLeader}` : `no "ok ${execid}" line`;
       ctx.extraChecks.push({
         name: 'script step succeeds after a failover between upload and exec',
         ok: e.ok && onNewLeader && chmod.code === 0 && rm.code === 0,
-        detail: `chmod exit ${chmod.code}${chmod.code ? ` (${chmod.stderr.trim().slice(0, 80)})` : ''}; exec exit ${run.code}: ${where}; rm exit ${rm.code}${rm.code ? ` (${rm.stderr.trim().slice(0, 80)})` : ''}`,
+        detail: `${part('chmod', chmod)}; ${part('exec', run)}, ${where}; ${part('rm', rm)}`,
       });
       void t;
       await sleep(1000);
