@@ -1,6 +1,7 @@
 import type { Logger } from '../log.js';
 import { EtcdClient, type EtcdApi, type EtcdKeyValue } from '../etcd/client.js';
 import type { Leadership, LeadershipState } from './types.js';
+import { leadershipChanged, StateEmitter } from './stateEmitter.js';
 import { encodeElectionValue } from './handover/codec.js';
 import { decodeContenders, evaluateElection, successorReadyFor } from './handover/election.js';
 import { FAST_POLL_MS, SUCCESSOR_POLL_MS } from './handover/timings.js';
@@ -63,7 +64,7 @@ const describe = (err: unknown) => (err instanceof Error ? err.message : String(
 export class EtcdLeadership implements Leadership {
   readonly kind = 'etcd';
   private state: LeadershipState;
-  private readonly listeners = new Set<(state: LeadershipState) => void>();
+  private readonly emitter: StateEmitter;
   private readonly now: () => number;
   private readonly electionPrefix: string;
   private readonly marginMs: number;
@@ -94,6 +95,7 @@ export class EtcdLeadership implements Leadership {
   private readonly oldKeys = new Set<string>();
 
   constructor(private readonly options: EtcdLeadershipOptions) {
+    this.emitter = new StateEmitter(options.log);
     this.now = options.now ?? (() => performance.now());
     this.electionPrefix = `${options.prefix.replace(/\/+$/, '')}/${options.cluster}/leader/`;
     this.marginMs = options.marginSeconds * 1000;
@@ -115,8 +117,7 @@ export class EtcdLeadership implements Leadership {
   }
 
   onChange(listener: (state: LeadershipState) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.emitter.on(listener);
   }
 
   async start(): Promise<void> {
@@ -169,9 +170,7 @@ export class EtcdLeadership implements Leadership {
       prev.token === state.token &&
       prev.leader === state.leader &&
       prev.reason === state.reason &&
-      prev.successor === state.successor &&
-      prev.next === state.next &&
-      sameHandover(prev, state);
+      !leadershipChanged(prev, state);
     if (same) {
       this.state = prev; // keep "since"
       return;
@@ -179,10 +178,7 @@ export class EtcdLeadership implements Leadership {
     const fields = { role: state.role, token: state.token?.toString() ?? null, leader: state.leader ?? null, reason: state.reason ?? null };
     if (state.role === 'fenced') this.options.log?.warn(fields, 'etcd leadership: fenced');
     else this.options.log?.info(fields, 'etcd leadership state');
-    // Listeners only hear about changes of role, token, leader or succession (not of the wording of a reason).
-    if (prev.role !== state.role || prev.token !== state.token || prev.leader !== state.leader || prev.successor !== state.successor || prev.handover?.side !== state.handover?.side || vipHolder(prev) !== vipHolder(state)) {
-      for (const l of this.listeners) l(state);
-    }
+    this.emitter.emit(state);
   }
 
   /** This node lost (or may have lost) its lease: fence if it led, then campaign afresh. */
@@ -548,15 +544,4 @@ export function createEtcdLeadership(node: string, cluster: string, settings: Et
     api: new EtcdClient({ endpoints: settings.endpoints, requestTimeoutMs }),
     log,
   });
-}
-
-const vipHolder = (s: LeadershipState) => (s.handover?.side === 'joining' ? s.handover.vipHeldBy : undefined);
-
-function sameHandover(a: LeadershipState, b: LeadershipState): boolean {
-  const x = a.handover;
-  const y = b.handover;
-  if (!x || !y) return x === y;
-  if (x.side === 'joining' && y.side === 'joining') return x.id === y.id && x.vipHeldBy === y.vipHeldBy;
-  if (x.side === 'leaving' && y.side === 'leaving') return x.successorReady === y.successorReady;
-  return false;
 }

@@ -1,10 +1,11 @@
 import type { Leadership, LeadershipState } from './types.js';
+import { StateEmitter } from './stateEmitter.js';
 
 /** A single node that always leads: the embedded default of `npm start`. */
 export class StaticLeadership implements Leadership {
   readonly kind = 'static';
   private state: LeadershipState;
-  private readonly listeners = new Set<(state: LeadershipState) => void>();
+  private readonly emitter = new StateEmitter();
 
   constructor(
     private readonly node: string,
@@ -18,13 +19,12 @@ export class StaticLeadership implements Leadership {
   }
 
   onChange(listener: (state: LeadershipState) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.emitter.on(listener);
   }
 
   private set(state: LeadershipState): void {
     this.state = state;
-    for (const l of this.listeners) l(state);
+    this.emitter.emit(state);
   }
 
   async start(): Promise<void> {}

@@ -8,6 +8,7 @@ import { hostProbes, type VrrpProbes } from './keepalived/probes.js';
 
 export type { VrrpProbes } from './keepalived/probes.js';
 import type { Leadership, LeadershipState } from './types.js';
+import { StateEmitter } from './stateEmitter.js';
 
 /**
  * VRRP leadership — BEST EFFORT, NOT A FENCE.
@@ -95,7 +96,7 @@ export interface VrrpLeadershipOptions {
 
 export class VrrpLeadership implements Leadership {
   readonly kind = 'vrrp';
-  private readonly listeners = new Set<(state: LeadershipState) => void>();
+  private readonly emitter: StateEmitter;
   private readonly nodeIndex: number;
   private readonly probes: VrrpProbes;
   private readonly epochFile: string;
@@ -120,6 +121,7 @@ export class VrrpLeadership implements Leadership {
     if (this.nodeIndex >= Number(VRRP_TOKEN_NODE_SLOTS)) {
       throw new ExecgateError('EG_LEADERSHIP_SOURCE', `leadership.source "vrrp" supports at most ${VRRP_TOKEN_NODE_SLOTS} nodes; ${node} is nodes.${this.nodeIndex}`);
     }
+    this.emitter = new StateEmitter(opts.log);
     this.probes = opts.probes ?? hostProbes(cluster);
     this.epochFile = join(cluster.stateDir, `vrrp-epoch-${node}`);
     this.fifo = opts.readFifo === false ? null : new NotifyFifoReader({ path: cluster.notifyFifo, log: opts.log });
@@ -132,8 +134,7 @@ export class VrrpLeadership implements Leadership {
   }
 
   onChange(listener: (state: LeadershipState) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.emitter.on(listener);
   }
 
   async start(): Promise<void> {
@@ -251,7 +252,7 @@ export class VrrpLeadership implements Leadership {
       const state = this.state;
       if (this.lastEmitted === state) return;
       this.lastEmitted = state;
-      for (const l of this.listeners) l(state);
+      this.emitter.emit(state);
     });
   }
 

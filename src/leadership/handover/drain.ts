@@ -2,6 +2,7 @@ import type { Logger } from '../../log.js';
 import type { Leadership, LeadershipState } from '../types.js';
 import type { TrafficProbe } from './probes.js';
 import { DRAIN_POLL_MS, TRAFFIC_POLL_MS } from './timings.js';
+import { StateEmitter } from '../stateEmitter.js';
 
 /**
  * Drain states: `active` (normal), `draining` (refusing new commands, waiting for the
@@ -98,14 +99,14 @@ export class DrainController implements Leadership {
   private nextLeadsSince: number | null = null;
   /** The next node as this one last knew it while leading: where to forward before it leads. */
   private lastNext: string | null = null;
-  private readonly listeners = new Set<(state: LeadershipState) => void>();
-  private last: LeadershipState;
+  private readonly emitter: StateEmitter;
 
   constructor(
     private readonly source: Leadership,
     private readonly options: DrainOptions,
   ) {
-    this.last = this.current();
+    this.emitter = new StateEmitter(options.log);
+    this.emitter.emit(this.current()); // the starting point of the change rule (nobody listens yet)
     source.onChange(() => this.emit());
   }
 
@@ -165,34 +166,12 @@ export class DrainController implements Leadership {
   }
 
   onChange(listener: (state: LeadershipState) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.emitter.on(listener);
   }
 
-  /**
-   * The one change rule: listeners hear of a change of role, token, leader, place in
-   * line or handover view, never of the wording of a reason. A listener that throws is
-   * logged and does not keep the others from hearing.
-   */
+  /** Tells listeners of a change (the rule is in stateEmitter.ts). */
   private emit(): void {
-    const state = this.current();
-    const prev = this.last;
-    if (
-      prev.role === state.role &&
-      prev.token === state.token &&
-      prev.leader === state.leader &&
-      prev.successor === state.successor &&
-      JSON.stringify(prev.handover) === JSON.stringify(state.handover)
-    )
-      return;
-    this.last = state;
-    for (const l of this.listeners) {
-      try {
-        l(state);
-      } catch (err) {
-        this.options.log?.error({ err: (err as Error).message }, 'a leadership listener failed; the others still hear');
-      }
-    }
+    this.emitter.emit(this.current());
   }
 
   /**
