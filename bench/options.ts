@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 
-export const SECTIONS = ['latency', 'kex', 'jsch', 'throughput', 'scp', 'parallel', 'jscrypto', 'concurrency', 'memory'] as const;
+export const SECTIONS = ['latency', 'kex', 'jsch', 'throughput', 'scp', 'parallel', 'jscrypto', 'forward', 'concurrency', 'memory'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export interface BenchOptions {

@@ -18,6 +18,7 @@ import { throughput } from './scenarios/throughput.js';
 import { scp } from './scenarios/scp.js';
 import { parallel } from './scenarios/parallel.js';
 import { jscrypto, stopJsExecgate } from './scenarios/jscrypto.js';
+import { forward, stopForwardingPair } from './scenarios/forward.js';
 import { concurrency } from './scenarios/concurrency.js';
 import { idleFresh, memory, memoryAfterLoad } from './scenarios/memory.js';
 
@@ -29,6 +30,7 @@ const scenarios: Record<Section, (ctx: BenchContext, round: number) => Promise<v
   scp,
   parallel,
   jscrypto,
+  forward,
   concurrency,
   memory,
 };
@@ -80,6 +82,7 @@ async function main(): Promise<number> {
   }
   await stopJschDrivers();
   await stopJsExecgate();
+  await stopForwardingPair();
   if (options.sections.includes('memory')) await memoryAfterLoad(ctx, idleRss);
 
   const summary = results.summary();

@@ -18,6 +18,8 @@ export const execgateLog = (dir: string): string => join(dir, 'execgate.log');
 export interface ExecgateOptions {
   /** Node options before the CLI, e.g. ['--require', preload]. */
   nodeArgs?: string[];
+  /** Config keys added to (or replacing) the bench's, e.g. proxyProtocol. */
+  config?: Record<string, unknown>;
 }
 
 /** Starts the built `execgate serve --config` on an ephemeral 127.0.0.1 port. */
@@ -33,6 +35,7 @@ export async function startExecgate(dir: string, keys: BenchKeys, user: LoginUse
     ...(user.dedicated ? { runAs: { user: user.name } } : {}),
     limits: { maxConnections: 4000 },
     audit: { path: join(dir, 'audit.jsonl') },
+    ...options.config,
   };
   // JSON is YAML: no serializer needed.
   const configPath = join(dir, 'config.yaml');

@@ -1,6 +1,10 @@
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import type { BenchKeys } from '../keys.js';
+import type { LoginUser } from './loginUser.js';
+import type { BenchServer } from './types.js';
+import { ROOT, startExecgate } from './execgate.js';
 
 /**
  * An ES module preload (`node --import`) that turns an ordinary `execgate serve` into a
@@ -39,4 +43,35 @@ SshServer.prototype.listen = function (...args) {
   );
   writeFileSync(targetFile, '', { flag: 'a' });
   return path;
+}
+
+/** A gateway and the one that forwards every connection to it. */
+export interface ForwardingPair {
+  /** Serves commands; trusts the forwarder's source address for PROXY v2. */
+  target: BenchServer;
+  /** Forwards every new connection to `target` (its CPU is the forwarding cost). */
+  forwarder: BenchServer;
+}
+
+/** The forwarder connects from this loopback address, which the target trusts for PROXY v2. */
+export const FORWARDER_SOURCE = '127.0.0.2';
+
+/**
+ * Two more execgates: a target that accepts PROXY v2 from FORWARDER_SOURCE, and a
+ * forwarder (the preload above) sending it every connection from that address.
+ */
+export async function startForwardingPair(dir: string, keys: BenchKeys, user: LoginUser): Promise<ForwardingPair> {
+  mkdirSync(join(dir, 'target'), { recursive: true });
+  mkdirSync(join(dir, 'forwarder'), { recursive: true });
+  const target = await startExecgate(join(dir, 'target'), keys, user, { config: { proxyProtocol: { trustedProxies: [FORWARDER_SOURCE] } } });
+  const targetFile = join(dir, 'forwarder', 'forward-to.json');
+  writeFileSync(targetFile, JSON.stringify({ host: '127.0.0.1', port: target.port, name: 'target', localAddress: FORWARDER_SOURCE }));
+  const preload = writeForwardingPreload(join(dir, 'forwarder'), targetFile, '127.0.0.1', join(ROOT, 'dist'));
+  try {
+    const forwarder = await startExecgate(join(dir, 'forwarder'), keys, user, { nodeArgs: ['--import', preload] });
+    return { target, forwarder };
+  } catch (err) {
+    await target.stop();
+    throw err;
+  }
 }

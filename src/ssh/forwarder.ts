@@ -10,6 +10,8 @@ export interface ForwardTarget {
   port: number;
   /** The node there (for the refusal a client sees when it cannot be reached). */
   name?: string;
+  /** The source address to connect from (one the target trusts as a peer); default: the route's. */
+  localAddress?: string;
 }
 
 export interface ForwardOptions {
@@ -43,7 +45,7 @@ export function forwardConnection(client: Socket, target: ForwardTarget, header:
     let error: Error | undefined;
     // The client's FIN must not end our side too: the target may still be sending.
     client.allowHalfOpen = true;
-    const upstream = connect({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true });
+    const upstream = connect({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true, ...(target.localAddress ? { localAddress: target.localAddress } : {}) });
     const where = `${target.host}:${target.port}`;
 
     let open = 2;

@@ -40,6 +40,8 @@ export interface ForwardDestination {
   port: number;
   /** The node there, named in the refusal a client gets if it cannot be reached. */
   name: string;
+  /** Connect from this address (one the target lists as a cluster peer); default: the route's source. */
+  localAddress?: string;
 }
 
 /**
