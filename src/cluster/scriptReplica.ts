@@ -5,11 +5,14 @@ import type { Metrics } from '../metrics.js';
 import { replicaPathProblem } from './scriptPath.js';
 import { PEER_HEADERS, PEER_SCRIPT_PATH } from './peerEndpoint.js';
 
-/** What a session asks of replication (src/ssh/session.ts): called before the client hears the exit status. */
+/** What a session asks of replication (src/ssh/session.ts). */
 export interface ScriptReplicaPort {
-  /** `scp -t <path>` exited 0 here, run as uid: copy the file (owner, group, mode) to every peer. Never throws. */
+  /**
+   * `scp -t <path>` (run as uid) has stored the file here: copy it (owner, group, mode) to
+   * every peer. The sink's last acknowledgement waits for this (src/cluster/scpAckGate.ts). Never throws.
+   */
   afterUpload(path: string, uid: number): Promise<void>;
-  /** `rm -f <path>` exited 0 here, run as uid: remove the copies on every peer. Never throws. */
+  /** `rm -f <path>` exited 0 here, run as uid: remove the copies on every peer (before the exit status goes out). Never throws. */
   afterRemove(path: string, uid: number): Promise<void>;
   /** Why this node has no copy of path, when it knows (it refused one, or replication is off). */
   whyMissing(path: string): string | null;
@@ -43,8 +46,8 @@ function requestError(err: unknown, timeoutMs: number): string {
 }
 
 /**
- * The sending side of dispatch-script replication: after Rundeck's upload ran here, the
- * file goes to every other node's /peer/dispatch-script (in parallel, each bounded by
+ * The sending side of dispatch-script replication: once Rundeck's upload is stored here,
+ * the file goes to every other node's /peer/dispatch-script (in parallel, each bounded by
  * timeoutMs) before the client is told the upload succeeded; after its rm, the copies are
  * removed the same way. A peer that does not take the copy is logged, never fatal: the
  * upload has succeeded on this node.

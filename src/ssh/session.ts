@@ -19,6 +19,7 @@ import { PtyCommand, type PtySize } from '../exec/ptyRunner.js';
 import { channelIsOpen, endChannel, refuseOnChannel } from './channelEnd.js';
 import type { AuthenticatedIdentity } from './auth.js';
 import type { ScriptReplicaPort } from '../cluster/scriptReplica.js';
+import { ScpAckGate } from '../cluster/scpAckGate.js';
 
 /** Everything a session needs from the gateway, passed in (no imports of cli/http). */
 export interface ExecutionServices {
@@ -257,6 +258,7 @@ export class SessionHandler {
     const { account } = conn.identity.runAs;
     const startedAt = Date.now();
     let command: CommandHandle;
+    let upload: ScpAckGate | null = null;
     try {
       const program = this.program(kind, requested);
       const env = this.environment(execId, token, program.forcedFrom);
@@ -275,9 +277,11 @@ export class SessionHandler {
         closeGraceMs: config.exec.closeGraceMs,
         onOutput: (stream: 'stdout' | 'stderr', bytes: number) => services.metrics.outputBytes.inc({ stream }, bytes),
       };
+      upload = this.dispatchUploadGate(kind, requested, channel);
       command = this.pty
         ? new PtyCommand(spec, this.pty, { stdin: channel, stdout: channel })
-        : new RunningCommand(spec, { stdin: channel, stdout: channel, stderr: channel.stderr });
+        : new RunningCommand(spec, { stdin: channel, stdout: upload?.writable ?? channel, stderr: channel.stderr });
+      if (upload) channel.on('data', upload.observeClient); // after the command's own pipe is attached
     } catch (err) {
       command = { pid: null, cgroupPath: null, done: Promise.resolve(spawnFailedOutcome((err as Error).message, startedAt)), signal: () => false, terminate: () => null, clientGone: () => {} };
     }
@@ -315,21 +319,33 @@ export class SessionHandler {
       conn.activity.commandEnded();
       await this.finishCommand(execId, commandLine, token, ended);
     }
-    // The client takes the exit status as the upload's acknowledgement: the peers have the copy first.
-    if (outcome.result === 'completed' && outcome.status === 0) await this.replicateDispatchScript(commandLine);
+    await upload?.settled(); // a held scp acknowledgement goes out before the exit status
+    // Rundeck's cleanup reaches the peers before the client hears it succeeded.
+    if (outcome.result === 'completed' && outcome.status === 0) await this.removeDispatchScriptCopies(commandLine);
     if (outcome.result === 'spawn-failed') await refuseOnChannel(channel, `execgate: cannot run the command: ${oneLine(outcome.error ?? 'unknown error')}`, outcome.status);
     else await endChannel(channel, outcome.status, closed);
     return outcome;
   }
 
-  /** After Rundeck's `scp -t <script>` or `rm -f <script>` succeeded here: the same on the other nodes. */
-  private async replicateDispatchScript(commandLine: string): Promise<void> {
+  /**
+   * Rundeck's upload of a dispatch script (`scp -t <script>`): the sink's last acknowledgement,
+   * which the client takes as "uploaded" (JSch hangs up right after it), waits for the peer copies.
+   */
+  private dispatchUploadGate(kind: Kind, requested: string | null, channel: ServerChannel): ScpAckGate | null {
+    const replica = this.services.scriptReplica;
+    if (!replica || kind !== 'exec' || this.pty || this.conn.identity.key.parsedOptions.command !== null) return null;
+    const transfer = dispatchScriptTransfer(requested ?? '');
+    if (transfer?.op !== 'upload') return null;
+    const { uid } = this.conn.identity.runAs.account;
+    return new ScpAckGate(channel, () => replica.afterUpload(transfer.path, uid));
+  }
+
+  /** After Rundeck's `rm -f <script>` succeeded here: the same on the other nodes. */
+  private async removeDispatchScriptCopies(commandLine: string): Promise<void> {
     const replica = this.services.scriptReplica;
     if (!replica || this.conn.identity.key.parsedOptions.command !== null) return;
     const transfer = dispatchScriptTransfer(commandLine);
-    const { uid } = this.conn.identity.runAs.account;
-    if (transfer?.op === 'upload') await replica.afterUpload(transfer.path, uid);
-    if (transfer?.op === 'remove') await replica.afterRemove(transfer.path, uid);
+    if (transfer?.op === 'remove') await replica.afterRemove(transfer.path, this.conn.identity.runAs.account.uid);
   }
 
   /** Counts, logs and audits a command's end (the audit is written even when the client has vanished). */

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, makeClientKeys, waitForOutput, type ClientKeys } from '../helpers/gateway.js';
-import { run, sshArgs } from '../helpers/clients.js';
+import { jsch, run, sshArgs } from '../helpers/clients.js';
 import { freePorts } from '../helpers/etcdCluster.js';
 
 /**
@@ -22,6 +22,10 @@ const missingTool = ['unshare', 'nsenter', 'mount', 'scp', 'ssh'].find((t) => sp
 const why = !isRoot ? 'needs root (a mount namespace with a private /tmp for the second gateway)' : missingTool ? `${missingTool} is not installed` : null;
 if (why && required) throw new Error(`script replication test: ${why} (EXECGATE_REQUIRE_LAB=1 makes this a failure)`);
 if (why) console.warn(`script replication test skipped: ${why}`);
+
+const jschMissing = !existsSync('/usr/share/java/jsch.jar') || spawnSync('sh', ['-c', 'command -v javac']).status !== 0
+  ? 'JSch (libjsch-java) or javac is not installed' : null;
+if (jschMissing && required) throw new Error(`script replication test: ${jschMissing} (EXECGATE_REQUIRE_LAB=1 makes this a failure)`);
 
 const TOKEN = 'cluster-shared-token-for-the-replication-test';
 
@@ -56,7 +60,7 @@ describe.skipIf(why !== null)('dispatch-script replication between two gateways 
     dir = mkdtempSync('/var/tmp/execgate-replica-it-');
     execFileSync(process.execPath, [CLI, 'keygen', '--dir', join(dir, 'host')]);
     keys = makeClientKeys(dir);
-    writeFileSync(join(dir, 'authorized_keys'), readFileSync(`${keys.ed25519}.pub`, 'utf8'), { mode: 0o600 });
+    writeFileSync(join(dir, 'authorized_keys'), readFileSync(`${keys.ed25519}.pub`, 'utf8') + readFileSync(`${keys.rsaPem}.pub`, 'utf8'), { mode: 0o600 });
     writeFileSync(join(dir, 'token'), `${TOKEN}\n`, { mode: 0o600 });
     const ports = await freePorts(5);
     const specs = [
@@ -180,5 +184,34 @@ describe.skipIf(why !== null)('dispatch-script replication between two gateways 
     expect(r.code).toBe(75);
     expect(r.stderr).toMatch(/retry the step \(no copy reached gw2: .* is a symbolic link on this node; not replacing it\)/);
     inGw2(gw2, ['rm', '-f', remote]);
+  });
+
+  // JSch (Rundeck's jsch-scp) hangs up right after the sink's last acknowledgement, without
+  // waiting for an exit status: that acknowledgement is what has to wait for the copies.
+  it.skipIf(jschMissing !== null)('a Rundeck JSch script step on gw1: the upload reaches gw2 before JSch hears "uploaded", rm removes it there', async () => {
+    const local = join(dir, 'jsch-step.sh');
+    writeFileSync(local, '#!/bin/sh\necho "step ran: $*"\n', { mode: 0o644 });
+    const execid = `${process.pid}${Date.now()}`;
+    const r = await jsch(['--host', gw1.address, '--port', String(gw1.sshPort), '--user', 'root', '--key', keys.rsaPem, '--node', 'web01', '--mode', 'step', '--script', local, '--execid', execid, '--args', 'x y']);
+    expect(r.ops.find((o) => o.op === 'error'), r.stderr).toBeUndefined();
+    const [scp, , exec, rm] = r.ops;
+    expect(scp).toMatchObject({ op: 'scp', exit: 0 });
+    expect(exec).toMatchObject({ op: 'exec', exit: 0, stdout: 'step ran: x y\n' });
+    expect(rm).toMatchObject({ op: 'exec', exit: 0 });
+    const path = scp!.path!;
+    hostTmpFiles.push(path);
+    const lines = (out: string) => out.split('\n').filter((l) => l.includes(path)).map((l) => JSON.parse(l) as { msg: string; time: string });
+    const sent = lines(gw1.output()).find((l) => l.msg === 'dispatch script copied to every peer');
+    const received = lines(gw2.output()).find((l) => l.msg === 'dispatch-script copy received');
+    const removed = lines(gw2.output()).find((l) => l.msg.startsWith('dispatch-script copy removed'));
+    expect(sent, gw1.output().slice(-2000)).toBeDefined();
+    expect(received).toBeDefined();
+    expect(removed).toMatchObject({ removed: true });
+    expect(inGw2(gw2, ['test', '-e', path]).status).toBe(1);
+    // gw2 had the copy before JSch, told "uploaded", opened its next connection (chmod) to gw1.
+    const gw1Audit = readFileSync(join(dir, 'gw1', 'audit.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, string>);
+    const chmodStart = gw1Audit.find((a) => a.event === 'start' && a.command === `chmod +x ${path}`);
+    expect(chmodStart).toBeDefined();
+    expect(Date.parse(received!.time)).toBeLessThanOrEqual(Date.parse(chmodStart!.start!));
   });
 });

@@ -16,6 +16,8 @@ import { ScriptReplicator } from '../../src/cluster/scriptReplica.js';
 import { PEER_HEADERS, PEER_SCRIPT_PATH } from '../../src/cluster/peerEndpoint.js';
 import { dispatchScriptMessage, dispatchScriptTransfer } from '../../src/exec/dispatchScript.js';
 import { scriptReplicationSchema } from '../../src/config/cluster.js';
+import { ScpAckGate } from '../../src/cluster/scpAckGate.js';
+import { PassThrough } from 'node:stream';
 
 const TOKEN = 'the-cluster-shared-token-0123456789';
 const isRoot = process.geteuid?.() === 0;
@@ -430,5 +432,75 @@ describe('ScriptReplicator against real peers', () => {
     await r.afterRemove(path, me.uid);
     expect(existsSync(path)).toBe(false);
     expect(lines.filter((l) => l.level === 40)).toEqual([]);
+  });
+});
+
+describe('ScpAckGate: the last scp acknowledgement waits for the peer copies', () => {
+  /** A gate over a collecting stream; `release` lets beforeAck finish. */
+  function gate() {
+    const out = new PassThrough();
+    const seen: number[] = [];
+    out.on('data', (b: Buffer) => seen.push(...b));
+    let calls = 0;
+    let release!: () => void;
+    const g = new ScpAckGate(out, () => {
+      calls++;
+      return new Promise<void>((r) => (release = r));
+    });
+    const sink = (bytes: number[]) => new Promise<void>((r) => g.writable.write(Buffer.from(bytes), () => r()));
+    const client = (text: string | Buffer) => g.observeClient(typeof text === 'string' ? Buffer.from(text, 'latin1') : text);
+    const tick = () => new Promise((r) => setImmediate(r));
+    return { g, seen, sink, client, tick, calls: () => calls, release: () => release() };
+  }
+
+  it('holds the \\0 after the whole file until beforeAck resolves, and passes the earlier ones', async () => {
+    const t = gate();
+    await t.sink([0]); // sink ready
+    t.client('C0750 5 1-x-n-dispatch-script.tmp.sh\n');
+    await t.sink([0]); // header accepted
+    t.client('hel');
+    t.client(Buffer.from('lo\0', 'latin1')); // the bytes in two pieces, then the client's \0
+    const last = t.sink([0]);
+    await t.tick();
+    expect(t.seen).toEqual([0, 0]);
+    expect(t.calls()).toBe(1);
+    let settled = false;
+    void t.g.settled().then(() => (settled = true));
+    await t.tick();
+    expect(settled).toBe(false);
+    t.release();
+    await last;
+    await t.g.settled();
+    expect(t.seen).toEqual([0, 0, 0]);
+  });
+
+  it('understands scp -p (a T line before the C line) and an empty file', async () => {
+    const t = gate();
+    t.client('T1700000000 0 1700000000 0\nC0644 0 f.sh\n\0');
+    const last = t.sink([0]);
+    await t.tick();
+    expect(t.calls()).toBe(1);
+    t.release();
+    await last;
+    expect(t.seen).toEqual([0]);
+  });
+
+  it('passes an error answer through without calling beforeAck', async () => {
+    const t = gate();
+    t.client('C0644 3 f.sh\nabc\0');
+    await t.sink([1, ...Buffer.from('scp: disk full\n')]);
+    expect(t.calls()).toBe(0);
+    expect(t.seen[0]).toBe(1);
+  });
+
+  it('leaves directories and unknown headers alone', async () => {
+    for (const header of ['D0755 0 dir\n', 'garbage\n', `C0644 ${'9'.repeat(20)} f\n`]) {
+      const t = gate();
+      t.client(header);
+      t.client(Buffer.alloc(10));
+      await t.sink([0]);
+      expect(t.calls()).toBe(0);
+      expect(t.seen).toEqual([0]);
+    }
   });
 });
