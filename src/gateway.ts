@@ -32,6 +32,8 @@ import { HealthStepDown } from './leadership/healthStepDown.js';
 import { createRunOnce } from './runonce/create.js';
 import type { LeadershipState } from './leadership/types.js';
 import { IdleReclaim } from './idleReclaim.js';
+import { FORWARD_CONNECT_TIMEOUT_MS, LOAD_BALANCER_SETTLE_MS } from './leadership/handover/timings.js';
+import type { ForwardTo } from './ssh/server.js';
 import { createScriptReplication } from './cluster/replication.js';
 
 export interface Gateway {
@@ -51,10 +53,19 @@ export interface Gateway {
 }
 
 /**
- * After a load balancer was answered 404 on /leader, how long a connection it sent just
- * before may take to be accepted here (HAProxy reads the answer a moment later).
+ * During a fast handover (and after it, until undrain) new SSH connections go to the new
+ * leader, or before it leads to the node next in line. Connections from a peer were
+ * forwarded already and stay here, so a connection never loops between nodes.
  */
-const LOAD_BALANCER_SETTLE_MS = 50;
+function forwardDuringDrain(cluster: Cluster, drain: DrainController, peerAddresses: ReadonlySet<string>): ForwardTo {
+  return (socket) => {
+    const name = drain.forwardTarget();
+    if (!name) return null;
+    if (peerAddresses.has((socket.remoteAddress ?? '').replace(/^::ffff:/, ''))) return null;
+    const target = cluster.nodes.find((n) => n.name === name);
+    return target ? { host: target.address, port: target.sshPort, name } : null;
+  };
+}
 
 /** Builds every part from the config and starts listening. */
 export async function startGateway(config: Config, cluster?: Cluster): Promise<Gateway> {
@@ -93,17 +104,29 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
   // A handover is over when the VIP has left (settled for one advert interval) and every
   // load balancer has stopped sending new connections here (and those it sent before
   // have reached the gate).
+  const source = cluster?.leadership.source;
   const leaderChecks = cluster?.loadBalancers.length
     ? new LoadBalancerProbe(cluster.loadBalancers, LOAD_BALANCER_SETTLE_MS, Date.now, (instant: number): boolean => ssh.undecidedBefore(instant))
     : null;
   const traffic = cluster ? new AllProbes([new VipProbe(hostProbes(cluster).vipLocal, cluster.vrrp.advertInterval * 1000), ...(leaderChecks ? [leaderChecks] : [])]) : undefined;
-  const leadership = new DrainController(createLeadership({ node, cluster, log }), {
+  const leadership: DrainController = new DrainController(createLeadership({ node, cluster, log }), {
     running: () => registry.size,
     terminate: (why) => registry.terminateAll(why),
     timeoutSeconds: config.drainTimeoutSeconds ?? cluster?.leadership.drainTimeoutSeconds ?? 600,
     handoverMs: cluster && cluster.leadership.source !== 'static' ? cluster.leadership.handoverMs : 0,
     traffic,
     pinned: cluster ? () => registry.countVia(cluster.vip.address) : undefined,
+    self: node,
+    // Fast handover (etcd): admission moves at once, running commands finish here, new connections are forwarded.
+    mode: source === 'etcd' ? (cluster?.leadership.handover ?? 'fast') : 'strict',
+    vipConnections: cluster ? () => ssh.openVia(cluster.vip.address) : undefined,
+    forwarded: () => ssh.forwardedCount,
+    undecidedBefore: (instant) => ssh.undecidedBefore(instant),
+    cutConnections: () => {
+      const open = ssh.connectionCount; // forwarded ones included
+      ssh.destroyConnections();
+      return open;
+    },
     log,
   });
   // The next in line tells the leader handing over when every load balancer sends it traffic.
@@ -124,7 +147,6 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
     log.info({ role: state.role, token: state.token?.toString() ?? null, leader: state.leader ?? null }, 'leadership changed');
   });
   // keepalived follows the leader through its track_file (100 leader, 0 standby, -254 stepping down).
-  const source = cluster?.leadership.source;
   const track = cluster && (source === 'vrrp' || source === 'etcd') ? new TrackFileWriter({ path: cluster.trackFile, node, log }) : null;
   track?.follow(leadership);
   await leadership.start();
@@ -155,12 +177,15 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
   posture.start();
   // Rundeck's script uploads go to the other nodes too, so a failover between upload and exec does not fail the step.
   const scriptReplication = createScriptReplication({ config, cluster, node, log, metrics });
-  const ssh = new SshServer({
+  const peerAddresses = new Set(cluster?.nodes.map((n) => n.address) ?? []);
+  const ssh: SshServer = new SshServer({
     hostKeys,
     authenticator,
     posture,
     // Peers forward new clients during a drain (PROXY v2 header first) and also connect directly.
-    peerProxies: cluster ? [...cluster.nodes.map((n) => n.address), cluster.vip.address] : [],
+    peerProxies: cluster ? [...peerAddresses, cluster.vip.address] : [],
+    forwardTo: cluster ? forwardDuringDrain(cluster, leadership, peerAddresses) : undefined,
+    forwardConnectTimeoutMs: FORWARD_CONNECT_TIMEOUT_MS,
     services: { node, config, log, runAs, audit, leadership, registry, metrics, envAllowed,
       commandSlots: new KeyedCounter(config.limits.maxCommands, config.limits.maxCommandsPerUser),
       runOnce: runOnce?.coordinator ?? null,
@@ -171,7 +196,7 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
   for (const extra of config.alsoListen) await ssh.listen(extra.host, extra.port);
   const listen = () => [address, ...config.alsoListen].map((l) => `${l.host}:${l.port}`);
   const health = new HealthMonitor({ ssh, audit });
-  const http = await startHttp({ config, node, log, leadership, registry, metrics, ssh, audit, hostKeys, listen, health, posture, scriptReceiver: scriptReplication?.receiver, ...(leaderChecks && cluster ? { leaderChecks, successorTraffic, handoverAnnounceMs: cluster.haproxy.interMs + 100 } : {}) });
+  const http = await startHttp({ config, node, log, leadership, registry, metrics, ssh, audit, hostKeys, listen, health, posture, scriptReceiver: scriptReplication?.receiver, ...(leaderChecks && cluster ? { leaderChecks, successorTraffic, handoverAnnounceMs: cluster.haproxy.rise * cluster.haproxy.interMs + 100 } : {}) });
   // In a cluster an unhealthy leader hands over (a single node has nobody to hand over to).
   const stepDown =
     source === 'etcd' || source === 'vrrp'

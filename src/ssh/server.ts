@@ -113,6 +113,7 @@ export class SshServer {
   private forwardTo: ForwardTo | null;
   /** Sockets relayed to another node: no login deadline here, the target has its own. */
   private readonly forwarded = new WeakSet<Socket>();
+  private forwardedOpen = 0;
   /** Open client sockets (SSH and forwarded) per local address they arrived on. */
   private readonly openByLocal = new Map<string, number>();
   private readonly openViaListeners = new Map<string, Set<(count: number) => void>>();
@@ -169,6 +170,11 @@ export class SshServer {
   /** Replaces (or with null removes) the forwarding decision; applies to connections accepted from now on. */
   setForwardTo(forwardTo: ForwardTo | null): void {
     this.forwardTo = forwardTo;
+  }
+
+  /** Open connections this node relays to another one. */
+  get forwardedCount(): number {
+    return this.forwardedOpen;
   }
 
   /** How many client sockets (SSH and forwarded) that arrived on `localAddress` (e.g. the VIP) are open. */
@@ -287,9 +293,11 @@ export class SshServer {
       return;
     }
     metrics.forwardedOpen.inc();
+    this.forwardedOpen++;
     const started = Date.now();
     void forwardConnection(socket, target, header, { connectTimeoutMs: this.options.forwardConnectTimeoutMs ?? DEFAULT_FORWARD_CONNECT_TIMEOUT_MS, log, node }).then((r) => {
       metrics.forwardedOpen.dec();
+      this.forwardedOpen--;
       const result = !r.connected ? 'unreachable' : r.error ? 'broken' : 'relayed';
       metrics.forwardedConnections.inc({ result });
       log.debug({ client, target: to, leader: target.name, result, bytesUp: r.bytesUp, bytesDown: r.bytesDown, ms: Date.now() - started, err: r.error?.message }, 'forwarded connection closed');
