@@ -51,7 +51,8 @@ const mib = (n: number) => `${Math.round(n / 1024 / 1024)} MiB`;
 /**
  * Can this process serve? SSH listener accepting, event loop responsive, audit log
  * writable, disk not full. The event loop is sampled by a timer; the file-system
- * probes run at most once a second and never block a request for long.
+ * probes run at most once a second in the background (a probe slower than
+ * probeTimeoutMs counts as failed), and only the very first check waits for one.
  */
 export class HealthMonitor {
   private lagMs = 0;
@@ -102,9 +103,16 @@ export class HealthMonitor {
 
   async check(): Promise<HealthReport> {
     if (!this.probe || Date.now() - this.probe.at > this.limits.probeCacheMs) {
-      this.probing ??= this.runProbe().finally(() => (this.probing = null));
-      this.probe = await this.probing;
+      this.probing ??= this.runProbe()
+        .then((probe) => (this.probe = probe))
+        .finally(() => (this.probing = null));
+      // Only the first check waits for a probe. Later ones answer from the last result
+      // while the next runs: the probes share libuv's thread pool with every file
+      // operation, and HAProxy gives GET /leader 200 ms (measured: a busy new leader's
+      // checks timed out behind its own file work, and HAProxy closed its sessions).
+      if (!this.probe) await this.probing;
     }
+    const probe = this.probe!;
     const lagMs = Math.round(this.lagMs);
     const checks: HealthReport['checks'] = {
       ssh: this.sources.ssh.listening ? { ok: true, detail: 'accepting' } : { ok: false, detail: 'ssh listener not accepting' },
@@ -113,8 +121,8 @@ export class HealthMonitor {
           ? { ok: false, detail: `event loop lagging ${lagMs} ms (limit ${this.limits.maxLagMs} ms)`, lagMs }
           : { ok: true, detail: `lag ${lagMs} ms`, lagMs },
       // The last write's outcome is known in memory: reported at once, not after the probe cache.
-      audit: this.sources.audit.error ? { ok: false, detail: `audit log write failed: ${this.sources.audit.error.message}` } : this.probe.audit,
-      disk: this.probe.disk,
+      audit: this.sources.audit.error ? { ok: false, detail: `audit log write failed: ${this.sources.audit.error.message}` } : probe.audit,
+      disk: probe.disk,
     };
     const failed = Object.values(checks).find((c) => !c.ok);
     return { ok: !failed, reason: failed ? failed.detail : null, checks };
