@@ -122,10 +122,12 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
     vipConnections: cluster ? () => ssh.openVia(cluster.vip.address) : undefined,
     forwarded: () => ssh.forwardedCount,
     undecidedBefore: (instant) => ssh.undecidedBefore(instant),
-    cutConnections: () => {
-      const open = ssh.connectionCount; // forwarded ones included
+    cutConnections: (reason) => {
+      const open = ssh.describeConnections(); // forwarded ones included
+      log.warn({ connections: open }, `drain: cutting ${open.length} open connection(s) so the VIP can move (${reason})`);
+      void audit.cut(reason, open);
       ssh.destroyConnections();
-      return open;
+      return open.length;
     },
     log,
   });

@@ -103,7 +103,21 @@ export interface AuditMarkerRecord {
   droppedRecords?: number;
 }
 
-export type AuditLine = AuditRecord | AuditStartRecord | AuditEndRecord | AuditMarkerRecord;
+/**
+ * A drain reached drainTimeoutSeconds with client connections still open here (that came
+ * in on the VIP, or relayed to the new leader): they were cut so the VIP could move.
+ * A command of such a connection has its own end record where it ran.
+ */
+export interface AuditCutRecord {
+  time: string;
+  event: 'cut';
+  node: string;
+  gatewayPid: number;
+  reason: string;
+  connections: Array<{ client: string; via: string; forwardedTo: string | null }>;
+}
+
+export type AuditLine = AuditRecord | AuditStartRecord | AuditEndRecord | AuditMarkerRecord | AuditCutRecord;
 
 /** What the session fills in; the log adds time, event, node, gatewayPid and the process identity. */
 export type AuditStartFields = Omit<AuditStartRecord, 'time' | 'event' | 'node' | 'gatewayPid' | 'bootId' | 'pidStartTicks'>;
@@ -234,6 +248,11 @@ export class AuditLog {
   }
 
   /** Writes a marker line (open/stop) listing `running` (default: this log's running commands). */
+  /** Records connections a drain cut at its deadline (see AuditCutRecord). */
+  cut(reason: string, connections: AuditCutRecord['connections']): Promise<void> {
+    return this.write({ time: new Date().toISOString(), event: 'cut', node: this.node, gatewayPid: process.pid, reason, connections });
+  }
+
   mark(event: 'open' | 'stop', reason: string, running: AuditStartRecord[] = this.runningRecords()): Promise<void> {
     return this.enqueue(this.markerLine(event, reason, running));
   }

@@ -114,6 +114,8 @@ export class SshServer {
   /** Sockets relayed to another node: no login deadline here, the target has its own. */
   private readonly forwarded = new WeakSet<Socket>();
   private forwardedOpen = 0;
+  /** Where each forwarded socket is relayed (for what a drain cuts). */
+  private readonly forwardedTo = new WeakMap<Socket, string>();
   /** Open client sockets (SSH and forwarded) per local address they arrived on. */
   private readonly openByLocal = new Map<string, number>();
   private readonly openViaListeners = new Map<string, Set<(count: number) => void>>();
@@ -280,6 +282,7 @@ export class SshServer {
   private forward(socket: Socket, peer: PeerAddress, target: ForwardDestination): void {
     const { log, metrics, node } = this.options.services;
     this.forwarded.add(socket);
+    this.forwardedTo.set(socket, target.name);
     this.undecided.delete(socket); // its command is decided on the target
     this.peers.set(socket, peer);
     const client = `${peer.address}:${peer.port}`;
@@ -506,6 +509,15 @@ export class SshServer {
     // which a shutdown ends itself (destroyConnections), so it is not awaited.
     for (const l of this.listeners) l.close();
     return Promise.resolve();
+  }
+
+  /** The open client connections: who, on which local address, and where relayed (null: served here). */
+  describeConnections(): Array<{ client: string; via: string; forwardedTo: string | null }> {
+    return [...this.sockets].map((socket) => {
+      const peer = this.peers.get(socket);
+      const client = peer ? `${peer.address}:${peer.port}` : `${unmapped(socket.remoteAddress ?? 'unknown')}:${socket.remotePort ?? 0}`;
+      return { client, via: `${unmapped(socket.localAddress ?? 'unknown')}:${socket.localPort ?? 0}`, forwardedTo: this.forwardedTo.get(socket) ?? null };
+    });
   }
 
   destroyConnections(): void {
