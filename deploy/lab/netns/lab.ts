@@ -242,7 +242,7 @@ export class FailoverLab {
         ...(this.handover ? { handover: this.handover } : {}),
         onLeadershipLoss: 'terminate',
         // Above the workload's longest command (30 s): a drain waits for it.
-        drainTimeoutSeconds: 60,
+        drainTimeoutSeconds: 40,
       },
       trackFile: join(h, 'keepalived.track'),
       notifyFifo: join(h, 'keepalived.fifo'),
