@@ -22,6 +22,8 @@ export interface DrainStatus {
   running: number;
   /** The last release()/rejoin() failure, for operators. */
   error: string | null;
+  /** Fast handover: the node new connections are forwarded to (null: none are). */
+  forwardingTo: string | null;
 }
 
 export interface DrainOptions {
@@ -220,6 +222,7 @@ export class DrainController implements Leadership {
       timeoutSeconds: this.options.timeoutSeconds,
       running: this.options.running(),
       error: this.lastError,
+      forwardingTo: this.forwardTarget(),
     };
   }
 
@@ -242,13 +245,9 @@ export class DrainController implements Leadership {
     this.since = Date.now();
     this.deadline = this.since + this.options.timeoutSeconds * 1000;
     this.lastError = null;
-    // In a cluster, traffic moves to the next node at once while running commands finish
-    // here, unless moving it would cut their connections (VIP); a single node has
-    // nowhere to send it. Otherwise new commands are refused until none runs.
-    const canHandOver = () => (this.options.handoverMs ?? 0) > 0 && (this.options.pinned?.() ?? 0) === 0;
     this.options.log?.info(
       { running: this.options.running(), pinned: this.options.pinned?.() ?? 0, timeoutSeconds: this.options.timeoutSeconds },
-      canHandOver() ? 'drain started: handing new traffic to the next node' : 'drain started: refusing new commands until the running ones end',
+      this.canHandOver() ? 'drain started: handing new traffic to the next node' : 'drain started: refusing new commands until the running ones end',
     );
     this.emit();
     this.startStrictPolling();
@@ -260,23 +259,28 @@ export class DrainController implements Leadership {
     return this.options.mode === 'fast' && (this.options.handoverMs ?? 0) > 0 && this.source.resign !== undefined && this.source.current().role === 'leader';
   }
 
+  /**
+   * Strict drains: in a cluster, traffic moves to the next node at once while running
+   * commands finish here, unless moving it would cut their connections (VIP); a single
+   * node has nowhere to send it. Otherwise new commands are refused until none runs.
+   */
+  private canHandOver(): boolean {
+    return (this.options.handoverMs ?? 0) > 0 && (this.options.pinned?.() ?? 0) === 0;
+  }
+
   /** Strict (and single-node) drains: look at the running commands until the drain can end. */
   private startStrictPolling(): void {
-    // In a cluster, traffic moves to the next node at once while running commands finish
-    // here, unless moving it would cut their connections (VIP); a single node has
-    // nowhere to send it. Otherwise new commands are refused until none runs.
-    const canHandOver = () => (this.options.handoverMs ?? 0) > 0 && (this.options.pinned?.() ?? 0) === 0;
     this.clearTimers();
     this.poll = setInterval(() => {
       if (this.options.running() === 0) void this.finish('no command running');
-      else if (canHandOver()) void this.finish('handover');
+      else if (this.canHandOver()) void this.finish('handover');
     }, Math.min(this.options.pollMs ?? 200, DRAIN_POLL_MS));
     this.poll.unref();
     const left = Math.max(0, (this.deadline ?? Date.now()) - Date.now());
     this.timer = setTimeout(() => void this.finish(DRAIN_TIMEOUT), left);
     this.timer.unref();
     if (this.options.running() === 0) void this.finish('no command running');
-    else if (canHandOver()) void this.finish('handover');
+    else if (this.canHandOver()) void this.finish('handover');
   }
 
   /**
