@@ -400,6 +400,7 @@ export class EtcdLeadership implements Leadership {
           leader: this.options.node,
           since: Date.now(),
           ...(outcome.next ? { next: outcome.next.node } : {}),
+          // The drain overlay owns the leaving view; the source only adds that the next in line is ready.
           ...(ready ? { handover: { side: 'leaving', startedAt: 0, admitting: true, trafficAway: true, successorReady: true } } : {}),
           ...(outcome.vipHeldBy ? { handover: { side: 'joining', vipHeldBy: outcome.vipHeldBy } } : {}),
         });
