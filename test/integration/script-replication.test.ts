@@ -1,7 +1,7 @@
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, makeClientKeys, waitForOutput, type ClientKeys } from '../helpers/gateway.js';
@@ -36,6 +36,20 @@ interface Node {
   output: () => string;
   sshPort: number;
   httpPort: number;
+}
+
+/** The checkout (CLI is <repo>/dist/src/cli.js); a clean-clone CI keeps it under /tmp. */
+const REPO = resolve(CLI, '../../..');
+
+/**
+ * gw2's private /tmp. When the checkout itself lies under /tmp, the new tmpfs would hide
+ * it, so it is bound aside first (on a tmpfs over /mnt, private to the namespace) and
+ * bound back at the same path, as the failover lab does for its hosts.
+ */
+function privateTmpScript(): string {
+  const keepRepo = REPO.startsWith('/tmp/') ? 'mount -t tmpfs tmpfs /mnt && mkdir /mnt/repo && mount --bind "$REPO" /mnt/repo && ' : '';
+  const restoreRepo = REPO.startsWith('/tmp/') ? ' && mkdir -p "$REPO" && mount --bind /mnt/repo "$REPO"' : '';
+  return `${keepRepo}mount -t tmpfs tmpfs /tmp${restoreRepo} && exec "$@"`;
 }
 
 /** Sees gw2's own /tmp: runs a command in its mount namespace. */
@@ -93,7 +107,7 @@ describe.skipIf(why !== null)('dispatch-script replication between two gateways 
       const proc =
         spec.name === 'gw2'
           ? // unshare without --fork execs sh, which execs node: proc.pid is the gateway, in its own mount namespace.
-            spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs tmpfs /tmp && exec "$@"', 'sh', ...serve], { stdio: ['ignore', 'pipe', 'pipe'] })
+            spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', privateTmpScript(), 'sh', ...serve], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, REPO } })
           : spawn(serve[0]!, serve.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
