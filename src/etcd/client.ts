@@ -9,8 +9,8 @@
  * retried elsewhere.
  */
 
-import { ETCD_ERRORS, EtcdResponseError, EtcdUnavailableError, type EtcdApi, type EtcdKeyValue, type LeaseGrant, type Txn, type TxnResult } from './api.js';
-import { byCreateRevision, deleteIfCreatedTxn, putIfAbsentTxn, putIfCreatedTxn } from './helpers.js';
+import { ETCD_ERRORS, EtcdResponseError, EtcdUnavailableError, type EtcdKeyValue, type LeaseGrant, type Txn, type TxnResult } from './api.js';
+import { byCreateRevision, EtcdApiWithHelpers } from './helpers.js';
 import { b64, decodeTxnResponse, encodeTxn, parseKv, prefixRangeEnd, type RawKv, type RawTxnResponse } from './wire.js';
 
 // Callers that know only the client import these from here.
@@ -24,12 +24,13 @@ export interface EtcdClientOptions {
   fetch?: typeof fetch;
 }
 
-export class EtcdClient implements EtcdApi {
+export class EtcdClient extends EtcdApiWithHelpers {
   private preferred = 0;
   private readonly endpoints: string[];
   private readonly fetchImpl: typeof fetch;
 
   constructor(private readonly options: EtcdClientOptions) {
+    super();
     if (options.endpoints.length === 0) throw new Error('etcd: no endpoints');
     this.endpoints = options.endpoints.map((e) => e.replace(/\/+$/, ''));
     this.fetchImpl = options.fetch ?? fetch;
@@ -108,18 +109,6 @@ export class EtcdClient implements EtcdApi {
 
   async txn(t: Txn): Promise<TxnResult> {
     return decodeTxnResponse(await this.call<RawTxnResponse>('/v3/kv/txn', encodeTxn(t)), t);
-  }
-
-  putIfAbsent(key: string, value: string, leaseId: string): Promise<{ created: boolean; kv: EtcdKeyValue | null }> {
-    return putIfAbsentTxn(this, key, value, leaseId);
-  }
-
-  putIfCreated(key: string, value: string, leaseId: string, createRevision: bigint): Promise<boolean> {
-    return putIfCreatedTxn(this, key, value, leaseId, createRevision);
-  }
-
-  deleteIfCreated(key: string, createRevision: bigint): Promise<boolean> {
-    return deleteIfCreatedTxn(this, key, createRevision);
   }
 
   async rangePrefix(prefix: string): Promise<{ kvs: EtcdKeyValue[]; revision: bigint }> {

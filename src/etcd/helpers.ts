@@ -1,4 +1,4 @@
-import type { EtcdApi, EtcdKeyValue } from './api.js';
+import type { EtcdApi, EtcdKeyValue, LeaseGrant, Txn, TxnResult } from './api.js';
 
 /** The helper methods of EtcdApi, written once on top of txn() for every implementation. */
 
@@ -43,4 +43,28 @@ export function compareKeys(a: string, b: string): number {
 export function byCreateRevision(a: EtcdKeyValue, b: EtcdKeyValue): number {
   if (a.createRevision !== b.createRevision) return a.createRevision < b.createRevision ? -1 : 1;
   return compareKeys(a.key, b.key);
+}
+
+/**
+ * The helper methods every EtcdApi implementation shares, on top of its own txn(): the
+ * real client and the in-memory twin extend this, so they cannot differ there.
+ */
+export abstract class EtcdApiWithHelpers implements EtcdApi {
+  abstract grantLease(ttlSeconds: number): Promise<LeaseGrant>;
+  abstract keepAlive(leaseId: string): Promise<{ ttlSeconds: number }>;
+  abstract revokeLease(leaseId: string): Promise<void>;
+  abstract txn(t: Txn): Promise<TxnResult>;
+  abstract rangePrefix(prefix: string): Promise<{ kvs: EtcdKeyValue[]; revision: bigint }>;
+
+  putIfAbsent(key: string, value: string, leaseId: string): Promise<{ created: boolean; kv: EtcdKeyValue | null }> {
+    return putIfAbsentTxn(this, key, value, leaseId);
+  }
+
+  putIfCreated(key: string, value: string, leaseId: string, createRevision: bigint): Promise<boolean> {
+    return putIfCreatedTxn(this, key, value, leaseId, createRevision);
+  }
+
+  deleteIfCreated(key: string, createRevision: bigint): Promise<boolean> {
+    return deleteIfCreatedTxn(this, key, createRevision);
+  }
 }

@@ -10,8 +10,8 @@
  *   gw2.partition(true);              // every gw2 call now fails with EtcdUnavailableError
  *   clock.advance(3000);              // leases past their deadline expire on the next call
  */
-import { EtcdUnavailableError, type EtcdApi, type EtcdKeyValue, type LeaseGrant, type Txn, type TxnResult } from './api.js';
-import { deleteIfCreatedTxn, putIfAbsentTxn, putIfCreatedTxn } from './helpers.js';
+import { EtcdUnavailableError, type EtcdKeyValue, type LeaseGrant, type Txn, type TxnResult } from './api.js';
+import { EtcdApiWithHelpers } from './helpers.js';
 import { MemoryStore, type MemoryStoreOptions } from './memoryStore.js';
 
 /** The round trips a client makes; the helpers (putIfAbsent, ...) are one txn each, as on the wire. */
@@ -28,12 +28,13 @@ export interface MemoryEtcdOptions extends MemoryStoreOptions {
   beforeCall?: BeforeCallHook;
 }
 
-export class MemoryEtcd implements EtcdApi {
+export class MemoryEtcd extends EtcdApiWithHelpers {
   beforeCall: BeforeCallHook | undefined;
   private partitioned = false;
   private readonly store: MemoryStore;
 
   constructor(options: MemoryEtcdOptions = {}, store?: MemoryStore) {
+    super();
     this.store = store ?? new MemoryStore(options);
     this.beforeCall = options.beforeCall;
   }
@@ -83,18 +84,6 @@ export class MemoryEtcd implements EtcdApi {
   async txn(t: Txn): Promise<TxnResult> {
     await this.enter('txn');
     return this.store.txn(t);
-  }
-
-  putIfAbsent(key: string, value: string, leaseId: string): Promise<{ created: boolean; kv: EtcdKeyValue | null }> {
-    return putIfAbsentTxn(this, key, value, leaseId);
-  }
-
-  putIfCreated(key: string, value: string, leaseId: string, createRevision: bigint): Promise<boolean> {
-    return putIfCreatedTxn(this, key, value, leaseId, createRevision);
-  }
-
-  deleteIfCreated(key: string, createRevision: bigint): Promise<boolean> {
-    return deleteIfCreatedTxn(this, key, createRevision);
   }
 
   async rangePrefix(prefix: string): Promise<{ kvs: EtcdKeyValue[]; revision: bigint }> {
