@@ -58,9 +58,12 @@ export function dispatchScriptMessage(node: string, path: string, why: string | 
  * Rundeck's upload (`scp -t <path>`) or cleanup (`rm -f <path>`) of one dispatch script,
  * or null for any other command (a recursive or directory copy, several files, other options).
  */
-export function dispatchScriptTransfer(commandLine: string): { op: 'upload' | 'remove'; path: string } | null {
+export function dispatchScriptTransfer(commandLine: string): { op: 'upload' | 'remove' | 'mode'; path: string } | null {
   const [first, ...rest] = words(commandLine.trim());
   const program = first ? basename(first) : '';
+  // Rundeck's `chmod +x <script>`: the copies must follow, or an exec that reaches
+  // another node after a handover finds a script without its execute bit.
+  if (program === 'chmod' && rest.length === 2 && /^(?:[ugoa]*[+=][rwxX]+|0?[0-7]{3})$/.test(rest[0]!) && isDispatchScriptPath(rest[1]!)) return { op: 'mode', path: rest[1]! };
   const options = rest.filter((w) => w.startsWith('-') && w !== '--');
   const operands = rest.filter((w) => !w.startsWith('-'));
   if (operands.length !== 1 || !isDispatchScriptPath(operands[0]!)) return null;

@@ -320,8 +320,8 @@ export class SessionHandler {
       await this.finishCommand(execId, commandLine, token, ended);
     }
     await upload?.settled(); // a held scp acknowledgement goes out before the exit status
-    // Rundeck's cleanup reaches the peers before the client hears it succeeded.
-    if (outcome.result === 'completed' && outcome.status === 0) await this.removeDispatchScriptCopies(commandLine);
+    // Rundeck's chmod and cleanup reach the peers before the client hears they succeeded.
+    if (outcome.result === 'completed' && outcome.status === 0) await this.followDispatchScriptChange(commandLine);
     if (outcome.result === 'spawn-failed') await refuseOnChannel(channel, `execgate: cannot run the command: ${oneLine(outcome.error ?? 'unknown error')}`, outcome.status);
     else await endChannel(channel, outcome.status, closed);
     return outcome;
@@ -340,12 +340,14 @@ export class SessionHandler {
     return new ScpAckGate(channel, () => replica.afterUpload(transfer.path, uid));
   }
 
-  /** After Rundeck's `rm -f <script>` succeeded here: the same on the other nodes. */
-  private async removeDispatchScriptCopies(commandLine: string): Promise<void> {
+  /** After Rundeck's `chmod +x` or `rm -f` of its script succeeded here: the same on the other nodes. */
+  private async followDispatchScriptChange(commandLine: string): Promise<void> {
     const replica = this.services.scriptReplica;
     if (!replica || this.conn.identity.key.parsedOptions.command !== null) return;
     const transfer = dispatchScriptTransfer(commandLine);
-    if (transfer?.op === 'remove') await replica.afterRemove(transfer.path, this.conn.identity.runAs.account.uid);
+    const { uid } = this.conn.identity.runAs.account;
+    if (transfer?.op === 'remove') await replica.afterRemove(transfer.path, uid);
+    else if (transfer?.op === 'mode') await replica.afterUpload(transfer.path, uid); // the copies take the new mode
   }
 
   /** Counts, logs and audits a command's end (the audit is written even when the client has vanished). */

@@ -158,7 +158,9 @@ describe.skipIf(why !== null)('dispatch-script replication between two gateways 
     expect(inGw2(gw2, ['cat', remote]).stdout).toBe(body);
     expect(gw1Log).toMatch(/"msg":"dispatch script copied to every peer"/);
 
-    // Rundeck's next connections after a failover: chmod and exec reach gw2.
+    // Rundeck's chmod reaches gw1, then a handover sends the exec to gw2: the copy follows the mode.
+    expect((await ssh(gw1, `chmod +x ${remote}`)).code).toBe(0);
+    expect(inGw2(gw2, ['stat', '-c', '%a', remote]).stdout.trim()).toBe('751');
     expect((await ssh(gw2, `chmod +x ${remote}`)).code).toBe(0);
     const exec = await ssh(gw2, `${remote} arg1`);
     expect(exec.code, exec.stderr).toBe(0);
@@ -170,7 +172,7 @@ describe.skipIf(why !== null)('dispatch-script replication between two gateways 
     expect(inGw2(gw2, ['test', '-e', remote]).status).toBe(1);
 
     const metrics = await (await fetch(`http://${gw1.address}:${gw1.httpPort}/metrics`)).text();
-    expect(metrics).toMatch(/^execgate_script_replication_total\{result="ok",node="gw1"\} 1$/m);
+    expect(metrics).toMatch(/^execgate_script_replication_total\{result="ok",node="gw1"\} 2$/m); // the upload, then the chmod
   });
 
   it('an exec on gw2 of a script it never received: exit 75 saying it was not replicated', async () => {

@@ -53,7 +53,7 @@ describe('replicaPathProblem: where a peer may write', () => {
   });
 });
 
-describe('dispatchScriptTransfer: which commands are Rundeck uploads and cleanups', () => {
+describe('dispatchScriptTransfer: which commands are Rundeck uploads, chmods and cleanups', () => {
   const p = `/tmp/${scriptName()}`;
   it.each([
     [`scp -t ${p}`, { op: 'upload', path: p }],
@@ -67,7 +67,12 @@ describe('dispatchScriptTransfer: which commands are Rundeck uploads and cleanup
     [`scp -d -t ${p}`, null],
     [`scp -t ${p} /tmp/other`, null],
     [`rm -rf ${p}`, null],
-    [`chmod +x ${p}`, null],
+    [`chmod +x ${p}`, { op: 'mode', path: p }],
+    [`chmod u+x ${p}`, { op: 'mode', path: p }],
+    [`chmod 0700 ${p}`, { op: 'mode', path: p }],
+    [`chmod +x ${p} /tmp/other`, null],
+    [`chmod -R +x ${p}`, null],
+    [`chmod +x /tmp/notes.txt`, null],
     [`${p} arg`, null],
     ['scp -t /tmp/notes.txt', null],
   ])('%s', (line, expected) => {
