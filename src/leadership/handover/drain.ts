@@ -426,7 +426,7 @@ export class DrainController implements Leadership {
       }
       const deadline = this.deadline ?? Date.now();
       while (this.phase === 'handover' && this.options.running() > 0 && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, Math.min(this.options.pollMs ?? 200, 50)));
+        await new Promise((r) => setTimeout(r, Math.min(this.options.pollMs ?? 200, DRAIN_POLL_MS)));
       }
       if (this.phase === 'handover' && this.options.running() > 0) {
         await this.options.terminate(`drain timeout (${this.options.timeoutSeconds} s)`);
