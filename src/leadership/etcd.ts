@@ -368,7 +368,7 @@ export class EtcdLeadership implements Leadership {
     this.resolveFirst();
     if (!this.live(term)) return;
     // Fast while a handover is under way (this leader's, or the one this node takes over).
-    const handover = this.handingOver || this.resigned || (this.state.successor === true && this.state.handover?.side === 'joining');
+    const handover = this.handingOver || this.resigned || (this.state.successor === true && this.state.handover?.side === 'joining' && this.state.handover.id !== undefined);
     const next = Math.min(this.pollMs, this.waitingForLead > 0 || handover ? FAST_POLL_MS : this.state.successor ? SUCCESSOR_POLL_MS : Infinity);
     term.pollTimer = this.later(term, next, () => {
       term.pollTimer = null;
@@ -422,7 +422,7 @@ export class EtcdLeadership implements Leadership {
         this.set({ role: 'standby', token: null, since: Date.now(), reason: 'waiting for the previous lease of this node to expire' });
         return;
       case 'follower': {
-        const { leader, successor, handoverId } = outcome;
+        const { leader, successor, handoverId, vipHeldBy } = outcome;
         this.set({
           role: 'standby',
           token: leader?.createRevision ?? null,
@@ -430,7 +430,7 @@ export class EtcdLeadership implements Leadership {
           since: Date.now(),
           reason: leader ? `following ${leader.node} (token ${leader.createRevision})${handoverId ? ', which is handing over' : ''}${successor ? '; next in line' : ''}` : 'no candidate leads',
           successor,
-          ...(handoverId ? { handover: { side: 'joining', id: handoverId } } : {}),
+          ...(handoverId || vipHeldBy ? { handover: { side: 'joining', ...(handoverId ? { id: handoverId } : {}), ...(vipHeldBy ? { vipHeldBy } : {}) } } : {}),
         });
         return;
       }

@@ -44,6 +44,8 @@ export type ElectionOutcome =
       successor: boolean;
       /** The leader announced a handover: its key's mod revision names it. */
       handoverId: string | null;
+      /** A node that resigned but still holds the VIP for its connections. */
+      vipHeldBy: string | null;
     };
 
 export function decodeContenders(kvs: readonly EtcdKeyValue[], electionPrefix: string): Contender[] {
@@ -82,6 +84,7 @@ export function evaluateElection({ contenders, myKey, oldKeys, wasLeader }: Elec
     leader: first,
     successor: candidates[1]?.key === myKey,
     handoverId: first.mark.kind === 'handover' ? first.modRevision.toString() : null,
+    vipHeldBy,
   };
 }
 

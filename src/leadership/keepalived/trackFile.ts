@@ -44,7 +44,10 @@ export interface TrackInputs {
   unhealthy: boolean;
   /** A drained leader handing over: traffic must move away before it releases. */
   handover?: boolean;
-  /** A new leader while the node that resigned still holds the VIP for its connections: do not claim it yet. */
+  /**
+   * The node that resigned still holds the VIP for its connections: a new leader does not
+   * claim it yet, and its next in line is not lifted (the VIP must go to the new leader).
+   */
   vipHeldElsewhere?: boolean;
   /** A standby next in line for the lead (true), behind it (false), or no order known. */
   successor?: boolean;
@@ -57,7 +60,10 @@ export function trackValue(i: TrackInputs): TrackValue {
   if (i.stopping || i.unhealthy || i.handover) return TRACK_STEP_DOWN;
   if (leads(i.role)) return i.role === 'leader' && i.vipHeldElsewhere ? TRACK_SUCCESSOR : TRACK_LEADER;
   const otherLeads = i.leader !== undefined && i.leader !== i.self;
-  if (otherLeads) return i.successor === true ? TRACK_SUCCESSOR : i.successor === false ? TRACK_BEHIND : TRACK_STANDBY;
+  if (otherLeads) {
+    if (i.successor === true) return i.vipHeldElsewhere ? TRACK_BEHIND : TRACK_SUCCESSOR;
+    return i.successor === false ? TRACK_BEHIND : TRACK_STANDBY;
+  }
   if (i.role === 'fenced' || i.steppingDown) return TRACK_STEP_DOWN;
   return TRACK_STANDBY;
 }
