@@ -122,6 +122,10 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
     vipConnections: cluster ? () => ssh.openVia(cluster.vip.address) : undefined,
     forwarded: () => ssh.forwardedCount,
     undecidedBefore: (instant) => ssh.undecidedBefore(instant),
+    // Only a VIP with a listener of its own can be held without holding the node's address too.
+    holdVip: cluster?.vip.bind === 'nonlocal' ? (hold) => ssh.holdNewConnections(cluster.vip.address, hold) : undefined,
+    vipLocal: cluster ? hostProbes(cluster).vipLocal : undefined,
+    vipHoldMs: (cluster?.leadership.vipHoldSeconds ?? 0) * 1000,
     cutConnections: (reason) => {
       const open = ssh.describeConnections(); // forwarded ones included
       log.warn({ connections: open }, `drain: cutting ${open.length} open connection(s) so the VIP can move (${reason})`);

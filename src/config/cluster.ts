@@ -68,6 +68,13 @@ export const leadershipSettingsSchema = z.strictObject({
    * node leads only once every command of the old one has ended.
    */
   handover: z.enum(['fast', 'strict']).default('fast'),
+  /**
+   * VIP drains: while connections that came in on the VIP keep it here, hold new ones in
+   * the kernel (their SYNs wait in the client's TCP and reach the node that holds the VIP
+   * next) for at most this long; 0 never holds (new ones are forwarded, or refused under
+   * strict). Clients give up on a SYN after about 127 s (Linux tcp_syn_retries 6).
+   */
+  vipHoldSeconds: z.number().nonnegative().max(120).default(60),
   scriptReplication: scriptReplicationSchema.prefault({}),
 });
 

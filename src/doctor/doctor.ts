@@ -6,7 +6,7 @@ import { renderHaproxy } from '../render/haproxy.js';
 import { renderSystemd } from '../render/systemd.js';
 import { renderProblems } from '../render/validate.js';
 import { askPeer, etcdHealth, type PeerAnswer } from './peers.js';
-import { haproxyCheck, keepalivedCheck } from './tools.js';
+import { haproxyCheck, keepalivedCheck, vipHoldCheck } from './tools.js';
 import { cryptoRow } from './crypto.js';
 import type { Row } from './report.js';
 import { KIND_WORDS, minuteIso } from '../ssh/algorithmPosture.js';
@@ -143,6 +143,10 @@ export async function runDoctor(cluster: Cluster, opts: DoctorOptions): Promise<
       rows.push(toolRow('keepalived.conf', n.name, keepalivedCheck(text), 'fix the cluster file; check that vrrp.curl exists and is not writable by others, and vrrp.scriptUser exists'));
       if (here) rows.push(driftRow('keepalived.conf', cluster.vrrp.configPath, text, `execgate render keepalived --cluster ${file} --node ${n.name}`));
     }
+  }
+  if (here && !single && cluster.vip.bind === 'nonlocal' && cluster.leadership.vipHoldSeconds > 0) {
+    const hold = vipHoldCheck();
+    rows.push({ check: 'VIP drain hold', target: here.name, verdict: hold.ok ? 'ok' : 'warn', detail: hold.detail, ...(hold.ok ? {} : { fix: 'apt-get install python3' }) });
   }
   if (cluster.nodes.length >= 2) {
     const { row, text } = renderRow('haproxy.cfg', 'load balancers', () => renderHaproxy(cluster, file));

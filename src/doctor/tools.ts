@@ -53,6 +53,13 @@ export function keepalivedCheck(text: string, binary = 'keepalived'): ToolResult
   return { ok: false, detail: `keepalived -t -e exited ${r.status ?? r.signal}${note}: ${out}` };
 }
 
+/** python3 attaches the socket filter that holds new VIP connections during a drain (ssh/synHold.ts). */
+export function vipHoldCheck(binary = 'python3'): ToolResult {
+  const bin = which(binary);
+  if (!bin) return { ok: false, detail: 'python3 is not installed: a drain cannot hold new connections on the VIP, so they are forwarded and cut at drainTimeoutSeconds' };
+  return { ok: true, detail: `${bin} can hold new connections on the VIP during a drain` };
+}
+
 /** `haproxy -c -q -f FILE`: 0 valid, 1 invalid. */
 export function haproxyCheck(text: string, binary = 'haproxy'): ToolResult {
   const bin = which(binary);

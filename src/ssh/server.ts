@@ -11,6 +11,7 @@ import { algorithmProfile, servedHostKeyTypes } from './algorithms.js';
 import { macName, type AlgorithmPosture } from './algorithmPosture.js';
 import { errors } from '../errors.js';
 import { VERSION } from '../version.js';
+import { setSynHold } from './synHold.js';
 
 export interface SshServerOptions {
   hostKeys: HostKey[];
@@ -496,6 +497,20 @@ export class SshServer {
         resolve({ host, port: typeof addr === 'object' && addr ? addr.port : port });
       });
     });
+  }
+
+  /**
+   * Holds (true) or admits again (false) new connections to the listener on `host`
+   * (the VIP during a drain): their SYNs wait in the client's TCP instead of being
+   * accepted here. Rejects when there is no such listener or the filter fails.
+   */
+  holdNewConnections(host: string, hold: boolean): Promise<void> {
+    const listener = this.listeners.find((l) => {
+      const addr = l.address();
+      return typeof addr === 'object' && addr !== null && unmapped(addr.address) === unmapped(host);
+    });
+    if (!listener) return Promise.reject(new Error(`no SSH listener on ${host} (vip.bind: nonlocal listens there)`));
+    return setSynHold(listener, hold);
   }
 
   /** True while every listener accepts connections. */

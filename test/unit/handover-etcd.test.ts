@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { EtcdLeadership } from '../../src/leadership/etcd.js';
-import { DrainController } from '../../src/leadership/handover/drain.js';
+import { DrainController, type DrainOptions } from '../../src/leadership/handover/drain.js';
 import { admit } from '../../src/leadership/gate.js';
-import { trackValue, TRACK_LEADER, TRACK_SUCCESSOR } from '../../src/leadership/keepalived/trackFile.js';
+import { trackValue, TRACK_BEHIND, TRACK_LEADER, TRACK_SUCCESSOR } from '../../src/leadership/keepalived/trackFile.js';
 import { MemoryEtcd } from '../../src/etcd/memory.js';
 import type { LeadershipState } from '../../src/leadership/types.js';
 
@@ -23,6 +23,9 @@ interface Node {
   events: LeadershipState[];
   running: number;
   vipConnections: number;
+  vipLocal: boolean;
+  /** holdVip() calls: true holds new VIP connections, false admits them again. */
+  holds: boolean[];
 }
 
 const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
@@ -41,10 +44,10 @@ describe('planned handover against the in-memory etcd (fake clock)', () => {
   let nodes: Node[];
   let leadersSeen: string[][];
 
-  function makeNode(name: string, mode: 'fast' | 'strict' = 'fast'): Node {
+  function makeNode(name: string, mode: 'fast' | 'strict' = 'fast', extra: Partial<DrainOptions> = {}): Node {
     const client = etcd.client();
     const source = new EtcdLeadership({ node: name, cluster: 'c1', prefix: '/execgate', ttlSeconds: TTL, marginSeconds: MARGIN, api: client, pollIntervalMs: 100, retryMs: 200, startWaitMs: 1000 });
-    const node: Node = { name, client, source, drain: undefined as unknown as DrainController, events: [], running: 0, vipConnections: 0 };
+    const node: Node = { name, client, source, drain: undefined as unknown as DrainController, events: [], running: 0, vipConnections: 0, vipLocal: false, holds: [] };
     node.drain = new DrainController(source, {
       self: name,
       mode,
@@ -58,6 +61,12 @@ describe('planned handover against the in-memory etcd (fake clock)', () => {
       vipConnections: () => node.vipConnections,
       forwarded: () => 0,
       undecidedBefore: () => false,
+      holdVip: async (hold) => {
+        node.holds.push(hold);
+      },
+      vipLocal: () => node.vipLocal,
+      vipHoldMs: 60_000,
+      ...extra,
     });
     node.drain.onChange((s) => node.events.push(s));
     nodes.push(node);
@@ -207,8 +216,8 @@ describe('planned handover against the in-memory etcd (fake clock)', () => {
   });
 
   it('the VIP stays with the resigned node while a connection that came in on it is open; the new leader does not claim it', async () => {
-    const [a, b] = [makeNode('gw1'), makeNode('gw2')];
-    await startAll(a, b);
+    const [a, b, c] = [makeNode('gw1'), makeNode('gw2'), makeNode('gw3')];
+    await startAll(a, b, c);
     a.running = 1;
     a.vipConnections = 2;
     a.drain.drain();
@@ -225,15 +234,133 @@ describe('planned handover against the in-memory etcd (fake clock)', () => {
         unhealthy: false,
         handover: s.handover?.side === 'leaving' && s.handover.trafficAway,
         vipHeldElsewhere: s.handover?.side === 'joining' && s.handover.vipHeldBy !== undefined,
+        ...(s.successor !== undefined ? { successor: s.successor } : {}),
       });
     };
     expect(trackOf(a)).toBe(TRACK_LEADER);
     expect(trackOf(b)).toBe(TRACK_SUCCESSOR);
+    // gw3 is gw2's next in line, but is not lifted: with both at +50, gw3's higher base
+    // priority won the VIP's election for a moment when gw1 let it go (lab, 30 resets).
+    expect(c.drain.current()).toMatchObject({ role: 'standby', leader: 'gw2', successor: true });
+    expect(trackOf(c)).toBe(TRACK_BEHIND);
     a.vipConnections = 0;
     await advance(20);
     expect(trackOf(a)).toBe(-254);
     await until('gw2 claims the VIP', () => trackOf(b) === TRACK_LEADER, 1000);
+    await until('gw3 is lifted as next in line', () => trackOf(c) === TRACK_SUCCESSOR, 1000);
     a.running = 0;
     await until('gw1 drained', () => a.drain.status().phase === 'drained');
+  });
+
+  it('a VIP drain holds new VIP connections from its start until the VIP has left, without delaying the handoff', async () => {
+    const [a, b] = [makeNode('gw1'), makeNode('gw2')];
+    await startAll(a, b);
+    a.vipLocal = true;
+    a.running = 1;
+    a.vipConnections = 2;
+    a.drain.drain();
+    const handoff = await until('gw2 leads', () => b.drain.current().role === 'leader');
+    expect(handoff).toBeLessThanOrEqual(60);
+    expect(a.holds).toEqual([true]);
+    await step(5000);
+    expect(a.holds).toEqual([true]); // held while the connections that came in on the VIP are open
+    a.vipConnections = 0; // the last one ended: the VIP is released ...
+    await advance(50);
+    expect(a.holds).toEqual([true]); // ... but held connections must not land here before it has left
+    a.vipLocal = false;
+    await until('hold lifted', () => a.holds.length === 2);
+    expect(a.holds).toEqual([true, false]);
+    expect(a.drain.status().phase).toBe('handover'); // gw1's own command still runs
+    a.running = 0;
+    await until('gw1 drained', () => a.drain.status().phase === 'drained');
+    expect(a.holds).toEqual([true, false]);
+    expect(leadersSeen).toEqual([]);
+  });
+
+  it('a VIP hold ends at vipHoldSeconds even if the connections on the VIP stay open', async () => {
+    const [a, b] = [makeNode('gw1', 'fast', { vipHoldMs: 3000 }), makeNode('gw2')];
+    await startAll(a, b);
+    a.vipLocal = true;
+    a.running = 1;
+    a.vipConnections = 1;
+    a.drain.drain();
+    await until('held', () => a.holds.length === 1);
+    const held = await until('hold limit', () => a.holds.length === 2, 4000);
+    expect(held).toBeGreaterThanOrEqual(2900);
+    expect(a.holds).toEqual([true, false]);
+    expect(b.drain.current().role).toBe('leader');
+    a.vipConnections = 0;
+    a.running = 0;
+    await until('gw1 drained', () => a.drain.status().phase === 'drained');
+    expect(a.holds).toEqual([true, false]);
+  });
+
+  it('a VIP hold that cannot be set up leaves the drain as it was (forwarding); a node without the VIP never holds', async () => {
+    const [a, b] = [
+      makeNode('gw1', 'fast', {
+        holdVip: async () => {
+          throw new Error('cannot run /usr/bin/python3');
+        },
+      }),
+      makeNode('gw2'),
+    ];
+    await startAll(a, b);
+    a.vipLocal = true;
+    a.running = 1;
+    a.vipConnections = 1;
+    a.drain.drain();
+    await until('gw2 leads', () => b.drain.current().role === 'leader');
+    expect(a.drain.forwardTarget()).toBe('gw2');
+    a.vipConnections = 0;
+    a.running = 0;
+    await until('gw1 drained', () => a.drain.status().phase === 'drained');
+    await a.drain.undrain();
+    await advance(300);
+    b.running = 1;
+    b.drain.drain(); // gw2 leads but the VIP is not on it
+    await until('gw1 leads', () => a.drain.current().role === 'leader');
+    expect(b.holds).toEqual([]);
+    b.running = 0;
+  });
+
+  it('strict, commands pinned to the VIP: new VIP connections are held until the drain is over', async () => {
+    const a = makeNode('gw1', 'strict', { pinned: () => a.vipConnections });
+    const b = makeNode('gw2', 'strict');
+    await startAll(a, b);
+    a.vipLocal = true;
+    a.running = 1;
+    a.vipConnections = 1;
+    a.drain.drain();
+    await until('held', () => a.holds.length === 1);
+    await step(3000);
+    expect(b.drain.current().role).toBe('standby');
+    a.running = 0;
+    a.vipConnections = 0;
+    await until('gw1 drained', () => a.drain.status().phase === 'drained', 10_000);
+    await until('lifted', () => a.holds.length === 2);
+    expect(a.holds).toEqual([true, false]);
+    await until('gw2 leads', () => b.drain.current().role === 'leader');
+    expect(leadersSeen).toEqual([]);
+  });
+
+  it('strict VIP drain: a connection accepted before the hold took effect still gets its command; then new ones are refused', async () => {
+    let undecided = true;
+    const a = makeNode('gw1', 'strict', { pinned: () => a.vipConnections, undecidedBefore: () => undecided });
+    const b = makeNode('gw2', 'strict');
+    await startAll(a, b);
+    a.vipLocal = true;
+    a.running = 1;
+    a.vipConnections = 1;
+    a.drain.drain();
+    await until('held', () => a.holds.length === 1);
+    expect(admit('gw1', a.drain).admitted).toBe(true); // it asked just now
+    undecided = false;
+    await advance(20);
+    expect(admit('gw1', a.drain).admitted).toBe(false);
+    expect(a.drain.current().role).toBe('draining');
+    a.running = 0;
+    a.vipConnections = 0;
+    await until('gw1 drained', () => a.drain.status().phase === 'drained', 10_000);
+    expect(leadersSeen).toEqual([]);
   });
 });

@@ -22,6 +22,8 @@ interface Request {
   command?: string;
   env?: Record<string, string>;
   timeoutMs?: number;
+  /** TCP connect plus SSH handshake (ssh2's readyTimeout); 5000 unless given. */
+  connectTimeoutMs?: number;
   path?: string;
   content?: string;
   url?: string;
@@ -34,7 +36,7 @@ const key = readFileSync(process.argv[2] ?? '', 'utf8');
 const user = process.argv[3] ?? 'root';
 const write = (o: unknown) => process.stdout.write(`${JSON.stringify(o)}\n`);
 
-function connect(host: string, port: number, onReady: (c: Client) => void, onFail: (err: string) => void): Client {
+function connect(host: string, port: number, onReady: (c: Client) => void, onFail: (err: string) => void, readyTimeout = 5000): Client {
   const c = new Client();
   let settled = false;
   c.once('ready', () => {
@@ -47,7 +49,7 @@ function connect(host: string, port: number, onReady: (c: Client) => void, onFai
       onFail(`connect: ${err.message}`);
     }
   });
-  c.connect({ host, port, username: user, privateKey: key, readyTimeout: 5000, keepaliveInterval: 500, keepaliveCountMax: 4 });
+  c.connect({ host, port, username: user, privateKey: key, readyTimeout, keepaliveInterval: 500, keepaliveCountMax: 4 });
   return c;
 }
 
@@ -89,6 +91,7 @@ function exec(r: Request): Promise<Record<string, unknown>> {
         c.on('error', (e) => finish(`connection: ${e.message}`));
       },
       (e) => finish(e),
+      r.connectTimeoutMs,
     );
   });
 }

@@ -18,6 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { stringify } from 'yaml';
 import { NetnsLab, labPrerequisites, uniquePrefix } from '../../../test/helpers/netns.js';
 import { jschClasspath as compileJschHarness } from '../../../test/helpers/jschBuild.js';
+import { RUNDECK_CONNECT_TIMEOUT_MS } from './workload.js';
 
 export type Topology = 'vrrp' | 'vrrp-etcd' | 'haproxy-etcd';
 /** leadership.handover of the cluster file (etcd topologies only). */
@@ -358,7 +359,7 @@ export class FailoverLab {
     const jvm = this.net.spawn(client.ns, [
       'java', '-Xss512k', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', '-cp', cp, 'RundeckStep',
       '--host', this.target.host, '--port', String(this.target.port), '--user', 'root', '--key', rsa, '--node', 'gw',
-      '--connect-timeout', '5000', '--mode', 'server',
+      '--connect-timeout', String(RUNDECK_CONNECT_TIMEOUT_MS), '--mode', 'server',
     ], { stdio: ['pipe', 'pipe', 'pipe'] });
     jvm.stderr!.on('data', (d: Buffer) => this.stderrTail.push(`[jvm] ${d.toString().trim()}`));
     jvm.stdin!.on('error', () => {});
@@ -609,13 +610,16 @@ export class FailoverLab {
     return r;
   }
 
-  /** Kills the TCP sockets of one client-host process (ss -K), like a keepalive timeout. */
+  /**
+   * Kills the established TCP sockets of one client-host process (ss -K), like a
+   * keepalive timeout. A connect still sending SYNs is left alone: a VIP drain holds it.
+   */
   killClientSockets(pid: number): void {
     const ns = this.net.host(CLIENT.name).ns;
-    const r = spawnSync('ip', ['netns', 'exec', ns, 'ss', '-tnpH'], { encoding: 'utf8' });
+    const r = spawnSync('ip', ['netns', 'exec', ns, 'ss', '-tnpH', 'state', 'established'], { encoding: 'utf8' });
     for (const line of r.stdout.split('\n')) {
       if (!line.includes(`pid=${pid},`)) continue;
-      const local = line.trim().split(/\s+/)[3];
+      const local = line.trim().split(/\s+/)[2]; // with a state filter ss prints no State column
       const port = local?.split(':').at(-1);
       if (port) spawnSync('ip', ['netns', 'exec', ns, 'ss', '-K', '-tn', 'sport', '=', `:${port}`]);
     }

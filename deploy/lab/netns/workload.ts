@@ -23,10 +23,20 @@ export interface WorkloadOptions {
   longEveryMs?: number;
   longSeconds?: [number, number];
   steps?: boolean;
+  /** TCP connect plus SSH handshake, per command; the answer may come this much later too. */
+  connectTimeoutMs?: number;
 }
 
+/**
+ * How long the lab's Rundeck waits for a connection: Rundeck's ssh-connect-timeout is 0
+ * (none) by default, so a SYN waits as long as Linux retries it (~127 s); docs/rundeck.md
+ * advises at least 75 s with a VIP, because a VIP drain holds new connections (up to
+ * vipHoldSeconds, 60) until the VIP moves.
+ */
+export const RUNDECK_CONNECT_TIMEOUT_MS = 75_000;
+
 /** The drain and rolling workload: 10-30 s commands, a new one every 3.5 s, so several run when a drain starts. */
-export const LONG_DRAIN_WORKLOAD: WorkloadOptions = { longEveryMs: 3500, longSeconds: [10, 30], steps: true };
+export const LONG_DRAIN_WORKLOAD: WorkloadOptions = { longEveryMs: 3500, longSeconds: [10, 30], steps: true, connectTimeoutMs: RUNDECK_CONNECT_TIMEOUT_MS };
 /** Warm-up before a drain under LONG_DRAIN_WORKLOAD: about four long commands are running by then. */
 export const LONG_DRAIN_WARMUP_MS = 12_000;
 /** The longest a drained leader waits for its commands under LONG_DRAIN_WORKLOAD, plus margin. */
@@ -67,7 +77,7 @@ export class Workload {
     private readonly lab: FailoverLab,
     opts: WorkloadOptions = {},
   ) {
-    this.opts = { shortEveryMs: 150, longEveryMs: 1000, longSeconds: [2, 4], steps: true, ...opts };
+    this.opts = { shortEveryMs: 150, longEveryMs: 1000, longSeconds: [2, 4], steps: true, connectTimeoutMs: 5000, ...opts };
     this.script = join(lab.dir, 'step-script.sh');
     writeFileSync(this.script, `#!/bin/sh\n${commandBody(lab, 'sleep 0.2')}\n`, { mode: 0o755 });
   }
@@ -78,12 +88,13 @@ export class Workload {
   }
 
   /** One exec on a new connection through the target. */
-  exec(kind: Execution['kind'], work: string, timeoutMs = 30_000): Promise<Execution> {
+  exec(kind: Execution['kind'], work: string, commandMs = 25_000): Promise<Execution> {
+    const timeoutMs = this.opts.connectTimeoutMs + commandMs;
     const execid = newExecId(this.lab);
     const e: Execution = { execid, kind, t0: Date.now(), t1: null, ok: null, node: null, token: null, code: null, detail: '' };
     this.executions.push(e);
     const p = this.lab
-      .request({ op: 'exec', ...this.lab.target, command: commandBody(this.lab, work), env: { RD_JOB_EXECID: execid }, timeoutMs })
+      .request({ op: 'exec', ...this.lab.target, command: commandBody(this.lab, work), env: { RD_JOB_EXECID: execid }, timeoutMs, connectTimeoutMs: this.opts.connectTimeoutMs })
       .then((r) => {
         const res = r as { code: number | null; stdout?: string; stderr?: string; error?: string | null; t0: number; t1: number };
         e.t0 = res.t0 ?? e.t0;
@@ -134,7 +145,7 @@ export class Workload {
       const long = () => {
         const seconds = lo + Math.random() * (hi - lo);
         // The answer may come late (a standby waits for the lead): 30 s beyond the command itself.
-        void this.exec('long', `sleep ${seconds.toFixed(1)}`, Math.ceil(seconds * 1000) + 30_000);
+        void this.exec('long', `sleep ${seconds.toFixed(1)}`, Math.ceil(seconds * 1000) + 25_000);
       };
       long();
       this.timers.push(setInterval(long, this.opts.longEveryMs));

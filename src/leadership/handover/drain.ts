@@ -64,6 +64,15 @@ export interface DrainOptions {
   undecidedBefore?: (instant: number) => boolean;
   /** Fast, at the drain deadline: cut the connections still open (VIP and forwarded); returns how many. */
   cutConnections?: (reason: string) => number;
+  /**
+   * VIP drains: hold (true) or admit again (false) new connections on the VIP's own
+   * listener (ssh/synHold.ts). Absent where the VIP has no listener of its own.
+   */
+  holdVip?: (hold: boolean) => Promise<void>;
+  /** True while the VIP is on this node. */
+  vipLocal?: () => boolean;
+  /** The longest new VIP connections are held (0: never). */
+  vipHoldMs?: number;
 }
 
 const DRAIN_TIMEOUT = 'drain timeout';
@@ -101,6 +110,13 @@ export class DrainController implements Leadership {
   private nextLeadsSince: number | null = null;
   /** The next node as this one last knew it while leading: where to forward before it leads. */
   private lastNext: string | null = null;
+  /** New connections on the VIP are held in the kernel (since when; null: not held). */
+  private holdingSince: number | null = null;
+  /** Strict VIP drain: still admitting while the hold is set up (admitUntilHeld). */
+  private admittingUntilHeld = false;
+  /** Set from the start of a hold (while it is being set up) until it is lifted. */
+  private holding: Promise<void> | null = null;
+  private holdTimer: NodeJS.Timeout | null = null;
   private readonly emitter: StateEmitter;
 
   constructor(
@@ -139,6 +155,8 @@ export class DrainController implements Leadership {
     }
     // A drained or draining node never admits work, even if its source still says leader.
     if (state.role !== 'leader') return state;
+    // Strict VIP drain: the connections that arrived before the hold took effect still get their command.
+    if (this.phase === 'draining' && this.admittingUntilHeld) return state;
     if (this.phase === 'handover' && this.handingOver) {
       const fromSource = state.handover?.side === 'leaving' ? state.handover.successorReady : undefined;
       return {
@@ -195,6 +213,7 @@ export class DrainController implements Leadership {
 
   async stop(): Promise<void> {
     this.clearTimers();
+    await this.liftHold('stopping');
     await this.source.stop();
   }
 
@@ -245,9 +264,16 @@ export class DrainController implements Leadership {
     this.since = Date.now();
     this.deadline = this.since + this.options.timeoutSeconds * 1000;
     this.lastError = null;
+    // Commands pinned to the VIP keep it here: hold new VIP connections instead of refusing them.
+    const holding = (this.options.handoverMs ?? 0) > 0 && !this.canHandOver() && this.holdNewVipConnections();
+    if (holding) void this.admitUntilHeld();
     this.options.log?.info(
       { running: this.options.running(), pinned: this.options.pinned?.() ?? 0, timeoutSeconds: this.options.timeoutSeconds },
-      this.canHandOver() ? 'drain started: handing new traffic to the next node' : 'drain started: refusing new commands until the running ones end',
+      this.canHandOver()
+        ? 'drain started: handing new traffic to the next node'
+        : holding
+          ? 'drain started: holding new connections on the VIP until the running commands end'
+          : 'drain started: refusing new commands until the running ones end',
     );
     this.emit();
     this.startStrictPolling();
@@ -301,6 +327,7 @@ export class DrainController implements Leadership {
     this.trafficAway = false;
     const began = (this.handoverAt = Date.now());
     this.emit();
+    this.holdNewVipConnections();
     const settleUntil = began + (this.options.handoverMs ?? 0);
     while (this.phase === 'handover' && this.options.undecidedBefore?.(began) && Date.now() < settleUntil) await sleep(TRAFFIC_POLL_MS);
     if (this.phase !== 'handover') return true; // undrained meanwhile
@@ -323,6 +350,7 @@ export class DrainController implements Leadership {
     const busy = () => this.options.running() > 0 || (this.options.forwarded?.() ?? 0) > 0 || vipOpen() > 0;
     while (busy() && Date.now() < deadline) {
       if (!this.trafficAway && vipOpen() === 0) this.releaseVip(began);
+      if (this.trafficAway && this.holdingSince !== null && !this.options.vipLocal?.()) await this.liftHold('the VIP has left; held connections reach the new leader');
       await sleep(this.trafficAway ? DRAIN_POLL_MS : TRAFFIC_POLL_MS);
     }
     if (this.options.running() > 0) {
@@ -335,6 +363,66 @@ export class DrainController implements Leadership {
     }
     if (!this.trafficAway) this.releaseVip(began);
     return true;
+  }
+
+  /**
+   * While connections that came in on the VIP keep it here, new ones on it are held in
+   * the kernel (a dropped SYN is sent again by the client) rather than accepted, so a
+   * moment with none open comes; the VIP then moves and they reach the new leader.
+   */
+  private holdNewVipConnections(): boolean {
+    const limit = this.options.vipHoldMs ?? 0;
+    if (!this.options.holdVip || limit <= 0 || this.holding || !this.options.vipLocal?.()) return false;
+    this.holding = (async () => {
+      try {
+        await this.options.holdVip!(true);
+      } catch (err) {
+        this.options.log?.warn({ err: (err as Error).message }, 'drain: cannot hold new connections on the VIP; they are forwarded (fast) or refused (strict) while it stays here');
+        this.holding = null;
+        return;
+      }
+      this.holdingSince = Date.now();
+      this.holdTimer = setTimeout(() => void this.liftHold(`held for vipHoldSeconds (${limit / 1000} s)`), limit);
+      this.holdTimer.unref();
+      this.options.log?.info({ vipConnections: this.options.vipConnections?.() ?? null, limitSeconds: limit / 1000 }, 'drain: holding new connections on the VIP until the connections on it end and it moves');
+    })();
+    return true;
+  }
+
+  /**
+   * Strict VIP drain: keeps admitting until the hold took effect and every connection
+   * accepted before then has asked for its command (at most handoverMs), so that a
+   * client which got in just before the hold is served, not refused. This node still
+   * leads, and a strict drain waits for every command it admitted.
+   */
+  private async admitUntilHeld(): Promise<void> {
+    this.admittingUntilHeld = true;
+    try {
+      await this.holding;
+      const heldAt = Date.now();
+      const until = heldAt + (this.options.handoverMs ?? 0);
+      while (this.phase === 'draining' && this.options.undecidedBefore?.(heldAt) && Date.now() < until) await sleep(TRAFFIC_POLL_MS);
+    } finally {
+      this.admittingUntilHeld = false;
+      this.emit();
+    }
+  }
+
+  /** Ends a hold (awaiting one still being set up); no-op when none is. */
+  private async liftHold(why: string): Promise<void> {
+    if (this.holding) await this.holding;
+    this.holding = null;
+    if (this.holdingSince === null) return;
+    const heldMs = Date.now() - this.holdingSince;
+    this.holdingSince = null;
+    if (this.holdTimer) clearTimeout(this.holdTimer);
+    this.holdTimer = null;
+    try {
+      await this.options.holdVip!(false);
+      this.options.log?.info({ heldMs, why }, 'drain: new connections on the VIP are accepted again');
+    } catch (err) {
+      this.options.log?.error({ err: (err as Error).message, heldMs }, 'drain: could not stop holding new connections on the VIP; restart execgate if this node must serve the VIP again');
+    }
   }
 
   /** The VIP may leave now: track file -254 (synchronously, in this tick), then tell the new leader. */
@@ -382,6 +470,7 @@ export class DrainController implements Leadership {
         this.phase = 'drained';
         this.deadline = null;
         this.options.log?.info({ why }, 'drain complete: leadership released');
+        await this.liftHold('drain complete');
       } catch (err) {
         this.lastError = `release failed: ${(err as Error).message}`;
         this.options.log?.error({ err: (err as Error).message }, 'drain: leadership release failed; still refusing commands, retrying');
@@ -451,6 +540,7 @@ export class DrainController implements Leadership {
         throw err;
       }
     }
+    await this.liftHold('undrain');
     this.phase = 'active';
     this.forwarding = false;
     this.since = null;
