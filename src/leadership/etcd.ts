@@ -328,18 +328,26 @@ export class EtcdLeadership implements Leadership {
     }, Math.max(0, this.deadline - this.now()));
   }
 
-  private async keepAliveLoop(term: Term): Promise<void> {
+  private async keepAliveLoop(term: Term, dueAt?: number): Promise<void> {
     const interval = term.ttlMs / 3;
     const sent = this.now();
     try {
       const { ttlSeconds } = await this.options.api.keepAlive(term.leaseId!);
       if (!this.live(term)) return;
+      const rttMs = this.now() - sent;
+      const timerLateMs = dueAt === undefined ? 0 : sent - dueAt;
+      if (rttMs + timerLateMs > interval) {
+        // The fence comes at ttl - margin without a renewal: say why it came close.
+        this.options.log?.warn({ rttMs: Math.round(rttMs), timerLateMs: Math.round(timerLateMs), fenceInMs: Math.round(this.deadline - this.now()) }, 'etcd lease keepalive slow (etcd answered late, or this process ran its timer late)');
+      }
       if (ttlSeconds <= 0) {
         this.fence('etcd says the lease is gone (keepalive TTL 0)');
         return;
       }
       this.extendDeadline(term, sent, ttlSeconds);
-      this.later(term, interval - (this.now() - sent), () => void this.keepAliveLoop(term));
+      const wait = interval - (this.now() - sent);
+      const due = this.now() + Math.max(0, wait);
+      this.later(term, wait, () => void this.keepAliveLoop(term, due));
     } catch (err) {
       if (!this.live(term)) return;
       this.options.log?.debug({ err: describe(err) }, 'etcd keepalive failed');

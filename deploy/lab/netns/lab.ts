@@ -20,6 +20,9 @@ import { NetnsLab, labPrerequisites, uniquePrefix } from '../../../test/helpers/
 import { jschClasspath as compileJschHarness } from '../../../test/helpers/jschBuild.js';
 import { RUNDECK_CONNECT_TIMEOUT_MS } from './workload.js';
 
+/** The lab's stand-in for a client keepalive: a JSch connection that received nothing this long is dead. */
+const JSCH_DEAD_AFTER_MS = 12_000;
+
 export type Topology = 'vrrp' | 'vrrp-etcd' | 'haproxy-etcd';
 /** leadership.handover of the cluster file (etcd topologies only). */
 export type Handover = 'fast' | 'strict';
@@ -409,7 +412,7 @@ export class FailoverLab {
       '--listen-peer-urls', `http://${g.address}:2380`, '--initial-advertise-peer-urls', `http://${g.address}:2380`,
       '--initial-cluster', GATEWAYS.map(peer).join(','), '--initial-cluster-state', state,
       '--initial-cluster-token', `lab-${this.prefix}`, '--heartbeat-interval', '100', '--election-timeout', '1000',
-      '--log-level', 'error',
+      '--log-level', 'warn',
     ]);
   }
 
@@ -598,12 +601,12 @@ export class FailoverLab {
     let hung = false;
     // JSch as the harness configures it has no keepalive: when its gateway host dies
     // mid-command the idle connection never learns it (Rundeck's "silent black hole").
-    // After 12 s the lab does what a client keepalive would: it kills that socket.
-    // Every 12 s, not once: a step opens four connections, and a later one can hang too.
+    // The lab does what a client keepalive would: a connection of the JVM's that has
+    // received nothing for 12 s is killed. A connect still sending SYNs (a VIP drain
+    // holds it) and a busy connection are left alone.
     const timer = setInterval(() => {
-      hung = true;
-      this.killClientSockets(jvm.child.pid!);
-    }, 12_000);
+      if (this.killClientSockets(jvm.child.pid!, JSCH_DEAD_AFTER_MS) > 0) hung = true;
+    }, 1000);
     const r = JSON.parse(await answer) as { ok: boolean; exit?: number; message?: string; ops: Array<Record<string, unknown>>; hung?: boolean };
     clearInterval(timer);
     r.hung = hung;
@@ -611,18 +614,28 @@ export class FailoverLab {
   }
 
   /**
-   * Kills the established TCP sockets of one client-host process (ss -K), like a
-   * keepalive timeout. A connect still sending SYNs is left alone: a VIP drain holds it.
+   * Kills the established TCP sockets of one client-host process that have received
+   * nothing for `idleMs` (ss -K), like a keepalive timeout; returns how many.
    */
-  killClientSockets(pid: number): void {
+  killClientSockets(pid: number, idleMs: number): number {
     const ns = this.net.host(CLIENT.name).ns;
-    const r = spawnSync('ip', ['netns', 'exec', ns, 'ss', '-tnpH', 'state', 'established'], { encoding: 'utf8' });
-    for (const line of r.stdout.split('\n')) {
+    const r = spawnSync('ip', ['netns', 'exec', ns, 'ss', '-tnpiH', 'state', 'established'], { encoding: 'utf8' });
+    const lines = r.stdout.split('\n');
+    let killed = 0;
+    for (let i = 0; i < lines.length; i++) {
+      const line = lines[i]!;
       if (!line.includes(`pid=${pid},`)) continue;
+      const info = lines[i + 1] ?? ''; // ss -i: the socket's details on the next, indented line
+      const lastrcv = Number(/\blastrcv:(\d+)/.exec(info)?.[1] ?? 0);
+      if (lastrcv < idleMs) continue;
       const local = line.trim().split(/\s+/)[2]; // with a state filter ss prints no State column
       const port = local?.split(':').at(-1);
-      if (port) spawnSync('ip', ['netns', 'exec', ns, 'ss', '-K', '-tn', 'sport', '=', `:${port}`]);
+      if (port) {
+        spawnSync('ip', ['netns', 'exec', ns, 'ss', '-K', '-tn', 'sport', '=', `:${port}`]);
+        killed++;
+      }
     }
+    return killed;
   }
 
   async drain(g: Gateway): Promise<{ status: number; body?: string }> {
@@ -688,6 +701,7 @@ export class FailoverLab {
     for (const g of this.gateways) {
       writeFileSync(join(logs, `${g.name}-execgate.log`), g.execgateBefore + (g.execgate?.out ?? ''));
       if (g.keepalived) writeFileSync(join(logs, `${g.name}-keepalived.log`), g.keepalived.out);
+      if (g.etcd) writeFileSync(join(logs, `${g.name}-etcd.log`), g.etcd.out);
     }
     if (this.haproxy) writeFileSync(join(logs, 'haproxy.log'), this.haproxy.out);
   }
