@@ -4,7 +4,8 @@ import type { Leadership, LeadershipState } from './types.js';
 import { leadershipChanged, StateEmitter } from './stateEmitter.js';
 import { encodeElectionValue } from './handover/codec.js';
 import { decodeContenders, evaluateElection, successorReadyFor } from './handover/election.js';
-import { FAST_POLL_MS, SUCCESSOR_POLL_MS } from './handover/timings.js';
+import { LeaseFence } from './leaseFence.js';
+import { nextElectionPollMs } from './electionPoll.js';
 
 /**
  * Leadership from an etcd 3 cluster: the safe (fencing) mode.
@@ -14,10 +15,10 @@ import { FAST_POLL_MS, SUCCESSOR_POLL_MS } from './handover/timings.js';
  * leader is the key with the lowest create revision; that revision is its fencing token
  * (strictly increasing across leaders, since every campaign creates a new key).
  *
- * The leader keeps its lease alive every ttl/3. Its fence deadline is the send time of
- * the last ACKNOWLEDGED keepalive (or of the grant) + the TTL etcd reported − margin, on
- * the monotonic clock: etcd can only expire the lease after that instant, so the old
- * leader has stopped (and killed its commands) before anybody else can take over.
+ * The leader keeps its lease alive every ttl/3. Its fence deadline (leaseFence.ts) is the
+ * send time of the last ACKNOWLEDGED keepalive (or of the grant) + the TTL etcd reported −
+ * margin, on the monotonic clock: etcd can only expire the lease after that instant, so
+ * the old leader has stopped (and killed its commands) before anybody else can take over.
  * current() compares the clock with the deadline on every call, so a leader past its
  * deadline answers "fenced" even before its timer fires (e.g. right after SIGCONT).
  *
@@ -67,14 +68,12 @@ export class EtcdLeadership implements Leadership {
   private readonly emitter: StateEmitter;
   private readonly now: () => number;
   private readonly electionPrefix: string;
-  private readonly marginMs: number;
   private readonly pollMs: number;
   private readonly retryBaseMs: number;
   private term: Term | null = null;
   private termSeq = 0;
-  /** Monotonic instant after which this node must not act as leader. */
-  private deadline = Number.NEGATIVE_INFINITY;
-  private fenceTimer: ReturnType<typeof setTimeout> | null = null;
+  /** When this node must stop acting on its lease (as leader, or for its running commands). */
+  private readonly leaseFence: LeaseFence;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private failures = 0;
   /** Commands waiting at this node's gate for the lead (see awaitLead). */
@@ -98,7 +97,7 @@ export class EtcdLeadership implements Leadership {
     this.emitter = new StateEmitter(options.log);
     this.now = options.now ?? (() => performance.now());
     this.electionPrefix = `${options.prefix.replace(/\/+$/, '')}/${options.cluster}/leader/`;
-    this.marginMs = options.marginSeconds * 1000;
+    this.leaseFence = new LeaseFence(this.now, options.marginSeconds * 1000);
     this.pollMs = options.pollIntervalMs ?? Math.min(250, (options.ttlSeconds * 1000) / 8);
     this.retryBaseMs = options.retryMs ?? 500;
     this.state = { role: 'standby', token: null, since: Date.now(), reason: 'campaigning: waiting for etcd' };
@@ -106,12 +105,12 @@ export class EtcdLeadership implements Leadership {
 
   /** The monotonic fence deadline of the current lease (for tests and status). */
   get fenceDeadline(): number {
-    return this.deadline;
+    return this.leaseFence.at;
   }
 
   current(): LeadershipState {
-    if ((this.state.role === 'leader' || this.resigned) && this.now() >= this.deadline) {
-      this.fence(`lease not renewed in time (fence deadline passed ${Math.round(this.now() - this.deadline)} ms ago)`);
+    if (this.actsOnLease() && this.leaseFence.passed()) {
+      this.fence(`lease not renewed in time (fence deadline passed ${Math.round(this.now() - this.leaseFence.at)} ms ago)`);
     }
     return this.state;
   }
@@ -143,7 +142,7 @@ export class EtcdLeadership implements Leadership {
     this.handingOver = false;
     this.resigned = false;
     const old = this.endTerm();
-    const expiresBy = this.deadline + this.marginMs;
+    const expiresBy = this.leaseFence.expiresBy;
     this.set({ role: 'standby', token: null, since: Date.now(), reason: 'released: not campaigning until rejoin' });
     if (!old?.leaseId) return;
     if (!(await this.revoke(old.leaseId, 'release'))) {
@@ -202,11 +201,9 @@ export class EtcdLeadership implements Leadership {
     this.term = null;
     if (old) for (const t of old.timers) clearTimeout(t);
     if (old?.key) this.oldKeys.add(old.key);
-    if (this.fenceTimer) clearTimeout(this.fenceTimer);
-    this.fenceTimer = null;
+    this.leaseFence.reset();
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
-    this.deadline = Number.NEGATIVE_INFINITY;
     return old;
   }
 
@@ -311,21 +308,20 @@ export class EtcdLeadership implements Leadership {
     }
   }
 
+  /** A leader, or a node that resigned while its commands run under its lease. */
+  private actsOnLease(): boolean {
+    return this.state.role === 'leader' || this.resigned;
+  }
+
   private extendDeadline(term: Term, sentAt: number, ttlSeconds: number): void {
-    const deadline = sentAt + ttlSeconds * 1000 - this.marginMs;
-    if (deadline <= this.deadline) return;
-    this.deadline = deadline;
-    if ((this.state.role === 'leader' || this.resigned) && this.term === term) this.armFenceTimer();
+    if (this.leaseFence.extend(sentAt, ttlSeconds) && this.actsOnLease() && this.term === term) this.armFenceTimer();
   }
 
   private armFenceTimer(): void {
-    if (this.fenceTimer) clearTimeout(this.fenceTimer);
-    this.fenceTimer = setTimeout(() => {
-      this.fenceTimer = null;
-      if (this.state.role !== 'leader' && !this.resigned) return;
-      if (this.now() >= this.deadline) this.fence('lease not renewed before the fence deadline');
-      else this.armFenceTimer();
-    }, Math.max(0, this.deadline - this.now()));
+    this.leaseFence.arm(
+      () => this.actsOnLease(),
+      () => this.fence('lease not renewed before the fence deadline'),
+    );
   }
 
   private async keepAliveLoop(term: Term, dueAt?: number): Promise<void> {
@@ -338,7 +334,7 @@ export class EtcdLeadership implements Leadership {
       const timerLateMs = dueAt === undefined ? 0 : sent - dueAt;
       if (rttMs + timerLateMs > interval) {
         // The fence comes at ttl - margin without a renewal: say why it came close.
-        this.options.log?.warn({ rttMs: Math.round(rttMs), timerLateMs: Math.round(timerLateMs), fenceInMs: Math.round(this.deadline - this.now()) }, 'etcd lease keepalive slow (etcd answered late, or this process ran its timer late)');
+        this.options.log?.warn({ rttMs: Math.round(rttMs), timerLateMs: Math.round(timerLateMs), fenceInMs: Math.round(this.leaseFence.at - this.now()) }, 'etcd lease keepalive slow (etcd answered late, or this process ran its timer late)');
       }
       if (ttlSeconds <= 0) {
         this.fence('etcd says the lease is gone (keepalive TTL 0)');
@@ -351,7 +347,7 @@ export class EtcdLeadership implements Leadership {
     } catch (err) {
       if (!this.live(term)) return;
       this.options.log?.debug({ err: describe(err) }, 'etcd keepalive failed');
-      if (this.state.role !== 'leader' && !this.resigned && this.now() >= this.deadline) {
+      if (!this.actsOnLease() && this.leaseFence.passed()) {
         // A standby whose lease has surely expired: start over with a new one.
         this.fence(`lease expired while etcd was unreachable (${describe(err)})`);
         return;
@@ -377,7 +373,7 @@ export class EtcdLeadership implements Leadership {
     if (!this.live(term)) return;
     // Fast while a handover is under way (this leader's, or the one this node takes over).
     const handover = this.handingOver || this.resigned || (this.state.successor === true && this.state.handover?.side === 'joining' && this.state.handover.id !== undefined);
-    const next = Math.min(this.pollMs, this.waitingForLead > 0 || handover ? FAST_POLL_MS : this.state.successor ? SUCCESSOR_POLL_MS : Infinity);
+    const next = nextElectionPollMs({ baseMs: this.pollMs, waitingForLead: this.waitingForLead > 0, handover, successor: this.state.successor === true });
     term.pollTimer = this.later(term, next, () => {
       term.pollTimer = null;
       void this.poll(term);
@@ -397,7 +393,7 @@ export class EtcdLeadership implements Leadership {
         this.fence('another election key is older than ours');
         return;
       case 'leader': {
-        if (this.now() >= this.deadline) {
+        if (this.leaseFence.passed()) {
           this.fence('lease not renewed before the fence deadline');
           return;
         }
