@@ -91,10 +91,15 @@ export const vrrpSettingsSchema = z.strictObject({
   authPassword: z.string().max(8).optional(),
   /** vrrp_instance name; notify_fifo lines carry it (`INSTANCE "VI_1" MASTER 150`). */
   instance: name.default('VI_1'),
-  /** curl's --max-time for the /healthz backstop; below healthCheckIntervalSeconds. */
-  healthCheckTimeoutSeconds: z.number().positive().default(0.5),
+  /**
+   * curl's --max-time for the /healthz backstop; below healthCheckIntervalSeconds. A
+   * gateway absorbing a burst (the connections a VIP drain held arrive together) can
+   * answer late: with 0.5 s and fall 2 the lab's new leader was demoted and every
+   * connection on the VIP reset.
+   */
+  healthCheckTimeoutSeconds: z.number().positive().default(0.9),
   /** Consecutive /healthz failures before FAULT, successes before recovery. */
-  healthCheckFall: z.int().min(1).default(2),
+  healthCheckFall: z.int().min(1).default(3),
   healthCheckRise: z.int().min(1).default(2),
   /** Absolute path of curl on the nodes (keepalived refuses relative or world-writable script paths). */
   curl: z.string().startsWith('/').default('/usr/bin/curl'),

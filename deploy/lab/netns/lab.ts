@@ -20,6 +20,14 @@ import { NetnsLab, labPrerequisites, uniquePrefix } from '../../../test/helpers/
 import { jschClasspath as compileJschHarness } from '../../../test/helpers/jschBuild.js';
 import { RUNDECK_CONNECT_TIMEOUT_MS } from './workload.js';
 
+/**
+ * The lease TTL unless --ttl says otherwise: execgate's own default. With 2 s (what CI
+ * uses, for quick crash failovers) a new leader fenced itself in 2 of 7 vrrp-etcd
+ * rollings: the connections a VIP drain held arrive at once, and on 2 cores shared by
+ * every lab process the lease keepalive came back 0.8-1.7 s late (docs/failover.md).
+ */
+export const LAB_DEFAULT_TTL_SECONDS = 5;
+
 /** The lab's stand-in for a client keepalive: a JSch connection that received nothing this long is dead. */
 const JSCH_DEAD_AFTER_MS = 12_000;
 
@@ -173,7 +181,7 @@ export class FailoverLab {
     this.dir = mkdtempSync(join('/var/tmp', `execgate-failover-${this.net.prefix}-`));
     chmodSync(this.dir, 0o755);
     this.hostDir = join(this.dir, 'host');
-    this.ttlSeconds = opts.ttlSeconds ?? 2;
+    this.ttlSeconds = opts.ttlSeconds ?? LAB_DEFAULT_TTL_SECONDS;
     this.marginSeconds = opts.marginSeconds ?? 0.5;
     this.handover = this.etcd ? (opts.handover ?? 'fast') : null;
     this.log = opts.log ?? (() => {});

@@ -10,7 +10,7 @@
  * and audit files) and results.json.
  */
 import { fileURLToPath } from 'node:url';
-import { FailoverLab, HANDOVERS, ROOT, TOPOLOGIES, prerequisites, type Handover, type Topology } from './lab.js';
+import { FailoverLab, HANDOVERS, LAB_DEFAULT_TTL_SECONDS, ROOT, TOPOLOGIES, prerequisites, type Handover, type Topology } from './lab.js';
 import { runScenario, scenariosFor, type ScenarioResult } from './scenarios.js';
 import { describe, figures, table, writeArtifacts, writeResults } from './report.js';
 
@@ -111,7 +111,7 @@ async function main(): Promise<number> {
         topology: t,
         scenarios,
         repeat,
-        ttlSeconds: args.ttl ? Number(args.ttl) : 2,
+        ttlSeconds: args.ttl ? Number(args.ttl) : LAB_DEFAULT_TTL_SECONDS,
         handover,
         prefix: typeof args.prefix === 'string' ? args.prefix : undefined,
         keepDir: Boolean(args['keep-dir']),

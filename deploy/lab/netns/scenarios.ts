@@ -56,6 +56,8 @@ interface Ctx {
   handoffFrom?: number;
   /** The leader drained at handoffFrom (default: the leader at the start). */
   handoffOf?: Gateway;
+  /** When that leader reported drained: the end of the window a new command may have waited in. */
+  drainedAt?: number;
 }
 
 interface Scenario {
@@ -150,7 +152,10 @@ export const SCENARIOS: Scenario[] = [
       if (lab.topology !== 'haproxy-etcd') ctx.notes.push(`VIP: ${await vipMoves(lab, t, 1500)}`);
       await recovered(ctx, t, leader.name, LONG_DRAIN_WAIT_MS);
       await until(`${leader.name} drained`, async () => (await lab.drainPhase(leader)) === 'drained', LONG_DRAIN_WAIT_MS, 100)
-        .then(() => ctx.notes.push(`${leader.name} drained ${Date.now() - t} ms after the request`))
+        .then(() => {
+          ctx.drainedAt = Date.now();
+          ctx.notes.push(`${leader.name} drained ${ctx.drainedAt - t} ms after the request`);
+        })
         .catch(() => ctx.notes.push(`drain did not complete within ${LONG_DRAIN_WAIT_MS / 1000} s`));
       await sleep(500);
       await lab.undrain(leader);
@@ -311,7 +316,11 @@ export const SCENARIOS: Scenario[] = [
         }
         await lab.drain(g);
         await until(`${g.name} drained`, async () => (await lab.drainPhase(g)) === 'drained', LONG_DRAIN_WAIT_MS, 100)
-          .then(() => leading && ctx.notes.push(`${g.name} drained ${Date.now() - asked} ms after the request`))
+          .then(() => {
+            if (!leading) return;
+            ctx.drainedAt = Date.now();
+            ctx.notes.push(`${g.name} drained ${ctx.drainedAt - asked} ms after the request`);
+          })
           .catch(() => ctx.notes.push(`${g.name}: drain did not complete within ${LONG_DRAIN_WAIT_MS / 1000} s`));
         await lab.restartExecgate(g);
         await lab.undrain(g);
@@ -400,7 +409,8 @@ export async function runScenario(lab: FailoverLab, s: Scenario, repeat: number,
   ctx.notes.push(...unplannedFences(lab, t, end));
   ctx.notes.push(...failureCauses(wl.executions, t));
   if (ctx.handoffFrom !== undefined) ctx.notes.push(handoffMs === null ? 'handoff: no other node led' : `handoff: another node led ${handoffMs} ms after the drain request`);
-  const waited = waitedForLead(wl.executions, t, from, recoveredAt);
+  // A drain's new commands may wait (a VIP drain holds their connections) until the old leader has drained.
+  const waited = waitedForLead(wl.executions, t, from, s.plannedHandover && ctx.drainedAt !== undefined ? Math.max(ctx.drainedAt, recoveredAt) : recoveredAt);
   return {
     topology: lab.topology,
     scenario: s.name,
