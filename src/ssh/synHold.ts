@@ -67,7 +67,11 @@ export function setSynHold(server: Server, hold: boolean, python = DEFAULT_PYTHO
     return Promise.reject(err as Error);
   }
   return new Promise((resolve, reject) => {
-    const child = spawn(python, ['-I', '-c', PROGRAM, hold ? 'hold' : 'admit'], { stdio: ['ignore', 'ignore', 'pipe', fd] });
+    // As root, so like every root helper: a fixed environment, isolated mode (-I: no PYTHON* variables, no user site).
+    const child = spawn(python, ['-I', '-c', PROGRAM, hold ? 'hold' : 'admit'], {
+      stdio: ['ignore', 'ignore', 'pipe', fd],
+      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C' },
+    });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), HELPER_TIMEOUT_MS);

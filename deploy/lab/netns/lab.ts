@@ -22,9 +22,9 @@ import { RUNDECK_CONNECT_TIMEOUT_MS } from './workload.js';
 
 /**
  * The lease TTL unless --ttl says otherwise: execgate's own default. With 2 s (what CI
- * uses, for quick crash failovers) a new leader fenced itself in 2 of 7 vrrp-etcd
- * rollings: the connections a VIP drain held arrive at once, and on 2 cores shared by
- * every lab process the lease keepalive came back 0.8-1.7 s late (docs/failover.md).
+ * uses, for quick crash failovers) a new leader fenced itself in 2 of 5 vrrp-etcd
+ * rollings: the connections a VIP drain held arrive together, and on 2 cores shared by
+ * every lab process the lease keepalive came back 0.8-1.7 s late (docs/lab.md).
  */
 export const LAB_DEFAULT_TTL_SECONDS = 5;
 
