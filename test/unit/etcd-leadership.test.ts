@@ -1,102 +1,50 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { EtcdLeadership } from '../../src/leadership/etcd.js';
 import { EtcdUnavailableError, prefixRangeEnd, type EtcdApi, type EtcdKeyValue } from '../../src/etcd/client.js';
+import { MemoryEtcd, type MemoryEtcdCall } from '../../src/etcd/memory.js';
+import { MemoryStore } from '../../src/etcd/memoryStore.js';
 import type { LeadershipState } from '../../src/leadership/types.js';
 
 const joiningId = (s: LeadershipState) => (s.handover?.side === 'joining' ? s.handover.id : undefined);
 const successorReady = (s: LeadershipState) => (s.handover?.side === 'leaving' ? s.handover.successorReady : undefined);
 
 /**
- * An in-memory etcd: leases expire on the (fake) clock, keys die with their lease,
- * every write bumps the revision. Each node talks to it through its own client,
- * which the test can cut off (like the TCP relays of the integration test).
+ * The in-memory etcd (src/etcd/memory.ts) as these tests look at it: one store, one
+ * client per node that the test can cut off, every call recorded, and the store's keys
+ * read directly (without a round trip, without expiring anything).
  */
-class FakeEtcd {
-  revision = 1n;
-  private leaseSeq = 7000;
-  /** Granted TTL = max(requested, minTtl), like etcd's 1.5 x election timeout floor. */
-  minTtl = 2;
-  readonly leases = new Map<string, { ttl: number; expiresAt: number }>();
-  readonly kvs = new Map<string, EtcdKeyValue>();
+class TestEtcd {
+  readonly store: MemoryStore;
   readonly cut = new Set<string>();
-  calls: Array<{ node: string; op: string }> = [];
+  calls: Array<{ node: string; op: MemoryEtcdCall }> = [];
 
-  private expire(): void {
-    const now = Date.now();
-    for (const [id, lease] of this.leases) if (lease.expiresAt <= now) this.dropLease(id);
-  }
-
-  private dropLease(id: string): void {
-    this.leases.delete(id);
-    let changed = false;
-    for (const [k, kv] of this.kvs) {
-      if (kv.lease === id) {
-        this.kvs.delete(k);
-        changed = true;
-      }
-    }
-    if (changed) this.revision++;
+  constructor(options: { minTtlSeconds?: number } = {}) {
+    this.store = new MemoryStore({ now: () => Date.now(), ...options });
   }
 
   client(node: string): EtcdApi {
-    const gate = async (op: string) => {
+    const client = new MemoryEtcd({}, this.store);
+    client.beforeCall = async (op) => {
       await Promise.resolve();
-      if (this.cut.has(node)) throw new EtcdUnavailableError(`fake: ${node} is cut off`);
+      if (this.cut.has(node)) throw new EtcdUnavailableError(`in-memory etcd: ${node} is cut off`);
       this.calls.push({ node, op });
-      this.expire();
     };
-    return {
-      grantLease: async (ttl) => {
-        await gate('grant');
-        const id = String(++this.leaseSeq);
-        const granted = Math.max(ttl, this.minTtl);
-        this.leases.set(id, { ttl: granted, expiresAt: Date.now() + granted * 1000 });
-        return { id, ttlSeconds: granted };
-      },
-      keepAlive: async (id) => {
-        await gate('keepalive');
-        const lease = this.leases.get(id);
-        if (!lease) return { ttlSeconds: 0 };
-        lease.expiresAt = Date.now() + lease.ttl * 1000;
-        return { ttlSeconds: lease.ttl };
-      },
-      revokeLease: async (id) => {
-        await gate('revoke');
-        this.dropLease(id);
-      },
-      putIfAbsent: async (key, value, lease) => {
-        await gate('put');
-        const existing = this.kvs.get(key);
-        if (existing) return { created: false, kv: existing };
-        if (!this.leases.has(lease)) throw new Error('etcdserver: requested lease not found');
-        this.revision++;
-        const kv = { key, value, createRevision: this.revision, modRevision: this.revision, lease };
-        this.kvs.set(key, kv);
-        return { created: true, kv };
-      },
-      putIfCreated: async (key, value, lease, createRevision) => {
-        await gate('put');
-        const existing = this.kvs.get(key);
-        if (!existing || existing.createRevision !== createRevision) return false;
-        this.revision++;
-        this.kvs.set(key, { ...existing, value, modRevision: this.revision, lease });
-        return true;
-      },
-      rangePrefix: async (prefix) => {
-        await gate('range');
-        const kvs = [...this.kvs.values()]
-          .filter((kv) => kv.key.startsWith(prefix))
-          .sort((a, b) => (a.createRevision < b.createRevision ? -1 : 1));
-        return { kvs, revision: this.revision };
-      },
-    };
+    return client;
+  }
+
+  keys(): EtcdKeyValue[] {
+    return this.store.rangePrefix('').kvs;
+  }
+
+  key(of: string): EtcdKeyValue | undefined {
+    return this.keys().find((kv) => kv.value === of || kv.key.includes(`/${of}-`));
   }
 }
 
 const TTL = 2;
 const MARGIN = 0.5;
 
-function node(etcd: FakeEtcd, name: string, skew = { ms: 0 }) {
+function node(etcd: TestEtcd, name: string, skew = { ms: 0 }) {
   const leadership = new EtcdLeadership({
     node: name,
     cluster: 'c1',
@@ -117,7 +65,7 @@ function node(etcd: FakeEtcd, name: string, skew = { ms: 0 }) {
 const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
 
 describe('EtcdLeadership state machine (in-memory etcd)', () => {
-  let etcd: FakeEtcd;
+  let etcd: TestEtcd;
   const started: EtcdLeadership[] = [];
   const start = async (n: ReturnType<typeof node>) => {
     started.push(n.leadership);
@@ -129,7 +77,7 @@ describe('EtcdLeadership state machine (in-memory etcd)', () => {
 
   beforeEach(() => {
     vi.useFakeTimers({ now: 1_000_000 });
-    etcd = new FakeEtcd();
+    etcd = new TestEtcd();
   });
   afterEach(async () => {
     etcd.cut.clear();
@@ -150,7 +98,7 @@ describe('EtcdLeadership state machine (in-memory etcd)', () => {
     const state = a.leadership.current();
     expect(state.role).toBe('leader');
     expect(state.leader).toBe('gw1');
-    const key = [...etcd.kvs.values()][0]!;
+    const key = etcd.keys()[0]!;
     expect(key.key).toMatch(/^\/execgate\/c1\/leader\/gw1-[0-9a-f]+$/);
     expect(state.token).toBe(key.createRevision);
   });
@@ -182,10 +130,10 @@ describe('EtcdLeadership state machine (in-memory etcd)', () => {
   });
 
   it('the fence deadline is the send time of the last acknowledged keepalive + granted TTL - margin', async () => {
-    etcd.minTtl = 3; // etcd grants more than asked: the granted TTL counts
+    etcd = new TestEtcd({ minTtlSeconds: 3 }); // etcd grants more than asked: the granted TTL counts
     const a = await start(node(etcd, 'gw1'));
     await advance(5000); // several keepalives
-    const lastKeepalive = etcd.calls.filter((c) => c.op === 'keepalive').length;
+    const lastKeepalive = etcd.calls.filter((c) => c.op === 'keepAlive').length;
     expect(lastKeepalive).toBeGreaterThan(3);
     const deadline = a.leadership.fenceDeadline;
     const now = Date.now();
@@ -199,7 +147,7 @@ describe('EtcdLeadership state machine (in-memory etcd)', () => {
     const b = await start(node(etcd, 'gw2'));
     await advance(300);
     const oldToken = a.leadership.current().token!;
-    const leaseA = [...etcd.kvs.values()].find((kv) => kv.value === 'gw1')!.lease;
+    const leaseA = etcd.key('gw1')!.lease;
     etcd.cut.add('gw1');
     let fencedAt: number | null = null;
     let leaseGoneAt: number | null = null;
@@ -207,10 +155,8 @@ describe('EtcdLeadership state machine (in-memory etcd)', () => {
     for (let t = 0; t < 4000; t += 10) {
       await advance(10);
       if (fencedAt === null && a.leadership.current().role === 'fenced') fencedAt = Date.now();
-      if (leaseGoneAt === null) {
-        // the fake expires lazily on calls; b's polls trigger it
-        if (!etcd.leases.has(leaseA)) leaseGoneAt = Date.now();
-      }
+      // gw1's key dies with its lease (reading the store expires what is due)
+      if (leaseGoneAt === null && !etcd.keys().some((kv) => kv.lease === leaseA)) leaseGoneAt = Date.now();
       if (bLeaderAt === null && b.leadership.current().role === 'leader') bLeaderAt = Date.now();
     }
     expect(a.events.some((e) => e.role === 'fenced')).toBe(true);
@@ -229,7 +175,7 @@ describe('EtcdLeadership state machine (in-memory etcd)', () => {
     const sa = a.leadership.current();
     expect(sa.role).toBe('standby');
     expect(sa.leader).toBe('gw2');
-    const keysA = [...etcd.kvs.values()].filter((kv) => kv.value === 'gw1');
+    const keysA = etcd.keys().filter((kv) => kv.value === 'gw1');
     expect(keysA).toHaveLength(1);
     expect(keysA[0]!.lease).not.toBe(leaseA);
     expect(keysA[0]!.createRevision > b.leadership.current().token!).toBe(true);
@@ -266,10 +212,7 @@ describe('EtcdLeadership state machine (in-memory etcd)', () => {
   it('a keepalive answered with TTL 0 (lease gone) fences at once and the node campaigns with a new key and token', async () => {
     const a = await start(node(etcd, 'gw1'));
     const first = a.leadership.current().token!;
-    const lease = [...etcd.kvs.values()][0]!.lease;
-    etcd.leases.delete(lease); // revoked behind our back (keys stay until the next write in this fake)
-    for (const [k, kv] of etcd.kvs) if (kv.lease === lease) etcd.kvs.delete(k);
-    etcd.revision++;
+    etcd.store.revoke(etcd.keys()[0]!.lease); // revoked behind our back
     await advance(800);
     expect(a.events.map((e) => e.role)).toContain('fenced');
     await advance(500);
@@ -331,7 +274,7 @@ describe('EtcdLeadership state machine (in-memory etcd)', () => {
     await advance(100); // b (next in line) polls at 50 ms, and at 20 ms once it saw the announce
     const sb = b.leadership.current();
     expect(sb).toMatchObject({ handover: { side: 'joining' }, successor: true });
-    expect(joiningId(sb)).toBe(etcd.kvs.get([...etcd.kvs.keys()].find((k) => k.includes('gw1-'))!)!.modRevision.toString());
+    expect(joiningId(sb)).toBe(etcd.key('gw1')!.modRevision.toString());
     expect(successorReady(a.leadership.current())).toBeUndefined();
 
     // Only the next in line may answer, and only for the announce it saw.
@@ -407,7 +350,7 @@ describe('EtcdLeadership state machine (in-memory etcd)', () => {
     expect(a.leadership.current().role).toBe('standby');
     expect(a.leadership.current().reason).toMatch(/released/);
     expect(b.leadership.current().role).toBe('leader');
-    expect([...etcd.kvs.values()].filter((kv) => kv.value === 'gw1')).toHaveLength(0);
+    expect(etcd.keys().filter((kv) => kv.value === 'gw1')).toHaveLength(0);
     await a.leadership.rejoin();
     await advance(500);
     const sa = a.leadership.current();
