@@ -3,6 +3,7 @@ import type { Leadership, LeadershipState } from '../types.js';
 import type { TrafficProbe } from './probes.js';
 import { DRAIN_POLL_MS, TRAFFIC_POLL_MS } from './timings.js';
 import { StateEmitter } from '../stateEmitter.js';
+import { VipHold } from './vipHold.js';
 
 /**
  * Drain states: `active` (normal), `draining` (refusing new commands, waiting for the
@@ -110,13 +111,10 @@ export class DrainController implements Leadership {
   private nextLeadsSince: number | null = null;
   /** The next node as this one last knew it while leading: where to forward before it leads. */
   private lastNext: string | null = null;
-  /** New connections on the VIP are held in the kernel (since when; null: not held). */
-  private holdingSince: number | null = null;
+  /** Holds new connections on the VIP during a drain (null: no VIP listener of its own to hold). */
+  private readonly vipHold: VipHold | null;
   /** Strict VIP drain: still admitting while the hold is set up (admitUntilHeld). */
   private admittingUntilHeld = false;
-  /** Set from the start of a hold (while it is being set up) until it is lifted. */
-  private holding: Promise<void> | null = null;
-  private holdTimer: NodeJS.Timeout | null = null;
   private readonly emitter: StateEmitter;
 
   constructor(
@@ -124,6 +122,10 @@ export class DrainController implements Leadership {
     private readonly options: DrainOptions,
   ) {
     this.emitter = new StateEmitter(options.log);
+    this.vipHold =
+      options.holdVip && options.vipLocal
+        ? new VipHold({ hold: options.holdVip, vipLocal: options.vipLocal, limitMs: options.vipHoldMs ?? 0, vipConnections: options.vipConnections, log: options.log })
+        : null;
     this.emitter.emit(this.current()); // the starting point of the change rule (nobody listens yet)
     source.onChange(() => this.emit());
   }
@@ -213,7 +215,7 @@ export class DrainController implements Leadership {
 
   async stop(): Promise<void> {
     this.clearTimers();
-    await this.liftHold('stopping');
+    await this.vipHold?.lift('stopping');
     await this.source.stop();
   }
 
@@ -265,7 +267,7 @@ export class DrainController implements Leadership {
     this.deadline = this.since + this.options.timeoutSeconds * 1000;
     this.lastError = null;
     // Commands pinned to the VIP keep it here: hold new VIP connections instead of refusing them.
-    const holding = (this.options.handoverMs ?? 0) > 0 && !this.canHandOver() && this.holdNewVipConnections();
+    const holding = (this.options.handoverMs ?? 0) > 0 && !this.canHandOver() && (this.vipHold?.begin() ?? false);
     if (holding) void this.admitUntilHeld();
     this.options.log?.info(
       { running: this.options.running(), pinned: this.options.pinned?.() ?? 0, timeoutSeconds: this.options.timeoutSeconds },
@@ -327,7 +329,7 @@ export class DrainController implements Leadership {
     this.trafficAway = false;
     const began = (this.handoverAt = Date.now());
     this.emit();
-    this.holdNewVipConnections();
+    this.vipHold?.begin();
     const settleUntil = began + (this.options.handoverMs ?? 0);
     while (this.phase === 'handover' && this.options.undecidedBefore?.(began) && Date.now() < settleUntil) await sleep(TRAFFIC_POLL_MS);
     if (this.phase !== 'handover') return true; // undrained meanwhile
@@ -350,7 +352,7 @@ export class DrainController implements Leadership {
     const busy = () => this.options.running() > 0 || (this.options.forwarded?.() ?? 0) > 0 || vipOpen() > 0;
     while (busy() && Date.now() < deadline) {
       if (!this.trafficAway && vipOpen() === 0) this.releaseVip(began);
-      if (this.trafficAway && this.holdingSince !== null && !this.options.vipLocal?.()) await this.liftHold('the VIP has left; held connections reach the new leader');
+      if (this.trafficAway && this.vipHold?.active && !this.options.vipLocal?.()) await this.vipHold.lift('the VIP has left; held connections reach the new leader');
       await sleep(this.trafficAway ? DRAIN_POLL_MS : TRAFFIC_POLL_MS);
     }
     if (this.options.running() > 0) {
@@ -366,30 +368,6 @@ export class DrainController implements Leadership {
   }
 
   /**
-   * While connections that came in on the VIP keep it here, new ones on it are held in
-   * the kernel (a dropped SYN is sent again by the client) rather than accepted, so a
-   * moment with none open comes; the VIP then moves and they reach the new leader.
-   */
-  private holdNewVipConnections(): boolean {
-    const limit = this.options.vipHoldMs ?? 0;
-    if (!this.options.holdVip || limit <= 0 || this.holding || !this.options.vipLocal?.()) return false;
-    this.holding = (async () => {
-      try {
-        await this.options.holdVip!(true);
-      } catch (err) {
-        this.options.log?.warn({ err: (err as Error).message }, 'drain: cannot hold new connections on the VIP; they are forwarded (fast) or refused (strict) while it stays here');
-        this.holding = null;
-        return;
-      }
-      this.holdingSince = Date.now();
-      this.holdTimer = setTimeout(() => void this.liftHold(`held for vipHoldSeconds (${limit / 1000} s)`), limit);
-      this.holdTimer.unref();
-      this.options.log?.info({ vipConnections: this.options.vipConnections?.() ?? null, limitSeconds: limit / 1000 }, 'drain: holding new connections on the VIP until the connections on it end and it moves');
-    })();
-    return true;
-  }
-
-  /**
    * Strict VIP drain: keeps admitting until the hold took effect and every connection
    * accepted before then has asked for its command (at most handoverMs), so that a
    * client which got in just before the hold is served, not refused. This node still
@@ -398,30 +376,13 @@ export class DrainController implements Leadership {
   private async admitUntilHeld(): Promise<void> {
     this.admittingUntilHeld = true;
     try {
-      await this.holding;
+      await this.vipHold?.settled();
       const heldAt = Date.now();
       const until = heldAt + (this.options.handoverMs ?? 0);
       while (this.phase === 'draining' && this.options.undecidedBefore?.(heldAt) && Date.now() < until) await sleep(TRAFFIC_POLL_MS);
     } finally {
       this.admittingUntilHeld = false;
       this.emit();
-    }
-  }
-
-  /** Ends a hold (awaiting one still being set up); no-op when none is. */
-  private async liftHold(why: string): Promise<void> {
-    if (this.holding) await this.holding;
-    this.holding = null;
-    if (this.holdingSince === null) return;
-    const heldMs = Date.now() - this.holdingSince;
-    this.holdingSince = null;
-    if (this.holdTimer) clearTimeout(this.holdTimer);
-    this.holdTimer = null;
-    try {
-      await this.options.holdVip!(false);
-      this.options.log?.info({ heldMs, why }, 'drain: new connections on the VIP are accepted again');
-    } catch (err) {
-      this.options.log?.error({ err: (err as Error).message, heldMs }, 'drain: could not stop holding new connections on the VIP; restart execgate if this node must serve the VIP again');
     }
   }
 
@@ -470,7 +431,7 @@ export class DrainController implements Leadership {
         this.phase = 'drained';
         this.deadline = null;
         this.options.log?.info({ why }, 'drain complete: leadership released');
-        await this.liftHold('drain complete');
+        await this.vipHold?.lift('drain complete');
       } catch (err) {
         this.lastError = `release failed: ${(err as Error).message}`;
         this.options.log?.error({ err: (err as Error).message }, 'drain: leadership release failed; still refusing commands, retrying');
@@ -540,7 +501,7 @@ export class DrainController implements Leadership {
         throw err;
       }
     }
-    await this.liftHold('undrain');
+    await this.vipHold?.lift('undrain');
     this.phase = 'active';
     this.forwarding = false;
     this.since = null;
