@@ -73,7 +73,7 @@ export function setSynHold(server: Server, hold: boolean, python = DEFAULT_PYTHO
       env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C' },
     });
     let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4096)));
     const timer = setTimeout(() => child.kill('SIGKILL'), HELPER_TIMEOUT_MS);
     child.on('error', (err) => {
       clearTimeout(timer);
