@@ -14,6 +14,7 @@ import { createLeadership } from './leadership/factory.js';
 import type { Cluster } from './config/cluster.js';
 import type { Leadership } from './leadership/types.js';
 import { CommandRegistry } from './exec/registry.js';
+import { SpawnTurns } from './exec/spawnTurns.js';
 import { envAllowList } from './exec/environment.js';
 import { RunAsPolicy } from './exec/runAs.js';
 import { closeInheritedFds } from './exec/inheritedFds.js';
@@ -194,6 +195,7 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
     forwardConnectTimeoutMs: FORWARD_CONNECT_TIMEOUT_MS,
     services: { node, config, log, runAs, audit, leadership, registry, metrics, envAllowed,
       commandSlots: new KeyedCounter(config.limits.maxCommands, config.limits.maxCommandsPerUser),
+      spawnTurns: new SpawnTurns(),
       runOnce: runOnce?.coordinator ?? null,
       gateWaitMs: cluster?.leadership.gateWaitMs ?? 0,
       ...(scriptReplication ? { scriptReplica: scriptReplication.port } : {}) },

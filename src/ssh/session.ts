@@ -14,6 +14,7 @@ import { admitWaiting, EXIT_TEMPFAIL } from '../leadership/gate.js';
 import { dispatchScriptMessage, dispatchScriptTransfer, missingDispatchScript } from '../exec/dispatchScript.js';
 import { buildEnvironment } from '../exec/environment.js';
 import { EXIT_CANNOT_RUN, RunningCommand, spawnFailedOutcome, type CommandHandle, type CommandOutcome } from '../exec/runner.js';
+import type { SpawnTurns } from '../exec/spawnTurns.js';
 import { planLaunch } from '../exec/launch.js';
 import { PtyCommand, type PtySize } from '../exec/ptyRunner.js';
 import { channelIsOpen, endChannel, refuseOnChannel } from './channelEnd.js';
@@ -40,6 +41,8 @@ export interface ExecutionServices {
   gateWaitMs: number;
   /** Cluster nodes: Rundeck's script uploads and cleanups reach the other nodes too. */
   scriptReplica?: ScriptReplicaPort;
+  /** One command start per event-loop turn (absent: no pacing). */
+  spawnTurns?: SpawnTurns;
 }
 
 export interface ConnectionInfo {
@@ -191,6 +194,8 @@ export class SessionHandler {
     if (Buffer.byteLength(commandLine) > maxBytes) {
       return refuse('command-too-long', `execgate: command is ${Buffer.byteLength(commandLine)} bytes, over limits.maxCommandBytes (${maxBytes}); not running`);
     }
+    // Wait for this command's turn first and ask the gate after it: the start then follows its admission in the same turn.
+    await services.spawnTurns?.next();
     let decision: { token: bigint | null };
     let finishClaim: ((status: number) => Promise<void>) | null = null;
     if (services.runOnce) {
