@@ -52,8 +52,8 @@ export function renderHaproxy(cluster: Cluster, source?: string): string {
     '    # Jobs may run silently for hours; TCP keepalive finds dead peers meanwhile.',
     `    timeout client ${timeout}`,
     `    timeout server ${timeout}`,
-    // Longer than a check interval: a gateway busy for a moment is not marked down.
-    `    timeout check ${Math.max(h.interMs, 200)}ms`,
+    // Longer than a check interval: a gateway busy for a moment is not marked down (and its sessions kept).
+    `    timeout check ${Math.max(h.interMs, h.checkTimeoutMs)}ms`,
     '    option clitcpka',
     '    option srvtcpka',
     '    load-server-state-from-file global',
