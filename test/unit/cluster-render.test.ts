@@ -209,6 +209,8 @@ describe('haproxy renderer', () => {
       expect(text).toContain('http-check disable-on-404');
       expect(text).not.toContain('stick'); // a stick table keeps sending new connections to a stopping server
       expect(text).toMatch(/default-server inter 100ms fastinter 100ms downinter 100ms fall 2 rise 1 on-marked-down shutdown-sessions send-proxy-v2/);
+      // A busy new leader must not be marked DOWN (and its sessions shut) for answering a check in 200 ms-1 s.
+      expect(text).toContain('timeout check 1000ms');
       expect(text).toContain('option clitcpka');
       expect(text).toContain('option srvtcpka');
       expect(text).toContain('load-server-state-from-file global');
