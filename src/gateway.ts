@@ -109,7 +109,8 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
   const leaderChecks = cluster?.loadBalancers.length
     ? new LoadBalancerProbe(cluster.loadBalancers, LOAD_BALANCER_SETTLE_MS, Date.now, (instant: number): boolean => ssh.undecidedBefore(instant))
     : null;
-  const traffic = cluster ? new AllProbes([new VipProbe(hostProbes(cluster).vipLocal, cluster.vrrp.advertInterval * 1000), ...(leaderChecks ? [leaderChecks] : [])]) : undefined;
+  const vipLocal = cluster ? hostProbes(cluster).vipLocal : undefined;
+  const traffic = cluster ? new AllProbes([new VipProbe(vipLocal!, cluster.vrrp.advertInterval * 1000), ...(leaderChecks ? [leaderChecks] : [])]) : undefined;
   const leadership: DrainController = new DrainController(createLeadership({ node, cluster, log }), {
     running: () => registry.size,
     terminate: (why) => registry.terminateAll(why),
@@ -125,7 +126,7 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
     undecidedBefore: (instant) => ssh.undecidedBefore(instant),
     // Only a VIP with a listener of its own can be held without holding the node's address too.
     holdVip: cluster?.vip.bind === 'nonlocal' ? (hold) => ssh.holdNewConnections(cluster.vip.address, hold) : undefined,
-    vipLocal: cluster ? hostProbes(cluster).vipLocal : undefined,
+    vipLocal,
     vipHoldMs: (cluster?.leadership.vipHoldSeconds ?? 0) * 1000,
     cutConnections: (reason) => {
       const open = ssh.describeConnections(); // forwarded ones included
