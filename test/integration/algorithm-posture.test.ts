@@ -79,7 +79,10 @@ describe('algorithm posture with JSch 0.1.55 and OpenSSH', () => {
       gateways.push(gw);
 
       // OpenSSH with its defaults: nothing legacy. RekeyLimit makes it rekey: each rekey counts.
-      const o = await ssh(gw.port, gw.keys.ed25519, 'head -c 262144 /dev/zero; echo openssh', { extra: ['-o', 'RekeyLimit=32K'] });
+      // The client starts a rekey once it has received 32 KiB; the sleep keeps the session open
+      // until that rekey is done (without it, a loaded machine can deliver the whole output and
+      // the close first, and the client leaves mid-rekey: nothing to count).
+      const o = await ssh(gw.port, gw.keys.ed25519, 'head -c 262144 /dev/zero; sleep 2; echo openssh', { extra: ['-o', 'RekeyLimit=32K'] });
       expect(o.stderr).toBe('');
       expect(o.stdout.subarray(262144).toString()).toBe('openssh\n');
       // A legacy-only client that never authenticates (as a scanner): counted, not recorded.
