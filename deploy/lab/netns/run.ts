@@ -1,17 +1,19 @@
 /**
  * npm run lab -- --topology <vrrp|vrrp-etcd|haproxy-etcd|all> [--scenario NAME[,NAME]|all] [--repeat N]
- *                [--ttl SECONDS] [--handover fast|strict] [--prefix P] [--keep-dir]
+ *                [--ttl SECONDS] [--handover fast|strict] [--drain-load long|short] [--prefix P] [--keep-dir]
  *
  * Builds the lab once per topology, runs the scenarios N times each, prints every
  * check and a table of figures, writes artifacts/failover-<time>.json, and always
  * tears down (also on SIGINT/SIGTERM and on failure). Exit 1 when a check failed.
  * --handover sets leadership.handover in the etcd topologies' cluster file (default fast).
+ * --drain-load short runs drain and rolling with 4-10 s commands instead of 10-30 s (CI does).
  * --keep-dir keeps the run's directory with logs/ (process output, each gateway's ledger
  * and audit files) and results.json.
  */
 import { fileURLToPath } from 'node:url';
 import { FailoverLab, HANDOVERS, LAB_DEFAULT_TTL_SECONDS, ROOT, TOPOLOGIES, prerequisites, type Handover, type Topology } from './lab.js';
 import { runScenario, scenariosFor, type ScenarioResult } from './scenarios.js';
+import { DRAIN_LOADS, type DrainLoadName } from './workload.js';
 import { describe, figures, table, writeArtifacts, writeResults } from './report.js';
 
 export interface RunOptions {
@@ -21,6 +23,8 @@ export interface RunOptions {
   ttlSeconds?: number;
   /** etcd topologies: leadership.handover (default fast). */
   handover?: Handover;
+  /** The workload of drain and rolling (default long, the acceptance figures). */
+  drainLoad?: DrainLoadName;
   prefix?: string;
   log?: (line: string) => void;
   keepDir?: boolean;
@@ -42,7 +46,7 @@ export async function runTopology(o: RunOptions): Promise<ScenarioResult[]> {
     for (let i = 1; i <= o.repeat; i++) {
       for (const s of scenariosFor(o.topology, o.scenarios)) {
         const t = Date.now();
-        const r = await runScenario(lab, s, i, o.keepDir ? lab.logsDir() : undefined);
+        const r = await runScenario(lab, s, i, o.keepDir ? lab.logsDir() : undefined, DRAIN_LOADS[o.drainLoad ?? 'long']);
         results.push(r);
         log(`${describe(r)}\n   (${Date.now() - t} ms)`);
         if (r.checks.some((c) => !c.ok && !c.informational)) log(lab.dumpTail());
@@ -90,6 +94,8 @@ async function main(): Promise<number> {
   if (!Number.isInteger(repeat) || repeat < 1) throw new Error(`--repeat must be a whole number of at least 1, not ${String(args.repeat)}`);
   const handover = String(args.handover ?? 'fast') as Handover;
   if (!HANDOVERS.includes(handover)) throw new Error(`--handover must be one of ${HANDOVERS.join(', ')} (leadership.handover of the etcd topologies), not ${String(args.handover)}`);
+  const drainLoad = String(args['drain-load'] ?? 'long');
+  if (!Object.hasOwn(DRAIN_LOADS, drainLoad)) throw new Error(`--drain-load must be one of ${Object.keys(DRAIN_LOADS).join(', ')} (the drain and rolling workload), not ${drainLoad}`);
   let stopping = false;
   const onSignal = (sig: NodeJS.Signals) => {
     if (stopping) return;
@@ -113,6 +119,7 @@ async function main(): Promise<number> {
         repeat,
         ttlSeconds: args.ttl ? Number(args.ttl) : LAB_DEFAULT_TTL_SECONDS,
         handover,
+        drainLoad: drainLoad as DrainLoadName,
         prefix: typeof args.prefix === 'string' ? args.prefix : undefined,
         keepDir: Boolean(args['keep-dir']),
         onBuilt: () => console.log('LAB-BUILT'),

@@ -2,9 +2,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FailoverLab, sleep, until, type Gateway, type Handover, type Topology } from './lab.js';
 import {
-  LONG_DRAIN_WAIT_MS,
-  LONG_DRAIN_WARMUP_MS,
-  LONG_DRAIN_WORKLOAD,
+  DRAIN_LOADS,
+  type DrainLoad,
   Workload,
   commandBody,
   newExecId,
@@ -58,6 +57,8 @@ interface Ctx {
   handoffOf?: Gateway;
   /** When that leader reported drained: the end of the window a new command may have waited in. */
   drainedAt?: number;
+  /** The drain workload's figures (drain, rolling). */
+  drainLoad: DrainLoad;
 }
 
 interface Scenario {
@@ -66,6 +67,8 @@ interface Scenario {
   workload?: WorkloadOptions;
   /** Workload before the fault (default 1.5 s). */
   warmupMs?: number;
+  /** Runs under the drain workload (its workload and warm-up replace the two above). */
+  drainLoad?: boolean;
   /** A planned handover: under leadership.handover fast, admission order is checked instead of fencing order. */
   plannedHandover?: boolean;
   /** Nothing should move: no failover figure. */
@@ -135,12 +138,11 @@ export const SCENARIOS: Scenario[] = [
     },
   },
   {
-    // A planned drain under the full workload: several 10-30 s commands and a JSch step are
+    // A planned drain under the drain workload: several long commands and a JSch step are
     // running when the drain starts, and the short-command stream never stops. The drained
     // leader waits for its longest command.
     name: 'drain',
-    workload: LONG_DRAIN_WORKLOAD,
-    warmupMs: LONG_DRAIN_WARMUP_MS,
+    drainLoad: true,
     plannedHandover: true,
     async run(ctx, t) {
       const { lab, leader } = ctx;
@@ -150,13 +152,14 @@ export const SCENARIOS: Scenario[] = [
       const r = await lab.drain(leader);
       if (r.status !== 200) ctx.notes.push(`drain answered ${r.status}`);
       if (lab.topology !== 'haproxy-etcd') ctx.notes.push(`VIP: ${await vipMoves(lab, t, 1500)}`);
-      await recovered(ctx, t, leader.name, LONG_DRAIN_WAIT_MS);
-      await until(`${leader.name} drained`, async () => (await lab.drainPhase(leader)) === 'drained', LONG_DRAIN_WAIT_MS, 100)
+      const { waitMs } = ctx.drainLoad;
+      await recovered(ctx, t, leader.name, waitMs);
+      await until(`${leader.name} drained`, async () => (await lab.drainPhase(leader)) === 'drained', waitMs, 100)
         .then(() => {
           ctx.drainedAt = Date.now();
           ctx.notes.push(`${leader.name} drained ${ctx.drainedAt - t} ms after the request`);
         })
-        .catch(() => ctx.notes.push(`drain did not complete within ${LONG_DRAIN_WAIT_MS / 1000} s`));
+        .catch(() => ctx.notes.push(`drain did not complete within ${waitMs / 1000} s`));
       await sleep(500);
       await lab.undrain(leader);
       await sleep(1500);
@@ -292,8 +295,7 @@ export const SCENARIOS: Scenario[] = [
   {
     // Drain, restart, undrain each node in turn, leader last, under the drain workload.
     name: 'rolling',
-    workload: LONG_DRAIN_WORKLOAD,
-    warmupMs: LONG_DRAIN_WARMUP_MS,
+    drainLoad: true,
     plannedHandover: true,
     async run(ctx) {
       const { lab } = ctx;
@@ -315,13 +317,13 @@ export const SCENARIOS: Scenario[] = [
           ctx.notes.push(`${g.name}, drained last, did not lead at its turn (leader: ${current?.name ?? 'none'}): no leader's drain measured`);
         }
         await lab.drain(g);
-        await until(`${g.name} drained`, async () => (await lab.drainPhase(g)) === 'drained', LONG_DRAIN_WAIT_MS, 100)
+        await until(`${g.name} drained`, async () => (await lab.drainPhase(g)) === 'drained', ctx.drainLoad.waitMs, 100)
           .then(() => {
             if (!leading) return;
             ctx.drainedAt = Date.now();
             ctx.notes.push(`${g.name} drained ${ctx.drainedAt - asked} ms after the request`);
           })
-          .catch(() => ctx.notes.push(`${g.name}: drain did not complete within ${LONG_DRAIN_WAIT_MS / 1000} s`));
+          .catch(() => ctx.notes.push(`${g.name}: drain did not complete within ${ctx.drainLoad.waitMs / 1000} s`));
         await lab.restartExecgate(g);
         await lab.undrain(g);
         await lab.waitSteady(30_000).catch(() => ctx.notes.push(`not steady after restarting ${g.name}`));
@@ -371,14 +373,14 @@ function failureCauses(executions: Execution[], t: number): string[] {
 }
 
 /** One scenario with its workload, measurements and checks; with keepDir, its executions are written there. */
-export async function runScenario(lab: FailoverLab, s: Scenario, repeat: number, keepDir?: string): Promise<ScenarioResult> {
+export async function runScenario(lab: FailoverLab, s: Scenario, repeat: number, keepDir?: string, drainLoad: DrainLoad = DRAIN_LOADS.long): Promise<ScenarioResult> {
   await lab.waitSteady(40_000);
   const leader = lab.leader()!;
-  const wl = new Workload(lab, s.workload);
-  const ctx: Ctx = { lab, wl, leader, notes: [], quiet: [], extraChecks: [] };
+  const wl = new Workload(lab, s.drainLoad ? drainLoad.workload : s.workload);
+  const ctx: Ctx = { lab, wl, leader, notes: [], quiet: [], extraChecks: [], drainLoad };
   const since = Date.now();
   wl.start();
-  await sleep(s.warmupMs ?? 1500);
+  await sleep(s.drainLoad ? drainLoad.warmupMs : (s.warmupMs ?? 1500));
   const t = Date.now();
   let error: Error | null = null;
   try {

@@ -35,12 +35,30 @@ export interface WorkloadOptions {
  */
 export const RUNDECK_CONNECT_TIMEOUT_MS = 75_000;
 
-/** The drain and rolling workload: 10-30 s commands, a new one every 3.5 s, so several run when a drain starts. */
-export const LONG_DRAIN_WORKLOAD: WorkloadOptions = { longEveryMs: 3500, longSeconds: [10, 30], steps: true, connectTimeoutMs: RUNDECK_CONNECT_TIMEOUT_MS };
-/** Warm-up before a drain under LONG_DRAIN_WORKLOAD: about four long commands are running by then. */
-export const LONG_DRAIN_WARMUP_MS = 12_000;
-/** The longest a drained leader waits for its commands under LONG_DRAIN_WORKLOAD, plus margin. */
-export const LONG_DRAIN_WAIT_MS = 50_000;
+/** The workload of the drain and rolling scenarios, its warm-up, and how long a drained leader may take. */
+export interface DrainLoad {
+  workload: WorkloadOptions;
+  /** Before the drain: several long commands are running by then. */
+  warmupMs: number;
+  /** The longest a drained leader waits for its commands, plus margin. */
+  waitMs: number;
+}
+
+export const DRAIN_LOADS = {
+  /** What the acceptance runs and docs/failover.md report: 10-30 s commands, a new one every 3.5 s. */
+  long: {
+    workload: { longEveryMs: 3500, longSeconds: [10, 30], steps: true, connectTimeoutMs: RUNDECK_CONNECT_TIMEOUT_MS },
+    warmupMs: 12_000,
+    waitMs: 50_000,
+  },
+  /** The same shape at about a third of the length (4-10 s commands), for CI's one run per scenario. */
+  short: {
+    workload: { longEveryMs: 1500, longSeconds: [4, 10], steps: true, connectTimeoutMs: RUNDECK_CONNECT_TIMEOUT_MS },
+    warmupMs: 5_000,
+    waitMs: 30_000,
+  },
+} satisfies Record<string, DrainLoad>;
+export type DrainLoadName = keyof typeof DRAIN_LOADS;
 
 /**
  * Every command appends `execid node token start end` to the ledger on the node that ran
