@@ -84,7 +84,15 @@ export const vrrpSettingsSchema = z.strictObject({
   /** Seconds; sub-second only with VRRPv3. */
   advertInterval: z.number().positive().default(0.2),
   unicast: z.boolean().default(true),
-  nopreempt: z.boolean().default(false),
+  /**
+   * Default: on in vrrp mode, off (and refused) in etcd mode. In vrrp mode the track file
+   * lifts only the current master, so when a drained or failed master leaves, the
+   * backups race on skew timers 8 ms apart (priorities 10 apart, advert 0.2 s); on a busy
+   * host the lower one can win, and without nopreempt the higher one then takes the VIP
+   * from it, resetting every connection accepted in between (measured in the lab: up to
+   * 7 failed commands per drain).
+   */
+  nopreempt: z.boolean().optional(),
   preemptDelaySeconds: z.int().nonnegative().optional(),
   /** keepalived's vrrp_script backstop on /healthz (whole seconds). */
   healthCheckIntervalSeconds: z.int().min(1).default(1),

@@ -17,6 +17,9 @@ function seconds(n: number): string {
  *   partition left clients on the wrong node for ~44 s.
  * - every node starts as BACKUP: the highest effective priority wins after the
  *   master-down timer, and nopreempt/preempt_delay require BACKUP anyway.
+ * - nopreempt by default in vrrp mode: whichever backup becomes master keeps the VIP
+ *   (vrrpSettingsSchema.nopreempt says why); etcd mode needs preemption, for the VIP
+ *   follows the etcd leader.
  */
 export function renderKeepalived(cluster: Cluster, nodeName: string, source?: string): string {
   assertRenderable(cluster, 'keepalived', source);
@@ -69,7 +72,9 @@ export function renderKeepalived(cluster: Cluster, nodeName: string, source?: st
     `    priority ${node.priority}`,
     `    advert_int ${seconds(vrrp.advertInterval)}`,
   );
-  if (vrrp.nopreempt) add('    nopreempt');
+  if (vrrp.nopreempt ?? cluster.leadership.source === 'vrrp') {
+    add("    # vrrp mode: a backup does not take the VIP from a new master of lower priority (that move would reset its connections).", '    nopreempt');
+  }
   if (vrrp.preemptDelaySeconds !== undefined) add(`    preempt_delay ${vrrp.preemptDelaySeconds}`);
   if (vrrp.unicast) {
     add(`    unicast_src_ip ${node.address}`, '    unicast_peer {', ...peers.map((p) => `        ${p.address}`), '    }');

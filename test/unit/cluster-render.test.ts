@@ -76,7 +76,7 @@ for (const n of [2, 3]) {
       variants.push([
         `${n} nodes, VRRPv${version}, ${source}`,
         base(n, {
-          vrrp: { version, advertInterval: version === 2 ? 1 : 0.2, unicast: n === 3, nopreempt: source === 'vrrp' && n === 2, authPassword: version === 2 ? 'secret' : undefined },
+          vrrp: { version, advertInterval: version === 2 ? 1 : 0.2, unicast: n === 3, nopreempt: source === 'vrrp' && n === 2 ? false : undefined, authPassword: version === 2 ? 'secret' : undefined },
           leadership:
             source === 'etcd'
               ? { source, etcd: { endpoints: ['http://127.0.0.1:2379'], ttlSeconds: 5, marginSeconds: 1 } }
@@ -110,7 +110,9 @@ describe('keepalived renderer', () => {
         } else {
           expect(text).not.toContain('unicast_peer');
         }
-        if (c.vrrp.nopreempt) expect(text).toMatch(/state BACKUP[\s\S]*nopreempt/);
+        // vrrp mode: nopreempt unless set to false; etcd mode: never.
+        if (c.leadership.source === 'vrrp' && c.vrrp.nopreempt !== false) expect(text).toMatch(/state BACKUP[\s\S]*\n {4}nopreempt\n/);
+        else expect(text).not.toMatch(/^\s*nopreempt$/m);
       }
     });
   }
