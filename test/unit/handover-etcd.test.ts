@@ -149,6 +149,27 @@ describe('planned handover against the in-memory etcd (fake clock)', () => {
     expect(a.drain.forwardTarget()).toBeNull();
   });
 
+  it('fast: while the resign is still on its way back, the old leader shows draining, never standby (standby would end its commands)', async () => {
+    const [a, b] = [makeNode('gw1'), makeNode('gw2')];
+    await startAll(a, b);
+    // gw1's resign reaches etcd at once, its answer 1 s later (a busy node): meanwhile its
+    // own poll sees gw2 lead on gw1's resigned mark.
+    const txn = a.client.txn.bind(a.client);
+    a.client.txn = async (t) => {
+      const r = await txn(t);
+      await new Promise((res) => setTimeout(res, 1000));
+      return r;
+    };
+    a.running = 1;
+    a.events.length = 0;
+    a.drain.drain();
+    await until('gw2 leads', () => b.drain.current().role === 'leader');
+    await step(1500);
+    expect(a.events.map((s) => s.role).filter((r) => r !== 'draining')).toEqual([]);
+    expect(a.drain.current()).toMatchObject({ role: 'draining', handover: { side: 'leaving', admitting: false } });
+    expect(leadersSeen).toEqual([]);
+  });
+
   it('strict: the next node leads only after the old leader\'s last command ended (token order kept)', async () => {
     const [a, b] = [makeNode('gw1', 'strict'), makeNode('gw2', 'strict')];
     await startAll(a, b);

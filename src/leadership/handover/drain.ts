@@ -103,6 +103,14 @@ export class DrainController implements Leadership {
   private handoverAt: number | null = null;
   /** Fast handover: admission resigned; running commands and open connections finish here. */
   private resigned = false;
+  /**
+   * Fast handover: the resign is on its way. It counts as done from the moment it is
+   * sent: the next node may lead as soon as the mark is in etcd, before the answer comes
+   * back here, so this node stops admitting now; and its source may already say standby
+   * (its poll saw the next node lead on the mark), which must read as resigned, not as
+   * a lost lead, which would end the running commands.
+   */
+  private resigning = false;
   /** New connections are forwarded to the new leader (from the start of a fast handover until undrain). */
   private forwarding = false;
   /** Fast handover: the VIP is released (no connection that came in on it is open). */
@@ -139,7 +147,7 @@ export class DrainController implements Leadership {
     if (state.role === 'leader' && state.next) this.lastNext = state.next;
     if (this.phase === 'active' || state.role === 'fenced') return state;
     const running = this.options.running();
-    if (this.resigned) {
+    if (this.resigned || this.resigning) {
       if (this.nextLeadsSince === null && state.leader && state.leader !== this.options.self) this.nextLeadsSince = Date.now();
       return {
         ...state,
@@ -152,7 +160,7 @@ export class DrainController implements Leadership {
           trafficAway: this.trafficAway,
           ...(this.nextLeadsSince !== null ? { nextLeadsSince: this.nextLeadsSince } : {}),
         },
-        reason: `resigned: ${state.leader ?? 'the next node'} leads; ${running} command${running === 1 ? '' : 's'} still running here${this.trafficAway ? '' : ', keeping the VIP for the connections that came in on it'}`,
+        reason: `resigned: ${state.leader && state.leader !== this.options.self ? state.leader : 'the next node'} leads; ${running} command${running === 1 ? '' : 's'} still running here${this.trafficAway ? '' : ', keeping the VIP for the connections that came in on it'}`,
       };
     }
     // A drained or draining node never admits work, even if its source still says leader.
@@ -334,7 +342,14 @@ export class DrainController implements Leadership {
     while (this.phase === 'handover' && this.options.undecidedBefore?.(began) && Date.now() < settleUntil) await sleep(TRAFFIC_POLL_MS);
     if (this.phase !== 'handover') return true; // undrained meanwhile
     const holdsVip = (this.options.vipConnections?.() ?? 0) > 0;
-    if (!(await this.source.resign!(holdsVip))) {
+    this.resigning = true;
+    let resigned: boolean;
+    try {
+      resigned = await this.source.resign!(holdsVip);
+    } finally {
+      this.resigning = false;
+    }
+    if (!resigned) {
       this.forwarding = false;
       this.handingOver = false;
       this.phase = 'draining';
