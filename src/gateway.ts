@@ -110,7 +110,7 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
     ? new LoadBalancerProbe(cluster.loadBalancers, LOAD_BALANCER_SETTLE_MS, Date.now, (instant: number): boolean => ssh.undecidedBefore(instant))
     : null;
   const vipLocal = cluster ? hostProbes(cluster).vipLocal : undefined;
-  const traffic = cluster ? new AllProbes([new VipProbe(vipLocal!, cluster.vrrp.advertInterval * 1000), ...(leaderChecks ? [leaderChecks] : [])]) : undefined;
+  const traffic = cluster && vipLocal ? new AllProbes([new VipProbe(vipLocal, cluster.vrrp.advertInterval * 1000), ...(leaderChecks ? [leaderChecks] : [])]) : undefined;
   const leadership: DrainController = new DrainController(createLeadership({ node, cluster, log }), {
     running: () => registry.size,
     terminate: (why) => registry.terminateAll(why),
