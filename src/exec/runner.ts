@@ -25,8 +25,8 @@ export interface CommandStreams {
 
 export type CommandResult = 'completed' | 'killed' | 'spawn-failed';
 
-/** The exit status of a command execgate could not start (what a shell returns for a program it cannot execute). */
-export const EXIT_CANNOT_RUN = 126;
+import { EXIT_CANNOT_RUN } from '../exitCodes.js';
+export { EXIT_CANNOT_RUN }; // transitional: import it from exitCodes.ts
 
 export interface CommandOutcome {
   result: CommandResult;

@@ -54,5 +54,4 @@ export function admitWaiting(
   });
 }
 
-/** EX_TEMPFAIL: the scheduler may retry elsewhere or later. */
-export const EXIT_TEMPFAIL = 75;
+export { EXIT_TEMPFAIL } from '../exitCodes.js'; // transitional: import it from exitCodes.ts
