@@ -12,7 +12,10 @@ export class ExecgateError extends Error {
   }
 }
 
+const TOKEN_ADVICE = 'pass --token-file FILE (or --token, EXECGATE_HTTP_TOKEN)';
+
 export const errors = {
+  // Starting a node: its config file, host keys, authorized_keys, accounts, environment, listeners.
   configUnreadable: (path: string, reason: string) =>
     new ExecgateError('EG_CONFIG_UNREADABLE', `cannot read config ${path}: ${reason}`),
   configSyntax: (path: string, reason: string) =>
@@ -90,4 +93,75 @@ export const errors = {
       'EG_LISTEN',
       `cannot listen on ${host}:${port}: ${reason}`,
     ),
+
+  // A cluster file: its nodes, what can be rendered from it, its leadership source.
+  /** advice goes in parentheses after the file; nodes, when given, are listed to pick from. */
+  clusterNodeUnknown: (node: string, source: string, nodes?: string[], advice?: string) =>
+    new ExecgateError(
+      'EG_CLUSTER_NODE',
+      `node "${node}" is not in ${source}${advice ? ` (${advice})` : ''}${nodes ? `; its nodes are: ${nodes.join(', ')}` : ''}`,
+    ),
+  renderRefused: (target: string, source: string, problems: string[]) =>
+    new ExecgateError('EG_RENDER_REFUSED', `cannot render ${target} from ${source}: ${problems.join('; ')}`),
+  leadershipEtcdMissing: () =>
+    new ExecgateError('EG_LEADERSHIP_SOURCE', 'leadership.source "etcd" needs leadership.etcd (endpoints, ttlSeconds, marginSeconds)'),
+  leadershipVrrpNeedsCluster: () =>
+    new ExecgateError('EG_LEADERSHIP_SOURCE', 'leadership.source "vrrp" needs a cluster file (serve --cluster FILE --node NAME)'),
+  leadershipSourceUnavailable: (source: string) =>
+    new ExecgateError('EG_LEADERSHIP_SOURCE', `leadership.source "${source}" is not available in this build`),
+  leadershipVrrpTooManyNodes: (slots: bigint | number, node: string, index: number) =>
+    new ExecgateError('EG_LEADERSHIP_SOURCE', `leadership.source "vrrp" supports at most ${slots} nodes; ${node} is nodes.${index}`),
+
+  // The HTTP surface: its token file, and the CLI verbs that call it (status, drain, undrain).
+  tokenFileUnreadable: (key: string, path: string, err: NodeJS.ErrnoException) => {
+    const how = err.code === 'ENOENT' ? `create it: (umask 077; openssl rand -hex 32 > ${path})` : err.code === 'ELOOP' ? 'name the file itself, not a symbolic link' : 'check the path and its permissions';
+    return new ExecgateError('EG_HTTP_TOKEN_FILE', `${key}: cannot read ${path}: ${err.code ?? err.message}; ${how}`);
+  },
+  tokenFileNotRegular: (key: string, path: string) =>
+    new ExecgateError('EG_HTTP_TOKEN_FILE', `${key}: ${path} is not a regular file; name a file holding the token`),
+  tokenFileTooOpen: (key: string, path: string, mode: number) =>
+    new ExecgateError(
+      'EG_HTTP_TOKEN_FILE',
+      `${key}: ${path} has mode ${(mode & 0o777).toString(8).padStart(4, '0')}, open to group or others (any local account could drain this node and read command lines): run "chmod 600 ${path}"`,
+    ),
+  /** self: the uid execgate runs as. */
+  tokenFileForeignOwner: (key: string, path: string, uid: number, self: number) =>
+    new ExecgateError(
+      'EG_HTTP_TOKEN_FILE',
+      `${key}: ${path} is owned by uid ${uid}, who could change the token: run "chown ${self === 0 ? 'root' : self} ${path}" (owner root or the account execgate runs as)`,
+    ),
+  tokenFileTooLarge: (key: string, path: string, size: number) =>
+    new ExecgateError('EG_HTTP_TOKEN_FILE', `${key}: ${path} is ${size} bytes, not a token file (one line, e.g. openssl rand -hex 32)`),
+  tokenFileNoToken: (key: string, path: string, minLength: number) =>
+    new ExecgateError(
+      'EG_HTTP_TOKEN_FILE',
+      `${key}: ${path} must hold one token of at least ${minLength} printable characters without spaces: (umask 077; openssl rand -hex 32 > ${path})`,
+    ),
+  /** The CLI's --token-file, read without the server's ownership and mode checks. */
+  tokenFileFlag: (path: string, problem: string) => new ExecgateError('EG_HTTP_TOKEN_FILE', `--token-file ${path}: ${problem}`),
+  httpUnreachable: (origin: string, why: string) =>
+    new ExecgateError('EG_HTTP_UNREACHABLE', `cannot reach execgate at ${origin}: ${why} (is "execgate serve" running with http.enabled? pass --url)`),
+  httpReplyNotJson: (href: string, status: number, text: string) =>
+    new ExecgateError('EG_HTTP_REPLY', `${href} answered ${status} with something that is not JSON: ${text.slice(0, 200)}`),
+  /** tokenNote: where the token came from, or where the CLI looked for one. */
+  httpForbidden: (origin: string, method: string, path: string, status: number, error: string, tokenNote?: string) =>
+    new ExecgateError('EG_HTTP_FORBIDDEN', `${origin} refused ${method} ${path} (HTTP ${status}): ${error}; ${tokenNote ? `${tokenNote}; ${TOKEN_ADVICE}` : TOKEN_ADVICE}`),
+  adminFailed: (action: string, status: number, detail: string) =>
+    new ExecgateError('EG_HTTP_ADMIN', `${action} failed (HTTP ${status}): ${detail}`),
+  drainCancelled: (node: string) =>
+    new ExecgateError('EG_DRAIN_CANCELLED', `${node}: the drain was cancelled (undrain) before it completed`),
+
+  // The CLI called the wrong way: a flag missing, two that exclude each other, a target to pick.
+  flagMissing: (verb: string, flag: string) => new ExecgateError('EG_USAGE', `${verb} needs --${flag}`),
+  urlInvalid: (url: string, example: string) => new ExecgateError('EG_USAGE', `--url ${url} is not a URL (e.g. ${example})`),
+  clusterOrConfig: () => new ExecgateError('EG_USAGE', 'give --cluster or --config, not both'),
+  serveClusterNeedsNode: () => new ExecgateError('EG_USAGE', 'serve --cluster needs --node NAME (one of the nodes in the cluster file)'),
+  keygenNeedsDir: () => new ExecgateError('EG_USAGE', 'keygen needs --dir DIR or --cluster FILE'),
+  renderTargetMissing: (targets: readonly string[]) => new ExecgateError('EG_USAGE', `render needs one of: ${targets.join(', ')}`),
+  renderNeedsNode: (target: string, nodes: string[]) =>
+    new ExecgateError('EG_USAGE', `render ${target} needs --node NAME (one of: ${nodes.join(', ')})`),
+  httpDisabled: (source: string) =>
+    new ExecgateError('EG_USAGE', `${source} has http.enabled: false; there is no HTTP surface to call`),
+  httpPortPickedAtStart: (source: string) =>
+    new ExecgateError('EG_USAGE', `${source} has http.port 0 (a port picked at start); pass --url with the port from its "http listening" log line`),
 } as const;

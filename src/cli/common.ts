@@ -1,4 +1,4 @@
-import { ExecgateError } from '../errors.js';
+import { errors } from '../errors.js';
 
 export type Flags = Record<string, string | boolean | undefined>;
 
@@ -16,6 +16,6 @@ export function stringFlag(flags: Flags, name: string): string | undefined {
 
 export function requireFlag(flags: Flags, name: string, verb: string): string {
   const v = stringFlag(flags, name);
-  if (v === undefined) throw new ExecgateError('EG_USAGE', `${verb} needs --${name}`);
+  if (v === undefined) throw errors.flagMissing(verb, name);
   return v;
 }

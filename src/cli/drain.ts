@@ -1,6 +1,6 @@
 import { callGateway } from '../http/client.js';
 import type { StatusView } from '../http/status.js';
-import { ExecgateError } from '../errors.js';
+import { errors } from '../errors.js';
 import { describeDrain, describeRole, target } from './status.js';
 import type { Verb } from './common.js';
 
@@ -12,7 +12,7 @@ export interface AdminReply extends Pick<StatusView, 'node' | 'role' | 'leader' 
 }
 
 export function checkAdmin(status: number, body: AdminReply): AdminReply {
-  if (status !== 200) throw new ExecgateError('EG_HTTP_ADMIN', `${body.action ?? 'admin action'} failed (HTTP ${status}): ${body.error ?? JSON.stringify(body)}`);
+  if (status !== 200) throw errors.adminFailed(body.action ?? 'admin action', status, body.error ?? JSON.stringify(body));
   return body;
 }
 
@@ -40,6 +40,6 @@ export const drain: Verb = {
     }
     if (flags.json) return void process.stdout.write(`${JSON.stringify(view, null, 2)}\n`);
     process.stdout.write(`${view.node}: ${describeDrain(view.drain, view.running.length)}; ${describeRole(view)}\n`);
-    if (view.drain.phase !== 'drained') throw new ExecgateError('EG_DRAIN_CANCELLED', `${view.node}: the drain was cancelled (undrain) before it completed`);
+    if (view.drain.phase !== 'drained') throw errors.drainCancelled(view.node);
   },
 };

@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { loadClusterFile } from '../config/clusterLoad.js';
 import { generateHostKeys, loadHostKey } from '../ssh/hostKeys.js';
-import { ExecgateError } from '../errors.js';
+import { errors } from '../errors.js';
 import { stringFlag, type Verb } from './common.js';
 
 export const keygen: Verb = {
@@ -16,7 +16,7 @@ export const keygen: Verb = {
     const clusterPath = stringFlag(flags, 'cluster');
     const dirFlag = stringFlag(flags, 'dir');
     if (!clusterPath) {
-      if (!dirFlag) throw new ExecgateError('EG_USAGE', 'keygen needs --dir DIR or --cluster FILE');
+      if (!dirFlag) throw errors.keygenNeedsDir();
       for (const path of generateHostKeys(dirFlag, flags.force === true)) process.stdout.write(`${path}\n`);
       return;
     }

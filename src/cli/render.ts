@@ -1,6 +1,6 @@
 import { writeFileSync, renameSync } from 'node:fs';
 import { loadClusterFile } from '../config/clusterLoad.js';
-import { ExecgateError } from '../errors.js';
+import { errors } from '../errors.js';
 import { renderKeepalived } from '../render/keepalived.js';
 import { renderHaproxy } from '../render/haproxy.js';
 import { renderSystemd } from '../render/systemd.js';
@@ -25,7 +25,7 @@ export const render: Verb = {
   async run(flags, positionals) {
     const target = positionals[0];
     if (!target || !(targets as readonly string[]).includes(target)) {
-      throw new ExecgateError('EG_USAGE', `render needs one of: ${targets.join(', ')}`);
+      throw errors.renderTargetMissing(targets);
     }
     const clusterPath = requireFlag(flags, 'cluster', `render ${target}`);
     const cluster = loadClusterFile(clusterPath);
@@ -37,7 +37,7 @@ export const render: Verb = {
     } else {
       const node = stringFlag(flags, 'node');
       if (!node) {
-        throw new ExecgateError('EG_USAGE', `render ${target} needs --node NAME (one of: ${cluster.nodes.map((n) => n.name).join(', ')})`);
+        throw errors.renderNeedsNode(target, cluster.nodes.map((n) => n.name));
       }
       text = target === 'keepalived' ? renderKeepalived(cluster, node, clusterPath) : renderSystemd(cluster, node, { source: clusterPath });
     }

@@ -7,7 +7,7 @@ import { loadHostKeys } from '../ssh/hostKeys.js';
 import { resolveServerToken } from '../http/token.js';
 import { envAllowList } from '../exec/environment.js';
 import { startGateway } from '../gateway.js';
-import { ExecgateError } from '../errors.js';
+import { errors } from '../errors.js';
 import { VERSION } from '../version.js';
 import { stringFlag, type Verb } from './common.js';
 
@@ -24,7 +24,7 @@ export const serve: Verb = {
     let start;
     if (clusterPath) {
       const node = stringFlag(flags, 'node');
-      if (!node) throw new ExecgateError('EG_USAGE', 'serve --cluster needs --node NAME (one of the nodes in the cluster file)');
+      if (!node) throw errors.serveClusterNeedsNode();
       const cluster = loadClusterFile(clusterPath);
       start = { config: nodeConfigFromCluster(cluster, node, clusterPath), cluster };
     } else if (configPath) {

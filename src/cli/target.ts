@@ -8,7 +8,7 @@ import { HTTP_TOKEN_FILE } from '../bootstrap/stateDir.js';
 import { loadClusterFile, nodeConfigFromCluster } from '../config/clusterLoad.js';
 import { loadConfigFile } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { ExecgateError } from '../errors.js';
+import { errors } from '../errors.js';
 import { stringFlag, type Flags } from './common.js';
 
 /** Where the CLI verbs (status, drain, undrain) send their requests, and with which token. */
@@ -38,8 +38,8 @@ function readTokenFile(path: string): { token: string } | { problem: string } {
 
 /** The URL of a single-node config's HTTP listener, seen from the same host. */
 function urlOfConfig(http: Config['http'], source: string): string {
-  if (!http.enabled) throw new ExecgateError('EG_USAGE', `${source} has http.enabled: false; there is no HTTP surface to call`);
-  if (http.port === 0) throw new ExecgateError('EG_USAGE', `${source} has http.port 0 (a port picked at start); pass --url with the port from its "http listening" log line`);
+  if (!http.enabled) throw errors.httpDisabled(source);
+  if (http.port === 0) throw errors.httpPortPickedAtStart(source);
   const host = http.host === '0.0.0.0' ? '127.0.0.1' : http.host === '::' ? '::1' : http.host;
   return `http://${host.includes(':') ? `[${host}]` : host}:${http.port}`;
 }
@@ -64,7 +64,7 @@ export function target(flags: Flags, env: NodeJS.ProcessEnv = process.env): Targ
   let url = stringFlag(flags, 'url');
   const clusterPath = stringFlag(flags, 'cluster');
   const configPath = stringFlag(flags, 'config');
-  if (clusterPath !== undefined && configPath !== undefined) throw new ExecgateError('EG_USAGE', 'give --cluster or --config, not both');
+  if (clusterPath !== undefined && configPath !== undefined) throw errors.clusterOrConfig();
 
   // The file the verb is pointed at: its HTTP address (unless --url) and its token settings.
   let http: Pick<Config['http'], 'token' | 'tokenFile'> | null = null;
@@ -74,7 +74,7 @@ export function target(flags: Flags, env: NodeJS.ProcessEnv = process.env): Targ
     const cluster = loadClusterFile(clusterPath);
     const name = stringFlag(flags, 'node') ?? hostname();
     const node = cluster.nodes.find((n) => n.name === name);
-    if (!node) throw new ExecgateError('EG_CLUSTER_NODE', `node "${name}" is not in ${clusterPath} (give --node NAME); its nodes are: ${cluster.nodes.map((n) => n.name).join(', ')}`);
+    if (!node) throw errors.clusterNodeUnknown(name, clusterPath, cluster.nodes.map((n) => n.name), 'give --node NAME');
     url ??= `http://${node.address}:${node.httpPort}`;
     http = nodeConfigFromCluster(cluster, name, clusterPath).http;
     httpSource = `${clusterPath} (gateway.http)`;
@@ -91,7 +91,7 @@ export function target(flags: Flags, env: NodeJS.ProcessEnv = process.env): Targ
   const tokenFile = stringFlag(flags, 'token-file');
   if (tokenFile !== undefined) {
     const r = readTokenFile(tokenFile);
-    if ('problem' in r) throw new ExecgateError('EG_HTTP_TOKEN_FILE', `--token-file ${tokenFile}: ${r.problem}`);
+    if ('problem' in r) throw errors.tokenFileFlag(tokenFile, r.problem);
     return { url, token: r.token, tokenNote: `sent the token from --token-file ${tokenFile}` };
   }
   if (env.EXECGATE_HTTP_TOKEN) return { url, token: env.EXECGATE_HTTP_TOKEN, tokenNote: 'sent the token from EXECGATE_HTTP_TOKEN' };

@@ -2,7 +2,7 @@ import { dirname, resolve } from 'node:path';
 import { clusterSchema, type Cluster } from './cluster.js';
 import { describeIssues, parseConfig, readYamlFile } from './load.js';
 import type { Config } from './schema.js';
-import { errors, ExecgateError } from '../errors.js';
+import { errors } from '../errors.js';
 
 /** Cross-field rules zod cannot express per field; each message names the field. */
 export function clusterProblems(cluster: Cluster): string[] {
@@ -104,10 +104,7 @@ export function loadClusterFile(path: string): Cluster {
 export function nodeConfigFromCluster(cluster: Cluster, nodeName: string, source: string): Config {
   const node = cluster.nodes.find((n) => n.name === nodeName);
   if (!node) {
-    throw new ExecgateError(
-      'EG_CLUSTER_NODE',
-      `node "${nodeName}" is not in ${source}; its nodes are: ${cluster.nodes.map((n) => n.name).join(', ')}`,
-    );
+    throw errors.clusterNodeUnknown(nodeName, source, cluster.nodes.map((n) => n.name));
   }
   const alsoListen =
     cluster.vip.bind === 'nonlocal'

@@ -1,4 +1,4 @@
-import { ExecgateError } from '../errors.js';
+import { errors } from '../errors.js';
 
 export const DEFAULT_URL = 'http://127.0.0.1:9422';
 
@@ -16,7 +16,7 @@ export async function callGateway<T>(baseUrl: string, method: 'GET' | 'POST', pa
   try {
     url = new URL(path, baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`);
   } catch {
-    throw new ExecgateError('EG_USAGE', `--url ${baseUrl} is not a URL (e.g. ${DEFAULT_URL})`);
+    throw errors.urlInvalid(baseUrl, DEFAULT_URL);
   }
   const headers: Record<string, string> = { accept: 'application/json' };
   if (token) headers.authorization = `Bearer ${token}`;
@@ -26,19 +26,18 @@ export async function callGateway<T>(baseUrl: string, method: 'GET' | 'POST', pa
   } catch (err) {
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
     const why = cause?.code ?? cause?.message ?? (err as Error).message;
-    throw new ExecgateError('EG_HTTP_UNREACHABLE', `cannot reach execgate at ${url.origin}: ${why} (is "execgate serve" running with http.enabled? pass --url)`);
+    throw errors.httpUnreachable(url.origin, why);
   }
   const text = await res.text();
   let body: unknown;
   try {
     body = JSON.parse(text);
   } catch {
-    throw new ExecgateError('EG_HTTP_REPLY', `${url.href} answered ${res.status} with something that is not JSON: ${text.slice(0, 200)}`);
+    throw errors.httpReplyNotJson(url.href, res.status, text);
   }
   if (res.status === 401 || res.status === 403) {
     const error = (body as { error?: string }).error ?? `HTTP ${res.status}`;
-    const how = tokenNote ? `${tokenNote}; pass --token-file FILE (or --token, EXECGATE_HTTP_TOKEN)` : 'pass --token-file FILE (or --token, EXECGATE_HTTP_TOKEN)';
-    throw new ExecgateError('EG_HTTP_FORBIDDEN', `${url.origin} refused ${method} ${path} (HTTP ${res.status}): ${error}; ${how}`);
+    throw errors.httpForbidden(url.origin, method, path, res.status, error, tokenNote);
   }
   return { status: res.status, body: body as T };
 }

@@ -1,18 +1,12 @@
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { ExecgateError } from '../errors.js';
+import { errors } from '../errors.js';
 import type { Config } from '../config/schema.js';
 
 /** A token is one word of at least this many characters. */
 export const MIN_TOKEN_LENGTH = 16;
 /** Larger files are not token files (a mistaken path to a log or a key). */
 const MAX_TOKEN_FILE_BYTES = 4096;
-
-const tooOpen = (path: string, key: string, mode: number) =>
-  new ExecgateError(
-    'EG_HTTP_TOKEN_FILE',
-    `${key}: ${path} has mode ${(mode & 0o777).toString(8).padStart(4, '0')}, open to group or others (any local account could drain this node and read command lines): run "chmod 600 ${path}"`,
-  );
 
 /** A fresh token: 32 random bytes, URL-safe base64 (43 characters). */
 export function generateToken(): string {
@@ -35,31 +29,19 @@ export function readServerTokenFile(path: string, key = 'http.tokenFile'): strin
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    const how = e.code === 'ENOENT' ? `create it: (umask 077; openssl rand -hex 32 > ${path})` : e.code === 'ELOOP' ? 'name the file itself, not a symbolic link' : 'check the path and its permissions';
-    throw new ExecgateError('EG_HTTP_TOKEN_FILE', `${key}: cannot read ${path}: ${e.code ?? e.message}; ${how}`);
+    throw errors.tokenFileUnreadable(key, path, err as NodeJS.ErrnoException);
   }
   try {
     const st = fstatSync(fd);
-    if (!st.isFile()) throw new ExecgateError('EG_HTTP_TOKEN_FILE', `${key}: ${path} is not a regular file; name a file holding the token`);
-    if ((st.mode & 0o077) !== 0) throw tooOpen(path, key, st.mode);
+    if (!st.isFile()) throw errors.tokenFileNotRegular(key, path);
+    if ((st.mode & 0o077) !== 0) throw errors.tokenFileTooOpen(key, path, st.mode);
     const self = process.geteuid?.() ?? 0;
-    if (st.uid !== 0 && st.uid !== self) {
-      throw new ExecgateError(
-        'EG_HTTP_TOKEN_FILE',
-        `${key}: ${path} is owned by uid ${st.uid}, who could change the token: run "chown ${self === 0 ? 'root' : self} ${path}" (owner root or the account execgate runs as)`,
-      );
-    }
-    if (st.size > MAX_TOKEN_FILE_BYTES) throw new ExecgateError('EG_HTTP_TOKEN_FILE', `${key}: ${path} is ${st.size} bytes, not a token file (one line, e.g. openssl rand -hex 32)`);
+    if (st.uid !== 0 && st.uid !== self) throw errors.tokenFileForeignOwner(key, path, st.uid, self);
+    if (st.size > MAX_TOKEN_FILE_BYTES) throw errors.tokenFileTooLarge(key, path, st.size);
     const buf = Buffer.alloc(MAX_TOKEN_FILE_BYTES);
     const n = readSync(fd, buf, 0, buf.length, 0);
     const token = parseTokenText(buf.subarray(0, n).toString('utf8'));
-    if (token === null) {
-      throw new ExecgateError(
-        'EG_HTTP_TOKEN_FILE',
-        `${key}: ${path} must hold one token of at least ${MIN_TOKEN_LENGTH} printable characters without spaces: (umask 077; openssl rand -hex 32 > ${path})`,
-      );
-    }
+    if (token === null) throw errors.tokenFileNoToken(key, path, MIN_TOKEN_LENGTH);
     return token;
   } finally {
     closeSync(fd);

@@ -1,6 +1,6 @@
 import type { Cluster } from '../config/cluster.js';
 import type { Logger } from '../log.js';
-import { ExecgateError } from '../errors.js';
+import { errors } from '../errors.js';
 import { StaticLeadership } from './static.js';
 import { createEtcdLeadership } from './etcd.js';
 import { VrrpLeadership } from './vrrp.js';
@@ -20,14 +20,14 @@ export function createLeadership({ node, cluster, log }: LeadershipDeps): Leader
       return new StaticLeadership(node);
     case 'etcd': {
       const etcd = cluster?.leadership.etcd;
-      if (!cluster || !etcd) throw new ExecgateError('EG_LEADERSHIP_SOURCE', 'leadership.source "etcd" needs leadership.etcd (endpoints, ttlSeconds, marginSeconds)');
+      if (!cluster || !etcd) throw errors.leadershipEtcdMissing();
       return createEtcdLeadership(node, cluster.cluster, etcd, log);
     }
     case 'vrrp': {
-      if (!cluster) throw new ExecgateError('EG_LEADERSHIP_SOURCE', 'leadership.source "vrrp" needs a cluster file (serve --cluster FILE --node NAME)');
+      if (!cluster) throw errors.leadershipVrrpNeedsCluster();
       return new VrrpLeadership({ node, cluster, log });
     }
     default:
-      throw new ExecgateError('EG_LEADERSHIP_SOURCE', `leadership.source "${source}" is not available in this build`);
+      throw errors.leadershipSourceUnavailable(source);
   }
 }

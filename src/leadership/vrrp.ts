@@ -2,7 +2,7 @@ import { readFileSync, mkdirSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Cluster } from '../config/cluster.js';
 import type { Logger } from '../log.js';
-import { ExecgateError } from '../errors.js';
+import { errors } from '../errors.js';
 import { NotifyFifoReader, type NotifyEvent, type VrrpState } from './keepalived/notifyFifo.js';
 import { hostProbes, type VrrpProbes } from './keepalived/probes.js';
 
@@ -117,9 +117,9 @@ export class VrrpLeadership implements Leadership {
   constructor(private readonly opts: VrrpLeadershipOptions) {
     const { cluster, node } = opts;
     this.nodeIndex = cluster.nodes.findIndex((n) => n.name === node);
-    if (this.nodeIndex < 0) throw new ExecgateError('EG_CLUSTER_NODE', `node "${node}" is not in the cluster file`);
+    if (this.nodeIndex < 0) throw errors.clusterNodeUnknown(node, 'the cluster file');
     if (this.nodeIndex >= Number(VRRP_TOKEN_NODE_SLOTS)) {
-      throw new ExecgateError('EG_LEADERSHIP_SOURCE', `leadership.source "vrrp" supports at most ${VRRP_TOKEN_NODE_SLOTS} nodes; ${node} is nodes.${this.nodeIndex}`);
+      throw errors.leadershipVrrpTooManyNodes(VRRP_TOKEN_NODE_SLOTS, node, this.nodeIndex);
     }
     this.emitter = new StateEmitter(opts.log);
     this.probes = opts.probes ?? hostProbes(cluster);

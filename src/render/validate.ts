@@ -1,6 +1,6 @@
 import type { Cluster, ClusterNode } from '../config/cluster.js';
 import { clusterProblems } from '../config/clusterLoad.js';
-import { ExecgateError } from '../errors.js';
+import { errors } from '../errors.js';
 
 export type RenderTarget = 'keepalived' | 'haproxy' | 'systemd' | 'logrotate';
 
@@ -49,14 +49,14 @@ export function renderProblems(cluster: Cluster, target: RenderTarget): string[]
 export function assertRenderable(cluster: Cluster, target: RenderTarget, source = 'cluster file'): void {
   const problems = renderProblems(cluster, target);
   if (problems.length) {
-    throw new ExecgateError('EG_RENDER_REFUSED', `cannot render ${target} from ${source}: ${problems.join('; ')}`);
+    throw errors.renderRefused(target, source, problems);
   }
 }
 
 export function findNode(cluster: Cluster, nodeName: string): ClusterNode {
   const node = cluster.nodes.find((n) => n.name === nodeName);
   if (!node) {
-    throw new ExecgateError('EG_CLUSTER_NODE', `node "${nodeName}" is not in the cluster file; its nodes are: ${cluster.nodes.map((n) => n.name).join(', ')}`);
+    throw errors.clusterNodeUnknown(nodeName, 'the cluster file', cluster.nodes.map((n) => n.name));
   }
   return node;
 }
