@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { ExecgateError } from './errors.js';
+import { EXIT_FAILURE, EXIT_USAGE } from './exitCodes.js';
 import { VERSION } from './version.js';
 import type { Verb } from './cli/common.js';
 import { serve } from './cli/serve.js';
@@ -40,7 +41,7 @@ function usage(): string {
   return `execgate ${VERSION}: an SSH execution gateway\n\nUsage:\n${lines.join('\n')}\n`;
 }
 
-function fail(message: string, code = 2): never {
+function fail(message: string, code = EXIT_USAGE): never {
   process.stderr.write(`execgate: ${message}\n`);
   process.exit(code);
 }
@@ -62,7 +63,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  if (err instanceof ExecgateError) fail(err.message, 2);
+  if (err instanceof ExecgateError) fail(err.message, EXIT_USAGE);
   if ((err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) fail((err as Error).message);
-  fail((err as Error).stack ?? String(err), 1);
+  fail((err as Error).stack ?? String(err), EXIT_FAILURE);
 });

@@ -1,6 +1,7 @@
 import { loadClusterFile } from '../config/clusterLoad.js';
 import { runDoctor } from '../doctor/doctor.js';
 import { failed, formatTable } from '../doctor/report.js';
+import { EXIT_CHECK_FAILED } from '../exitCodes.js';
 import { requireFlag, stringFlag, type Verb } from './common.js';
 
 export const doctor: Verb = {
@@ -17,6 +18,6 @@ export const doctor: Verb = {
       token: stringFlag(flags, 'token'),
     });
     process.stdout.write(flags.json ? JSON.stringify({ ok: !failed(rows), rows }, null, 2) + '\n' : formatTable(rows));
-    if (failed(rows)) process.exitCode = 1;
+    if (failed(rows)) process.exitCode = EXIT_CHECK_FAILED;
   },
 };

@@ -8,6 +8,7 @@ import { resolveServerToken } from '../http/token.js';
 import { envAllowList } from '../exec/environment.js';
 import { startGateway } from '../gateway.js';
 import { errors } from '../errors.js';
+import { EXIT_FAILURE, EXIT_OK } from '../exitCodes.js';
 import { VERSION } from '../version.js';
 import { stringFlag, type Verb } from './common.js';
 
@@ -62,8 +63,8 @@ export const serve: Verb = {
     }
     let signals = 0;
     const onSignal = (signal: string) => {
-      if (++signals > 1) process.exit(1);
-      void gateway.stop(signal).then(() => process.exit(0));
+      if (++signals > 1) process.exit(EXIT_FAILURE);
+      void gateway.stop(signal).then(() => process.exit(EXIT_OK));
     };
     process.on('SIGTERM', () => onSignal('SIGTERM'));
     process.on('SIGINT', () => onSignal('SIGINT'));

@@ -1,4 +1,6 @@
 import type { Logger } from '../log.js';
+import { EXIT_TEMPFAIL } from '../exitCodes.js';
+import { isoTime } from '../time.js';
 import type { Metrics } from '../metrics.js';
 import type { ClaimStore, ClaimRecord } from './claimStore.js';
 import { findExecutionId, isPerNodeStep, stepDigest, OccurrenceCounter } from './stepKey.js';
@@ -25,7 +27,6 @@ export interface RunOnceOptions {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const EXIT_TEMPFAIL = 75;
 
 /**
  * Run-once: the same step dispatched to every gateway runs on exactly one of them
@@ -54,14 +55,14 @@ export class RunOnceCoordinator {
     const digest = stepDigest(command, names);
     const occurrence = this.occurrences.next(execId, digest);
     const key = `${this.options.prefix}/claims/${execId}/${digest}/${occurrence}`;
-    const record: ClaimRecord = { node, start: new Date().toISOString() };
+    const record: ClaimRecord = { node, start: isoTime() };
     let result;
     try {
       result = await store.claim(key, record);
     } catch (err) {
       // The claim may have landed although the answer did not: end it, or the nodes
       // waiting for it would wait as long as this node stays alive.
-      void this.retry(key, 'abandoning an unconfirmed claim', () => store.abandon(key, record, { ...record, end: new Date().toISOString(), exit: EXIT_TEMPFAIL, abandoned: true }));
+      void this.retry(key, 'abandoning an unconfirmed claim', () => store.abandon(key, record, { ...record, end: isoTime(), exit: EXIT_TEMPFAIL, abandoned: true }));
       return { action: 'refuse', reason: 'run-once-unavailable', message: `execgate: run-once cannot reach etcd (${(err as Error).message}); not running unguarded` };
     }
     if (result.won) {
@@ -71,7 +72,7 @@ export class RunOnceCoordinator {
         action: 'run-claimed',
         key,
         token: result.token,
-        finish: (status) => this.finish(key, { ...record, end: new Date().toISOString(), exit: status }),
+        finish: (status) => this.finish(key, { ...record, end: isoTime(), exit: status }),
       };
     }
     metrics.runOnceClaims.inc({ outcome: 'lost' });
