@@ -4,6 +4,7 @@ import type { AuditEndRecord, AuditLog, AuditStartRecord } from './auditLog.js';
 import { findOpenStarts } from './tail.js';
 import { bootId, isLiveGateway, processAlive, processCgroup, processStartTicks } from './procIdentity.js';
 import { processGroupMembers } from '../exec/processGroup.js';
+import { isoTime } from '../time.js';
 
 /**
  * Startup recovery: what a gateway killed with SIGKILL (OOM killer, watchdog, kill -9)
@@ -46,10 +47,6 @@ function cgroup2Mount(): string | null {
     // not Linux
   }
   return null;
-}
-
-function ownCgroup(): string | null {
-  return processCgroup(process.pid);
 }
 
 function procs(dir: string): number[] {
@@ -154,7 +151,7 @@ export function staleCgroups(): { dir: string }[] {
     return out;
   }
   const mount = cgroup2Mount();
-  const own = ownCgroup();
+  const own = processCgroup(process.pid);
   if (!mount || own === null) return out;
   const base = join(mount, own);
   for (const name of list(base)) {
@@ -250,7 +247,7 @@ export async function recoverPreviousRun(audit: AuditLog, log?: RecoveryLog): Pr
     const now = Date.now();
     const startedAt = Date.parse(r.start);
     const record: AuditEndRecord = {
-      time: new Date(now).toISOString(),
+      time: isoTime(now),
       event: 'end',
       node: r.node,
       execId: r.execId,
@@ -264,7 +261,7 @@ export async function recoverPreviousRun(audit: AuditLog, log?: RecoveryLog): Pr
       rdJobExecId: r.rdJobExecId,
       token: r.token,
       start: r.start,
-      end: new Date(now).toISOString(),
+      end: isoTime(now),
       durationMs: Number.isFinite(startedAt) ? Math.max(0, now - startedAt) : 0,
       result: 'lost',
       exitStatus: null,

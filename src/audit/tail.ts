@@ -1,5 +1,5 @@
 import { open } from 'node:fs/promises';
-import type { AuditStartRecord } from './auditLog.js';
+import type { AuditStartRecord } from './records.js';
 
 export interface OpenStarts {
   /** Start records with no end record, newest first. */
