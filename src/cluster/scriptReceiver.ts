@@ -4,6 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import type { Logger } from '../log.js';
 import { replicaPathProblem } from './scriptPath.js';
+import { isoTime } from '../time.js';
 
 /** A copy this node will not write or remove; `status` is the HTTP answer (4xx). */
 export class ReplicaRefused extends Error {
@@ -207,7 +208,7 @@ export class ScriptReceiver {
         if (st?.isFile() && st.dev === marker.dev && st.ino === marker.ino && st.ctimeMs === marker.ctimeMs && st.size === marker.size) {
           await unlink(marker.path).catch(() => {});
           removed++;
-          this.opts.log.info({ path: marker.path, receivedAt: new Date(marker.receivedAt).toISOString() }, 'removed a dispatch-script copy Rundeck never removed (older than an hour)');
+          this.opts.log.info({ path: marker.path, receivedAt: isoTime(marker.receivedAt) }, 'removed a dispatch-script copy Rundeck never removed (older than an hour)');
         }
       }
       await unlink(markerFile).catch(() => {});

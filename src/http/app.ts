@@ -10,6 +10,7 @@ import { leaderCheckStatus } from './leaderCheck.js';
 import type { LeadershipState } from '../leadership/types.js';
 import { peerScriptRouter } from '../cluster/peerEndpoint.js';
 import type { ScriptReceiver } from '../cluster/scriptReceiver.js';
+import { isoTime } from '../time.js';
 
 export interface HttpAppDeps extends StatusSources {
   health: Pick<HealthMonitor, 'check'>;
@@ -26,8 +27,6 @@ export interface HttpAppDeps extends StatusSources {
   /** Cluster nodes: takes peers' copies of Rundeck dispatch scripts (/peer/dispatch-script, token only). */
   scriptReceiver?: ScriptReceiver;
 }
-
-const iso = (ms: number) => new Date(ms).toISOString();
 
 /**
  * prom-client's default metrics include three gauges named *_total, which
@@ -102,7 +101,7 @@ export function createHttpApp(deps: HttpAppDeps): Express {
     deps.leaderChecks?.record(req.socket.remoteAddress, status);
     deps.successorTraffic?.record(req.socket.remoteAddress, status, state);
     if (status === 200 && state.role === 'leader') {
-      res.status(200).json({ node: deps.node, token, since: iso(state.since) });
+      res.status(200).json({ node: deps.node, token, since: isoTime(state.since) });
       return;
     }
     res.status(status).json({
@@ -110,7 +109,7 @@ export function createHttpApp(deps: HttpAppDeps): Express {
       role: state.role,
       leader: state.leader ?? null,
       token,
-      since: iso(state.since),
+      since: isoTime(state.since),
       reason: !h.ok ? `unhealthy: ${h.reason}` : state.reason ?? null,
     });
   });

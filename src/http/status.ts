@@ -4,6 +4,7 @@ import type { LeadershipState, Role } from '../leadership/types.js';
 import type { DrainStatus } from '../leadership/handover/drain.js';
 import type { HealthReport } from './health.js';
 import { VERSION } from '../version.js';
+import { isoTime } from '../time.js';
 import type { PostureReport } from '../ssh/algorithmPosture.js';
 
 /** The leadership source as the HTTP surface sees it: the drain overlay. */
@@ -28,7 +29,6 @@ export interface StatusSources {
   posture?: { report(): PostureReport };
 }
 
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 const tokenText = (t: bigint | null) => (t === null ? null : t.toString());
 
 export interface RunningView {
@@ -85,9 +85,9 @@ export function statusView(src: StatusSources, health: HealthReport, showCommand
     role: state.role,
     token: tokenText(state.token),
     leader: state.leader ?? null,
-    since: iso(state.since)!,
+    since: isoTime(state.since),
     reason: state.reason ?? null,
-    drain: { phase: drain.phase, since: iso(drain.since), deadline: iso(drain.deadline), timeoutSeconds: drain.timeoutSeconds, error: drain.error },
+    drain: { phase: drain.phase, since: drain.since === null ? null : isoTime(drain.since), deadline: drain.deadline === null ? null : isoTime(drain.deadline), timeoutSeconds: drain.timeoutSeconds, error: drain.error },
     health: { ok: health.ok, reason: health.reason },
     listen: src.listen(),
     uptimeSeconds: Math.round((now - src.startedAt) / 1000),
@@ -97,7 +97,7 @@ export function statusView(src: StatusSources, health: HealthReport, showCommand
       user: c.user,
       command: cmd(c.command),
       client: c.client,
-      started: iso(c.startedAt)!,
+      started: isoTime(c.startedAt),
       runningSeconds: Math.round((now - c.startedAt) / 100) / 10,
       pid: c.pid,
       token: c.token,
@@ -107,8 +107,8 @@ export function statusView(src: StatusSources, health: HealthReport, showCommand
       user: c.user,
       command: cmd(c.command),
       client: c.client,
-      started: iso(c.startedAt)!,
-      ended: iso(c.endedAt)!,
+      started: isoTime(c.startedAt),
+      ended: isoTime(c.endedAt),
       durationSeconds: Math.round((c.endedAt - c.startedAt) / 100) / 10,
       pid: c.pid,
       token: c.token,

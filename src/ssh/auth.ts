@@ -10,6 +10,7 @@ import { currentAccount, plausibleAccountName, type Account } from '../exec/acco
 import type { Logger } from '../log.js';
 import { errors, ExecgateError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
+import { isoTime } from '../time.js';
 
 export interface AuthenticatedIdentity {
   username: string;
@@ -254,7 +255,7 @@ export class PublicKeyAuthenticator {
     if (accounts && !accounts.includes(runAs.account.name)) {
       return fail(`key ${fingerprint} may log in only as ${accounts.join(', ')}, and ${ctx.username} runs as ${runAs.account.name} (execgate-accounts in ${where})`, 'account_not_allowed');
     }
-    if (expiresAt && expiresAt.getTime() <= Date.now()) return fail(`key ${fingerprint} expired at ${expiresAt.toISOString()} (expiry-time in ${where})`, 'expired');
+    if (expiresAt && expiresAt.getTime() <= Date.now()) return fail(`key ${fingerprint} expired at ${isoTime(expiresAt.getTime())} (expiry-time in ${where})`, 'expired');
     if (from && !addressMatchesFrom(client.address, from)) return fail(`key ${fingerprint} is not allowed from ${client.address} (from= in ${where})`, 'from_mismatch');
     // ssh2 reports every RSA key as "ssh-rsa"; the signature algorithm the client asked
     // for (ssh-rsa, rsa-sha2-256, rsa-sha2-512) is in hashAlgo: only SHA-1 is refused.
