@@ -2,11 +2,12 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { isIP, type Socket } from 'node:net';
 import type { Request } from 'express';
 import { peerUid as procPeerUid } from './peer.js';
+import { unmapIPv4 } from '../address.js';
 
 /** 127.0.0.0/8, ::1 and their IPv4-mapped forms. */
 export function isLoopbackAddress(address: string | undefined): boolean {
   if (!address) return false;
-  const a = address.startsWith('::ffff:') ? address.slice(7) : address;
+  const a = unmapIPv4(address);
   return a === '::1' || (isIP(a) === 4 && a.startsWith('127.'));
 }
 

@@ -1,10 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
-
-/** Normalises a socket address as Node reports it: IPv4-mapped IPv6 becomes dotted IPv4. */
-function plainAddress(address: string): string {
-  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
-}
+import { unmapIPv4 } from '../address.js';
 
 /** Decodes /proc/net/tcp{,6}'s "0100007F:1F90": 32-bit words in host (little-endian) byte order. */
 export function decodeProcAddress(field: string): { address: string; port: number } | null {
@@ -33,8 +29,8 @@ export function decodeProcAddress(field: string): { address: string; port: numbe
 export async function peerUid(socket: Pick<Socket, 'remoteAddress' | 'remotePort' | 'localAddress' | 'localPort'>): Promise<number | null> {
   const { remoteAddress, remotePort, localAddress, localPort } = socket;
   if (!remoteAddress || !remotePort || !localAddress || !localPort) return null;
-  const peer = plainAddress(remoteAddress);
-  const self = plainAddress(localAddress);
+  const peer = unmapIPv4(remoteAddress);
+  const self = unmapIPv4(localAddress);
   for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
     let text: string;
     try {

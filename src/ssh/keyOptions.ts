@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { BlockList } from 'node:net';
+import { unmapIPv4 } from '../address.js';
 
 /** The authorized_keys options execgate understands (sshd(8) AUTHORIZED_KEYS FILE FORMAT). */
 export interface KeyOptions {
@@ -121,7 +122,7 @@ function globToRegExp(glob: string): RegExp {
  * not resolved (as with sshd's UseDNS no); a name pattern never matches an address.
  */
 export function addressMatchesFrom(address: string, patterns: string[]): boolean {
-  const addr = address.startsWith('::ffff:') ? address.slice(7) : address;
+  const addr = unmapIPv4(address);
   const family = isIP(addr) === 6 ? 'ipv6' : 'ipv4';
   let matched = false;
   for (const raw of patterns) {

@@ -1,4 +1,5 @@
 import type { LeadershipState } from '../types.js';
+import { unmapIPv4 } from '../../address.js';
 
 /**
  * Tells a handing-over leader when new traffic no longer reaches it, so it can release
@@ -41,8 +42,6 @@ export class VipProbe implements TrafficProbe {
   }
 }
 
-const unmapped = (address: string) => address.replace(/^::ffff:/, '');
-
 /**
  * Every load balancer has been answered "no new traffic" on /leader (404, which with
  * `http-check disable-on-404` takes the server out of balancing at once and keeps its
@@ -71,7 +70,7 @@ export class LoadBalancerProbe implements TrafficProbe {
   /** Called by GET /leader with the caller's address and the status answered. */
   record(remoteAddress: string | undefined, status: number): void {
     if (!this.counting || !remoteAddress) return;
-    const address = unmapped(remoteAddress);
+    const address = unmapIPv4(remoteAddress);
     if (!this.balancers.includes(address)) return;
     if (status === 200) this.refusedAt.delete(address);
     else if (!this.refusedAt.has(address)) this.refusedAt.set(address, this.now());
@@ -117,7 +116,7 @@ export class SuccessorTraffic {
       this.told = false;
     }
     if (!remoteAddress) return;
-    const address = unmapped(remoteAddress);
+    const address = unmapIPv4(remoteAddress);
     if (!this.balancers.includes(address)) return;
     this.passes.set(address, status === 200 ? (this.passes.get(address) ?? 0) + 1 : 0);
     if (!this.told && this.balancers.every((b) => (this.passes.get(b) ?? 0) >= this.rise)) {
