@@ -1,7 +1,7 @@
 import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { rmdir, writeFile } from 'node:fs/promises';
-import { pino } from 'pino';
+import { componentLogger } from '../log.js';
 import { processGroupMembers } from './processGroup.js';
 
 /**
@@ -34,7 +34,7 @@ let support: CgroupSupport | null = null;
 let sequence = 0;
 const lingering = new Set<string>();
 
-const log = () => pino({ base: { component: 'exec/cgroup' }, timestamp: pino.stdTimeFunctions.isoTime });
+const log = () => componentLogger('exec/cgroup');
 
 /** The cgroup2 mount point, from /proc/self/mountinfo. */
 function cgroup2Mount(): string | null {
