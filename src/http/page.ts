@@ -1,5 +1,5 @@
 import type { StatusView } from './status.js';
-import { KIND_WORDS, type PostureReport } from '../ssh/algorithmPosture.js';
+import { KIND_WORDS, type PostureReport } from '../ssh/postureReport.js';
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 export const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => ESCAPES[c]!);

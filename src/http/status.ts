@@ -5,7 +5,7 @@ import type { DrainStatus } from '../leadership/handover/drain.js';
 import type { HealthReport } from './health.js';
 import { VERSION } from '../version.js';
 import { isoTime } from '../time.js';
-import type { PostureReport } from '../ssh/algorithmPosture.js';
+import type { PostureReport } from '../ssh/postureReport.js';
 
 /** The leadership source as the HTTP surface sees it: the drain overlay. */
 export interface DrainableLeadership {

@@ -1,8 +1,12 @@
 import type { Socket } from 'node:net';
 import { VERSION } from '../version.js';
 
-export const DISCONNECT_TOO_MANY_CONNECTIONS = 12;
+/** SSH_MSG_DISCONNECT reason codes (RFC 4253 11.1). */
 export const DISCONNECT_PROTOCOL_ERROR = 2;
+export const DISCONNECT_SERVICE_NOT_AVAILABLE = 7;
+export const DISCONNECT_BY_APPLICATION = 11;
+export const DISCONNECT_TOO_MANY_CONNECTIONS = 12;
+export const DISCONNECT_NO_MORE_AUTH_METHODS = 14;
 
 /**
  * Refuses a connection the SSH way, before key exchange: our version line, then an

@@ -1,9 +1,6 @@
 import { connect, type Socket } from 'node:net';
 import type { Logger } from '../log.js';
-import { disconnectBeforeKex } from './earlyDisconnect.js';
-
-/** SSH_DISCONNECT_SERVICE_NOT_AVAILABLE (RFC 4253 11.1): clients print the description. */
-export const DISCONNECT_SERVICE_NOT_AVAILABLE = 7;
+import { disconnectBeforeKex, DISCONNECT_SERVICE_NOT_AVAILABLE } from './earlyDisconnect.js';
 
 export interface ForwardTarget {
   host: string;

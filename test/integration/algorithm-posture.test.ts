@@ -9,7 +9,7 @@ import { CLI, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { jsch, run, ssh } from '../helpers/clients.js';
 import { labIt } from '../helpers/lab.js';
 import type { StatusView } from '../../src/http/status.js';
-import type { PostureUse } from '../../src/ssh/algorithmPosture.js';
+import type { PostureUse } from '../../src/ssh/postureReport.js';
 
 /**
  * Algorithm posture against real clients: JSch 0.1.55 (Rundeck <= 5.9) negotiates the

@@ -3,7 +3,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, statSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NegotiatedAlgorithms } from 'ssh2';
-import { AlgorithmPosture, BUCKET_MS, MAX_CLIENTS, POSTURE_FILE, WINDOW_MS, cleanIdent } from '../../src/ssh/algorithmPosture.js';
+import { AlgorithmPosture, POSTURE_FILE } from '../../src/ssh/algorithmPosture.js';
+import { BUCKET_MS, MAX_CLIENTS, WINDOW_MS, cleanIdent } from '../../src/ssh/postureRecord.js';
 import { algorithmTiers } from '../../src/ssh/algorithms.js';
 import { postureRows } from '../../src/doctor/doctor.js';
 import type { PeerAnswer } from '../../src/doctor/peers.js';
