@@ -36,6 +36,8 @@ import { IdleReclaim } from './idleReclaim.js';
 import { FORWARD_CONNECT_TIMEOUT_MS, LOAD_BALANCER_SETTLE_MS } from './leadership/handover/timings.js';
 import type { ForwardTo } from './ssh/server.js';
 import { createScriptReplication } from './cluster/replication.js';
+import { ExecutionPipeline } from './command/pipeline.js';
+import { processStarter } from './command/processStarter.js';
 
 export interface Gateway {
   node: string;
@@ -185,6 +187,31 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
   posture.start();
   // Rundeck's script uploads go to the other nodes too, so a failover between upload and exec does not fail the step.
   const scriptReplication = createScriptReplication({ config, cluster, node, log, metrics });
+  const pipeline = new ExecutionPipeline({
+    environment: { allowed: envAllowed, maxEnvVars: config.limits.maxEnvVars, maxEnvBytes: config.limits.maxEnvBytes },
+    admission: {
+      node,
+      limits: config.limits,
+      leadership,
+      gateWaitMs: cluster?.leadership.gateWaitMs ?? 0,
+      runOnce: runOnce?.coordinator ?? null,
+      audit,
+      slots: new KeyedCounter(config.limits.maxCommands, config.limits.maxCommandsPerUser),
+      spawnTurns: new SpawnTurns(),
+      ...(scriptReplication ? { scriptReplica: scriptReplication.port } : {}),
+    },
+    run: {
+      plan: { node, shell: config.exec.shell, sftpServer: config.exec.sftpServer, path: config.exec.path },
+      killGraceMs: config.exec.killGraceSeconds * 1000,
+      closeGraceMs: config.exec.closeGraceMs,
+      starter: processStarter,
+      registry,
+      metrics,
+      ...(scriptReplication ? { scriptReplica: scriptReplication.port } : {}),
+    },
+    record: { log, metrics, audit },
+    log,
+  });
   const peerAddresses = new Set(cluster?.nodes.map((n) => n.address) ?? []);
   const ssh: SshServer = new SshServer({
     hostKeys,
@@ -194,12 +221,7 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
     peerProxies: cluster ? [...peerAddresses, cluster.vip.address] : [],
     forwardTo: cluster ? forwardDuringDrain(cluster, leadership, peerAddresses) : undefined,
     forwardConnectTimeoutMs: FORWARD_CONNECT_TIMEOUT_MS,
-    services: { node, config, log, runAs, audit, leadership, registry, metrics, envAllowed,
-      commandSlots: new KeyedCounter(config.limits.maxCommands, config.limits.maxCommandsPerUser),
-      spawnTurns: new SpawnTurns(),
-      runOnce: runOnce?.coordinator ?? null,
-      gateWaitMs: cluster?.leadership.gateWaitMs ?? 0,
-      ...(scriptReplication ? { scriptReplica: scriptReplication.port } : {}) },
+    services: { node, config, log, metrics, pipeline },
   });
   const address = await ssh.listen(config.listen.host, config.listen.port);
   for (const extra of config.alsoListen) await ssh.listen(extra.host, extra.port);

@@ -2,7 +2,7 @@ import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import ssh2, { type ClientInfo, type Connection, type NegotiatedAlgorithms } from 'ssh2';
 import type { HostKey } from './hostKeys.js';
 import type { PublicKeyAuthenticator, AuthenticatedIdentity } from './auth.js';
-import { SessionHandler, type ExecutionServices } from './session.js';
+import { SessionHandler, type SessionServices } from './session.js';
 import { KeyedCounter } from './limits.js';
 import { encodeProxyV2, readOptionalProxyHeader, readProxyHeader, type ProxiedAddress } from './proxyProtocol.js';
 import { forwardConnection } from './forwarder.js';
@@ -16,7 +16,7 @@ import { setSynHold } from './synHold.js';
 export interface SshServerOptions {
   hostKeys: HostKey[];
   authenticator: PublicKeyAuthenticator;
-  services: ExecutionServices;
+  services: SessionServices;
   /** Records legacy algorithm use of authenticated connections (absent: not recorded). */
   posture?: AlgorithmPosture;
   /**
