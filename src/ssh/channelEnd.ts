@@ -30,3 +30,9 @@ export async function refuseOnChannel(channel: ServerChannel, message: string, s
   if (channelIsOpen(channel)) channel.stderr.write(message.endsWith('\n') ? message : message + '\n');
   await endChannel(channel, status);
 }
+
+/** Writes one line to the client's stdout (a run-once answer) and ends the channel with the given status. */
+export async function writeLineAndEnd(channel: ServerChannel, line: string, status: number): Promise<void> {
+  if (channelIsOpen(channel)) channel.write(line + '\n');
+  await endChannel(channel, status);
+}

@@ -3,7 +3,7 @@ import ssh2 from 'ssh2';
 import { unmapIPv4 } from '../address.js';
 import type { HostKey } from './hostKeys.js';
 import type { PublicKeyAuthenticator } from './auth.js';
-import type { ExecutionServices } from './session.js';
+import type { SessionServices } from './session.js';
 import { algorithmProfile, servedHostKeyTypes } from './algorithms.js';
 import type { AlgorithmPosture } from './algorithmPosture.js';
 import { errors } from '../errors.js';
@@ -21,7 +21,7 @@ export type { ForwardDestination, ForwardTo } from './relay.js';
 export interface SshServerOptions {
   hostKeys: HostKey[];
   authenticator: PublicKeyAuthenticator;
-  services: ExecutionServices;
+  services: SessionServices;
   /** Records legacy algorithm use of authenticated connections (absent: not recorded). */
   posture?: AlgorithmPosture;
   /**

@@ -1,7 +1,7 @@
 import type { ClientInfo, Connection } from 'ssh2';
 import { unmapIPv4 } from '../address.js';
 import type { PublicKeyAuthenticator, AuthenticatedIdentity } from './auth.js';
-import { SessionHandler, type ExecutionServices } from './session.js';
+import { SessionHandler, type SessionServices } from './session.js';
 import type { AlgorithmPosture } from './algorithmPosture.js';
 import type { ConnectionTracker } from './connectionTracker.js';
 import { patchedConnection, socketOf } from './ssh2Internals.js';
@@ -13,7 +13,7 @@ import { IdleTimeout } from './idleTimeout.js';
 const EXEC_REQUEST_OVERHEAD = 64 * 1024;
 
 export interface SshConnectionOptions {
-  services: ExecutionServices;
+  services: SessionServices;
   authenticator: PublicKeyAuthenticator;
   tracker: ConnectionTracker;
   posture?: AlgorithmPosture;
