@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { CLI } from '../helpers/gateway.js';
 import { sshArgs } from '../helpers/clients.js';
-import { NetnsLab, labPrerequisites } from '../helpers/netns.js';
+import { NetnsLab, labPrerequisites } from '../../deploy/lab/netns/namespaces.js';
 
 /**
  * vrrp leadership against real keepalived in network namespaces: a client host and
