@@ -60,9 +60,7 @@ export class FailoverLab {
     this.handover = this.etcd ? (opts.handover ?? 'fast') : null;
     this.supervisor = new Supervisor(this.hosts, {
       dir: this.dir,
-      members: GATEWAYS,
-      etcdClusterToken: `lab-${this.prefix}`,
-      etcd: this.etcd,
+      etcd: this.etcd ? { members: GATEWAYS, clusterToken: `lab-${this.prefix}` } : null,
       supervise: true,
       execgateEnv: { EXECGATE_CGROUP_PARENT: 'off' },
       log: this.log,

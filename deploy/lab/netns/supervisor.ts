@@ -44,11 +44,8 @@ export function newGateway(spec: NodeSpec, ns: string, anchor: number): Gateway 
 export interface SupervisorOptions {
   /** The run's directory: cluster.yaml and render/ (clusterFile.ts). */
   dir: string;
-  /** The etcd cluster's members and its --initial-cluster-token (etcd topologies). */
-  members: NodeSpec[];
-  etcdClusterToken: string;
-  /** Whether a returning host starts etcd. */
-  etcd: boolean;
+  /** etcd topologies: the etcd cluster's members and its --initial-cluster-token (a returning host starts etcd too). */
+  etcd: { members: NodeSpec[]; clusterToken: string } | null;
   /** Restart what dies unexpectedly (systemd's part); off: processes run until stopped. */
   supervise: boolean;
   /** execgate's environment on top of the controller's. */
@@ -72,13 +69,15 @@ export class Supervisor {
   }
 
   startEtcd(g: Gateway, state: 'new' | 'existing' = 'existing'): void {
+    const etcd = this.o.etcd;
+    if (!etcd) throw new Error('this lab runs no etcd');
     const peer = (x: { name: string; address: string }) => `${x.name}=http://${x.address}:2380`;
     g.etcd = this.hosts.spawn(g.name, [
       ETCD, '--name', g.name, '--data-dir', join(this.hosts.hostDir, 'etcd'),
       '--listen-client-urls', `http://${g.address}:2379`, '--advertise-client-urls', `http://${g.address}:2379`,
       '--listen-peer-urls', `http://${g.address}:2380`, '--initial-advertise-peer-urls', `http://${g.address}:2380`,
-      '--initial-cluster', this.o.members.map(peer).join(','), '--initial-cluster-state', state,
-      '--initial-cluster-token', this.o.etcdClusterToken, '--heartbeat-interval', '100', '--election-timeout', '1000',
+      '--initial-cluster', etcd.members.map(peer).join(','), '--initial-cluster-state', state,
+      '--initial-cluster-token', etcd.clusterToken, '--heartbeat-interval', '100', '--election-timeout', '1000',
       '--log-level', 'warn',
     ]);
   }
