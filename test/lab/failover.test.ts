@@ -1,11 +1,12 @@
 import { describe, it, expect, afterAll } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { ROOT, TOPOLOGIES, namespacesWithPrefix, prerequisites, type Topology } from '../../deploy/lab/netns/lab.js';
+import { namespacesWithPrefix, uniquePrefix } from '../../deploy/lab/netns/namespaces.js';
+import { ROOT, prerequisites } from '../../deploy/lab/netns/paths.js';
+import { TOPOLOGIES, type Topology } from '../../deploy/lab/netns/topology.js';
 import { liveLabs, runTopology } from '../../deploy/lab/netns/run.js';
 import { figures, table } from '../../deploy/lab/netns/report.js';
 import type { ScenarioResult } from '../../deploy/lab/netns/scenarios.js';
-import { uniquePrefix } from '../helpers/netns.js';
 
 /**
  * The failover lab in CI (issue 7): every scenario once per topology, each topology

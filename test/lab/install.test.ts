@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { stringify } from 'yaml';
 import { ROOT } from '../helpers/gateway.js';
-import { NetnsLab, labPrerequisites, uniquePrefix } from '../helpers/netns.js';
+import { NetnsLab, labPrerequisites, uniquePrefix } from '../../deploy/lab/netns/namespaces.js';
 import { DebianRoot, rootPrerequisites, warmRoots, CACHE, type Suite } from '../helpers/debianRoot.js';
 import { DEB_ARCH, debPackage, packagePrerequisite } from '../helpers/debPackage.js';
 

@@ -1,96 +1,34 @@
 import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
-import { spawn, execFileSync, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, existsSync, rmSync, chmodSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
-import { CLI } from '../helpers/gateway.js';
 import { sshArgs } from '../helpers/clients.js';
-import { NetnsLab, labPrerequisites } from '../helpers/netns.js';
+import { renderConfigs, writeClusterFile, writeKeys } from '../../deploy/lab/netns/clusterFile.js';
+import { LabHosts } from '../../deploy/lab/netns/hosts.js';
+import { labPrerequisites, uniquePrefix } from '../../deploy/lab/netns/namespaces.js';
+import { CLI, KEEPALIVED } from '../../deploy/lab/netns/paths.js';
+import { Supervisor, newGateway, type Gateway } from '../../deploy/lab/netns/supervisor.js';
+import { CLIENT, VIP, type NodeSpec } from '../../deploy/lab/netns/topology.js';
+import { sleep, until } from '../../deploy/lab/netns/wait.js';
 
 /**
- * vrrp leadership against real keepalived in network namespaces: a client host and
- * two gateway hosts on a bridge, each gateway running keepalived (VRRPv3 unicast,
- * advert 0.2 s, track_file, notify_fifo) and `execgate serve --cluster --node`.
+ * vrrp leadership against real keepalived in network namespaces, on the failover lab's
+ * hosts (deploy/lab/netns): a client host and two gateway machines on a bridge, each
+ * gateway running keepalived with what `execgate render keepalived` makes of the lab's
+ * cluster file (VRRPv3 unicast, advert 0.2 s, track_file, notify_fifo) and
+ * `execgate serve --cluster --node`, both started by the lab's supervisor with its
+ * restarts off: the test stops and kills keepalived itself.
  */
-const KEEPALIVED = '/usr/sbin/keepalived';
-const VIP = '198.18.0.100';
-const NODES = [
+const NODES: NodeSpec[] = [
   { name: 'gw1', address: '198.18.0.11', priority: 150 },
   { name: 'gw2', address: '198.18.0.12', priority: 100 },
 ];
-const CLIENT = { name: 'client', address: '198.18.0.10' };
 
-const missing = labPrerequisites([KEEPALIVED, '/usr/bin/ssh', CLI]);
+const missing = labPrerequisites([KEEPALIVED, '/usr/bin/curl', '/usr/bin/unshare', '/usr/bin/nsenter', '/usr/bin/ssh', CLI]);
 const required = process.env.EXECGATE_REQUIRE_LAB === '1';
 if (missing.length && !required) {
   console.warn(`vrrp lab skipped: missing ${missing.join(', ')} (set EXECGATE_REQUIRE_LAB=1 to make this a failure)`);
-}
-
-interface LogLine {
-  time: number;
-  msg: string;
-  role?: string;
-  token?: string | null;
-  leader?: string | null;
-}
-
-interface Node {
-  name: string;
-  address: string;
-  dir: string;
-  ns: string;
-  keepalived: ChildProcess | null;
-  keepalivedOut: string;
-  execgate: ChildProcess | null;
-  lines: LogLine[];
-  out: string;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, probe: () => T | null | undefined | false, timeoutMs = 15_000, everyMs = 25): Promise<T> {
-  const start = Date.now();
-  for (;;) {
-    const v = probe();
-    if (v) return v;
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
-
-function keepalivedConf(node: Node, peer: { address: string }, priority: number): string {
-  return `global_defs {
-    router_id ${node.name}
-    vrrp_version 3
-    vrrp_higher_prio_send_advert true
-    vrrp_garp_lower_prio_repeat 3
-    notify_fifo ${join(node.dir, 'keepalived.fifo')}
-}
-
-track_file execgate_leader {
-    file ${join(node.dir, 'keepalived.track')}
-    weight 1
-}
-
-vrrp_instance VI_1 {
-    state BACKUP
-    interface eth0
-    virtual_router_id 51
-    priority ${priority}
-    advert_int 0.2
-    unicast_src_ip ${node.address}
-    unicast_peer {
-        ${peer.address}
-    }
-    virtual_ipaddress {
-        ${VIP}/24 dev eth0
-    }
-    track_file {
-        execgate_leader weight 1
-    }
-}
-`;
 }
 
 describe.skipIf(missing.length > 0 && !required)('vrrp leadership in network namespaces (real keepalived)', () => {
@@ -101,56 +39,21 @@ describe.skipIf(missing.length > 0 && !required)('vrrp leadership in network nam
     return;
   }
 
-  let lab: NetnsLab;
-  let dir = '';
+  let hosts: LabHosts | null = null;
+  let supervisor: Supervisor | null = null;
   let clientKey = '';
   let clientNs = '';
-  const nodes: Node[] = [];
+  const nodes: Gateway[] = [];
   const vipEvents: Array<{ ns: string; t: number; added: boolean }> = [];
-  const monitors: ChildProcess[] = [];
 
   const node = (name: string) => nodes.find((n) => n.name === name)!;
+  /** The lab's supervisor: restarts off, so nothing but the test starts or stops a process. */
+  const sv = () => supervisor!;
+  const lab = () => hosts!;
 
-  function startKeepalived(n: Node): void {
-    n.keepalivedOut = '';
-    const child = lab.spawn(n.ns, [
-      KEEPALIVED, '-n', '-l', '-D', '-P',
-      '-p', join(n.dir, 'keepalived.pid'), '-r', join(n.dir, 'vrrp.pid'), '-c', join(n.dir, 'checkers.pid'),
-      '-f', join(n.dir, 'keepalived.conf'),
-    ]);
-    child.stdout!.on('data', (d: Buffer) => (n.keepalivedOut += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (n.keepalivedOut += d.toString()));
-    n.keepalived = child;
-  }
-
-  function startExecgate(n: Node): void {
-    n.out = '';
-    n.lines = [];
-    const child = lab.spawn(n.ns, [process.execPath, CLI, 'serve', '--cluster', join(n.dir, 'cluster.yaml'), '--node', n.name]);
-    let partial = '';
-    const onData = (d: Buffer) => {
-      n.out += d.toString();
-      const parts = (partial + d.toString()).split('\n');
-      partial = parts.pop() ?? '';
-      for (const line of parts) {
-        if (!line.startsWith('{')) continue;
-        try {
-          const parsed = JSON.parse(line) as Omit<LogLine, 'time'> & { time: number | string };
-          // pino's time may be epoch ms or an ISO string, depending on the logger setup
-          n.lines.push({ ...parsed, time: typeof parsed.time === 'string' ? Date.parse(parsed.time) : parsed.time });
-        } catch {
-          // not JSON
-        }
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', (d: Buffer) => (n.out += d.toString()));
-    n.execgate = child;
-  }
-
-  const roleChanges = (n: Node) => n.lines.filter((l) => l.msg === 'leadership changed');
-  const lastRole = (n: Node) => roleChanges(n).at(-1)?.role ?? 'standby';
-  const roleSince = (n: Node, role: string, after: number) => roleChanges(n).find((l) => l.role === role && l.time >= after);
+  const roleChanges = (n: Gateway) => n.roles.filter((r) => r.role !== 'dead');
+  const lastRole = (n: Gateway) => roleChanges(n).at(-1)?.role ?? 'standby';
+  const roleSince = (n: Gateway, role: string, after: number) => roleChanges(n).find((r) => r.role === role && r.t >= after);
 
   /** The OpenSSH client, run from the client namespace. */
   function ssh(host: string, port: number, command: string, timeoutMs = 30_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -170,98 +73,64 @@ describe.skipIf(missing.length > 0 && !required)('vrrp leadership in network nam
     });
   }
 
-  const vipOn = (n: Node) => lab.addresses(n.ns).includes(VIP);
-  const vipEvent = (n: Node, added: boolean, after: number) => vipEvents.find((e) => e.ns === n.ns && e.added === added && e.t >= after);
+  const vipOn = (n: Gateway) => lab().net.addresses(n.ns).includes(VIP);
+  const vipEvent = (n: Gateway, added: boolean, after: number) => vipEvents.find((e) => e.ns === n.ns && e.added === added && e.t >= after);
+  /** A file in a gateway's own host directory (its tmpfs). */
+  const hostFile = (n: Gateway, rel: string) => readFileSync(lab().hostPath(n.name, rel), 'utf8');
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'execgate-vrrp-lab-'));
-    chmodSync(dir, 0o755);
-    execFileSync(process.execPath, [CLI, 'keygen', '--dir', join(dir, 'host')]);
-    clientKey = join(dir, 'client_ed25519');
-    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', clientKey]);
-    writeFileSync(join(dir, 'authorized_keys'), readFileSync(`${clientKey}.pub`, 'utf8'));
+    // The run's directory is under /var/tmp, seen by every host (each gateway has its own /tmp).
+    const h = (hosts = new LabHosts(uniquePrefix(), (l) => console.log(l), 'vrrp-lab'));
+    clientKey = writeKeys(h.dir).ed25519;
+    writeClusterFile({ topology: 'vrrp', name: 'vrrplab', dir: h.dir, hostDir: h.hostDir, nodes: NODES, token: randomBytes(16).toString('hex') });
+    renderConfigs(h.dir, 'vrrp', NODES);
 
-    lab = new NetnsLab();
-    lab.up();
-    clientNs = lab.addHost(CLIENT.name, CLIENT.address).ns;
+    h.up();
+    clientNs = h.addHost(CLIENT.name, CLIENT.address).ns;
     for (const spec of NODES) {
-      const host = lab.addHost(spec.name, spec.address);
-      lab.exec(host.ns, ['sysctl', '-q', '-w', 'net.ipv4.ip_nonlocal_bind=1']);
-      const ndir = join(dir, spec.name);
-      mkdirSync(ndir, { recursive: true });
-      nodes.push({ name: spec.name, address: spec.address, dir: ndir, ns: host.ns, keepalived: null, keepalivedOut: '', execgate: null, lines: [], out: '' });
+      const { host, anchor } = h.addMachine(spec.name, spec.address, { nonlocalBind: true });
+      nodes.push(newGateway(spec, host.ns, anchor));
     }
+    await h.waitAnchored();
+    supervisor = new Supervisor(h, { dir: h.dir, etcd: null, supervise: false, log: (l) => console.log(l) });
     for (const n of nodes) {
-      const peer = nodes.find((p) => p !== n)!;
-      const spec = NODES.find((s) => s.name === n.name)!;
-      // One cluster file per node: the hosts share a filesystem here, so per-node paths differ.
-      const cluster = {
-        cluster: 'vrrplab',
-        vip: { address: VIP, prefixLength: 24, interface: 'eth0', sshPort: 22, bind: 'nonlocal' },
-        vrrp: {
-          version: 3,
-          advertInterval: 0.2,
-          keepalivedPidFile: join(n.dir, 'keepalived.pid'),
-          keepalivedVrrpPidFile: join(n.dir, 'vrrp.pid'),
-          pollIntervalMs: 150,
-          peerPollIntervalMs: 500,
-        },
-        leadership: { source: 'vrrp', onLeadershipLoss: 'terminate' },
-        trackFile: join(n.dir, 'keepalived.track'),
-        notifyFifo: join(n.dir, 'keepalived.fifo'),
-        stateDir: join(n.dir, 'state'),
-        gateway: {
-          hostKeys: [join(dir, 'host/ssh_host_ed25519_key'), join(dir, 'host/ssh_host_rsa_key')],
-          authorizedKeys: join(dir, 'authorized_keys'),
-          runAs: { user: 'root', permitRoot: true }, // the lab logs in as root
-          audit: { path: join(n.dir, 'audit.jsonl') },
-          exec: { killGraceSeconds: 2 },
-        },
-        nodes: NODES.map((s) => ({ name: s.name, address: s.address, priority: s.priority, sshPort: 2222, httpPort: 9422 })),
-      };
-      writeFileSync(join(n.dir, 'cluster.yaml'), stringify(cluster));
-      writeFileSync(join(n.dir, 'keepalived.conf'), keepalivedConf(n, peer, spec.priority));
-      const check = spawnSync('ip', ['netns', 'exec', n.ns, KEEPALIVED, '-t', '-e', '-f', join(n.dir, 'keepalived.conf')], { encoding: 'utf8' });
-      if (check.status !== 0) throw new Error(`keepalived -t rejected the lab config (${check.status}): ${check.stderr}`);
+      sv().checkKeepalived(n);
       // Every VIP change on this host, timestamped as it happens.
-      const mon = spawn('ip', ['-n', n.ns, '-o', 'monitor', 'address'], { stdio: ['ignore', 'pipe', 'ignore'] });
-      mon.stdout.on('data', (d: Buffer) => {
+      const mon = h.net.spawn(n.ns, ['ip', '-o', 'monitor', 'address']);
+      mon.stdout!.on('data', (d: Buffer) => {
         const t = Date.now();
         for (const line of d.toString().split('\n')) {
           if (line.includes(` ${VIP}/`)) vipEvents.push({ ns: n.ns, t, added: !line.startsWith('Deleted') });
         }
       });
-      monitors.push(mon);
     }
     // execgate first (it creates the FIFO and writes the track file), then keepalived.
-    for (const n of nodes) startExecgate(n);
-    for (const n of nodes) await until(`${n.name} listening`, () => n.lines.some((l) => l.msg === 'execgate listening'), 20_000);
+    for (const n of nodes) sv().startExecgate(n);
+    for (const n of nodes) await until(`${n.name} listening`, () => n.listening.length > 0, 20_000);
     // gw1's keepalived first: the leader's track file adds 100 to its priority, so when both
     // start at once whichever reaches MASTER first keeps the lead, whatever its priority.
-    startKeepalived(nodes[0]!);
-    await until(`${nodes[0]!.name} leads`, () => nodes[0]!.lines.some((l) => l.msg === 'leadership changed' && l.role === 'leader'), 20_000);
-    for (const n of nodes.slice(1)) startKeepalived(n);
+    sv().startKeepalived(nodes[0]!);
+    await until(`${nodes[0]!.name} leads`, () => nodes[0]!.roles.some((r) => r.role === 'leader'), 20_000);
+    for (const n of nodes.slice(1)) sv().startKeepalived(n);
   }, 90_000);
 
   afterEach((ctx) => {
     if (ctx.task.result?.state !== 'fail') return;
     for (const n of nodes) {
-      console.log(`--- ${n.name} execgate (last 40 lines)\n${n.out.split('\n').slice(-40).join('\n')}`);
-      console.log(`--- ${n.name} keepalived (last 30 lines)\n${n.keepalivedOut.split('\n').slice(-30).join('\n')}`);
+      console.log(`--- ${n.name} execgate (last 40 lines)\n${(n.execgate?.out ?? '').split('\n').slice(-40).join('\n')}`);
+      console.log(`--- ${n.name} keepalived (last 30 lines)\n${(n.keepalived?.out ?? '').split('\n').slice(-30).join('\n')}`);
     }
     console.log(`--- VIP events ${JSON.stringify(vipEvents)}`);
   });
 
   afterAll(async () => {
-    for (const m of monitors) m.kill('SIGTERM');
-    // execgate gets SIGTERM first (it writes -254 and winds down), then the namespace sweep.
-    for (const n of nodes) if (n.execgate && n.execgate.exitCode === null) n.execgate.kill('SIGTERM');
+    if (!hosts) return;
+    supervisor?.close(nodes);
+    // execgate gets SIGTERM first (it writes -254 and winds down), then the namespace sweep
+    // (every process in the test's namespaces, the VIP monitors too).
+    for (const n of nodes) if (n.execgate && n.execgate.child.exitCode === null) n.execgate.child.kill('SIGTERM');
     await sleep(500);
-    if (lab) {
-      await lab.teardown();
-      expect(lab.leftovers()).toEqual([]);
-    }
-    if (process.env.EXECGATE_KEEP_LAB_DIR !== '1' && dir) rmSync(dir, { recursive: true, force: true });
+    expect(await hosts.teardown(process.env.EXECGATE_KEEP_LAB_DIR === '1', 3000)).toEqual([]);
   }, 60_000);
 
   it('gw1 (higher priority) leads, gw2 stands by; a command through the VIP runs on gw1', async () => {
@@ -271,8 +140,8 @@ describe.skipIf(missing.length > 0 && !required)('vrrp leadership in network nam
     expect(vipOn(gw1)).toBe(true);
     expect(vipOn(gw2)).toBe(false);
     expect(lastRole(gw2)).toBe('standby');
-    expect(readFileSync(join(gw1.dir, 'keepalived.track'), 'utf8').trim()).toBe('100');
-    expect(readFileSync(join(gw2.dir, 'keepalived.track'), 'utf8').trim()).toBe('0');
+    expect(hostFile(gw1, 'keepalived.track').trim()).toBe('100');
+    expect(hostFile(gw2, 'keepalived.track').trim()).toBe('0');
     const r = await ssh(VIP, 22, 'echo "$EXECGATE_NODE $EXECGATE_FENCING_TOKEN"');
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
@@ -283,7 +152,7 @@ describe.skipIf(missing.length > 0 && !required)('vrrp leadership in network nam
 
   it('a standby refuses exec with exit 75 and the gate message, and nothing starts', async () => {
     const gw2 = node('gw2');
-    const marker = join(dir, 'standby-marker');
+    const marker = join(lab().dir, 'standby-marker');
     const r = await ssh(gw2.address, 2222, `touch ${marker}; echo ran`);
     expect(r.code).toBe(75);
     expect(r.stdout).toBe('');
@@ -301,15 +170,15 @@ describe.skipIf(missing.length > 0 && !required)('vrrp leadership in network nam
     const long = ssh(gw1.address, 2222, 'sleep 60; echo finished', 60_000);
     await sleep(1500); // connected and running
     const t0 = Date.now();
-    gw1.keepalived!.kill('SIGTERM'); // graceful: priority-0 advert, VIP moves at once
+    const stopped = sv().stopProc(gw1.keepalived); // SIGTERM, graceful: priority-0 advert, VIP moves at once
     const added = await until('the VIP on gw2', () => vipEvent(gw2, true, t0), 10_000);
     const removed = await until('the VIP off gw1', () => vipEvent(gw1, false, t0), 10_000);
     const led = await until('gw2 to lead', () => roleSince(gw2, 'leader', t0), 10_000);
     const stood = await until('gw1 to stand by', () => roleSince(gw1, 'standby', t0), 10_000);
     console.log(
       `VIP move (graceful keepalived stop on gw1): VIP on gw2 after ${added.t - t0} ms; ` +
-        `gw2 execgate leader ${led.time - added.t} ms after the VIP arrived; ` +
-        `gw1 execgate standby ${stood.time - removed.t} ms after the VIP left (${stood.time - t0} ms after the stop)`,
+        `gw2 execgate leader ${led.t - added.t} ms after the VIP arrived; ` +
+        `gw1 execgate standby ${stood.t - removed.t} ms after the VIP left (${stood.t - t0} ms after the stop)`,
     );
     expect(BigInt(led.token!)).toBeGreaterThan(tokenBefore);
     expect(BigInt(led.token!) % 16n).toBe(1n);
@@ -321,10 +190,9 @@ describe.skipIf(missing.length > 0 && !required)('vrrp leadership in network nam
     expect(lr.code).not.toBe(0);
     console.log(`long command on gw1 after losing the lead: exit ${lr.code}`);
     // gw1's keepalived comes back: it must stay BACKUP (gw2 at 100 + 100 > gw1 at 150 + 0).
-    const old = gw1.keepalived!;
-    if (old.exitCode === null && old.signalCode === null) await new Promise((r) => old.once('exit', r));
-    startKeepalived(gw1);
-    await until('gw1 keepalived to start as BACKUP', () => /Entering (BACKUP|FAULT) STATE/.test(gw1.keepalivedOut), 10_000);
+    await stopped;
+    sv().startKeepalived(gw1);
+    await until('gw1 keepalived to start as BACKUP', () => /Entering (BACKUP|FAULT) STATE/.test(gw1.keepalived!.out), 10_000);
     await sleep(1500);
     expect(vipOn(gw2)).toBe(true);
     expect(vipOn(gw1)).toBe(false);
@@ -335,20 +203,20 @@ describe.skipIf(missing.length > 0 && !required)('vrrp leadership in network nam
   it("SIGKILL of the leader's whole keepalived process group: it stops leading and runs nothing, although the VIP stays on its interface", async () => {
     const gw1 = node('gw1');
     const gw2 = node('gw2');
-    const pgid = gw2.keepalived!.pid!;
+    const pgid = gw2.keepalived!.child.pid!;
     const t0 = Date.now();
     process.kill(-pgid, 'SIGKILL');
     const stood = await until('gw2 execgate to stand by', () => roleSince(gw2, 'standby', t0), 10_000);
     const orphaned = vipOn(gw2);
-    console.log(`keepalived crash on gw2 (SIGKILL to its process group): gw2 execgate standby after ${stood.time - t0} ms; VIP still on gw2: ${orphaned}`);
+    console.log(`keepalived crash on gw2 (SIGKILL to its process group): gw2 execgate standby after ${stood.t - t0} ms; VIP still on gw2: ${orphaned}`);
     expect(orphaned).toBe(true); // an orphaned VIP, yet no leadership
-    const marker = join(dir, 'crash-marker');
+    const marker = join(lab().dir, 'crash-marker');
     const r = await ssh(gw2.address, 2222, `touch ${marker}; echo ran`);
     expect(r.code).toBe(75);
     expect(r.stderr).toMatch(/^execgate: gw2 is standby; .*not running/);
-    expect(lab.addresses(gw2.ns)).toContain(VIP);
+    expect(lab().net.addresses(gw2.ns)).toContain(VIP);
     const led = await until('gw1 to lead after the master-down timer', () => roleSince(gw1, 'leader', t0), 15_000);
-    console.log(`gw1 execgate leader ${led.time - t0} ms after the crash`);
+    console.log(`gw1 execgate leader ${led.t - t0} ms after the crash`);
     await sleep(300);
     expect(existsSync(marker)).toBe(false);
     const refusedAgain = await ssh(gw2.address, 2222, `touch ${marker}`);

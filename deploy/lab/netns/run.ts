@@ -11,7 +11,9 @@
  * and audit files) and results.json.
  */
 import { fileURLToPath } from 'node:url';
-import { FailoverLab, HANDOVERS, LAB_DEFAULT_TTL_SECONDS, ROOT, TOPOLOGIES, prerequisites, type Handover, type Topology } from './lab.js';
+import { FailoverLab } from './lab.js';
+import { ROOT, prerequisites } from './paths.js';
+import { HANDOVERS, LAB_DEFAULT_TTL_SECONDS, TOPOLOGIES, type Handover, type Topology } from './topology.js';
 import { runScenario, scenariosFor, type ScenarioResult } from './scenarios.js';
 import { DRAIN_LOADS, type DrainLoadName } from './workload.js';
 import { describe, figures, table, writeArtifacts, writeResults } from './report.js';

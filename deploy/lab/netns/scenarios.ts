@@ -1,6 +1,9 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FailoverLab, sleep, until, type Gateway, type Handover, type Topology } from './lab.js';
+import type { FailoverLab } from './lab.js';
+import type { Gateway } from './supervisor.js';
+import type { Handover, Topology } from './topology.js';
+import { sleep, until } from './wait.js';
 import {
   DRAIN_LOADS,
   type DrainLoad,

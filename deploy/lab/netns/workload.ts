@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { FailoverLab } from './lab.js';
+import { RUNDECK_CONNECT_TIMEOUT_MS, type LabClient } from './client.js';
 
 /** One execution as the client saw it. */
 export interface Execution {
@@ -17,6 +17,17 @@ export interface Execution {
   detail: string;
 }
 
+/** What the workload needs of the lab (FailoverLab is one). */
+export interface WorkloadLab {
+  readonly client: LabClient;
+  /** The run's directory, seen by every host (the step script). */
+  readonly dir: string;
+  /** Each host's own directory (the ledger). */
+  readonly hostDir: string;
+  /** The run's prefix (execution ids). */
+  readonly prefix: string;
+}
+
 export interface WorkloadOptions {
   shortEveryMs?: number;
   /** 0 disables long commands. */
@@ -26,14 +37,6 @@ export interface WorkloadOptions {
   /** TCP connect plus SSH handshake, per command; the answer may come this much later too. */
   connectTimeoutMs?: number;
 }
-
-/**
- * How long the lab's Rundeck waits for a connection: Rundeck's ssh-connect-timeout is 0
- * (none) by default, so a SYN waits as long as Linux retries it (~127 s); docs/rundeck.md
- * advises at least 75 s with a VIP, because a VIP drain holds new connections (up to
- * vipHoldSeconds, 60) until the VIP moves.
- */
-export const RUNDECK_CONNECT_TIMEOUT_MS = 75_000;
 
 /** The workload of the drain and rolling scenarios, its warm-up, and how long a drained leader may take. */
 export interface DrainLoad {
@@ -64,13 +67,13 @@ export type DrainLoadName = keyof typeof DRAIN_LOADS;
  * Every command appends `execid node token start end` to the ledger on the node that ran
  * it and prints `ok execid node token`. The ledger lives in the host's own tmpfs.
  */
-export function commandBody(lab: FailoverLab, work: string): string {
+export function commandBody(lab: Pick<WorkloadLab, 'hostDir'>, work: string): string {
   const ledger = join(lab.hostDir, 'ledger');
   return `s=$(date +%s%3N); ${work}; e=$(date +%s%3N); echo "$RD_JOB_EXECID $EXECGATE_NODE $EXECGATE_FENCING_TOKEN $s $e" >> ${ledger} && echo "ok $RD_JOB_EXECID $EXECGATE_NODE $EXECGATE_FENCING_TOKEN"`;
 }
 
 let seq = 0;
-export function newExecId(lab: FailoverLab): string {
+export function newExecId(lab: Pick<WorkloadLab, 'prefix'>): string {
   seq += 1;
   return `${lab.prefix}-${Date.now().toString(36)}-${seq}`;
 }
@@ -92,7 +95,7 @@ export class Workload {
   private readonly script: string;
 
   constructor(
-    private readonly lab: FailoverLab,
+    private readonly lab: WorkloadLab,
     opts: WorkloadOptions = {},
   ) {
     this.opts = { shortEveryMs: 150, longEveryMs: 1000, longSeconds: [2, 4], steps: true, connectTimeoutMs: 5000, ...opts };
@@ -111,8 +114,8 @@ export class Workload {
     const execid = newExecId(this.lab);
     const e: Execution = { execid, kind, t0: Date.now(), t1: null, ok: null, node: null, token: null, code: null, detail: '' };
     this.executions.push(e);
-    const p = this.lab
-      .request({ op: 'exec', ...this.lab.target, command: commandBody(this.lab, work), env: { RD_JOB_EXECID: execid }, timeoutMs, connectTimeoutMs: this.opts.connectTimeoutMs })
+    const p = this.lab.client
+      .request({ op: 'exec', ...this.lab.client.target, command: commandBody(this.lab, work), env: { RD_JOB_EXECID: execid }, timeoutMs, connectTimeoutMs: this.opts.connectTimeoutMs })
       .then((r) => {
         const res = r as { code: number | null; stdout?: string; stderr?: string; error?: string | null; t0: number; t1: number };
         e.t0 = res.t0 ?? e.t0;
@@ -133,7 +136,7 @@ export class Workload {
       const execid = newExecId(this.lab);
       const e: Execution = { execid, kind: 'step', t0: Date.now(), t1: null, ok: null, node: null, token: null, code: null, detail: '' };
       this.executions.push(e);
-      const r = await this.lab.jschStep(execid, this.script);
+      const r = await this.lab.client.jschStep(execid, this.script);
       if (r.hung) this.jschHangs++;
       e.t1 = Date.now();
       const run = r.ops.find((o) => o.op === 'exec' && typeof o.command === 'string' && !/^(chmod|rm) /.test(o.command as string));

@@ -218,3 +218,12 @@ export class NetnsLab {
     return this.namespaces.filter((ns) => present.has(ns));
   }
 }
+
+/** Namespaces left by this prefix (for the interrupted-run test and a final check). */
+export function namespacesWithPrefix(prefix: string): string[] {
+  const r = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+  return r.stdout
+    .split('\n')
+    .map((l) => l.split(' ')[0]!)
+    .filter((n) => n && n.startsWith(`${prefix}-`));
+}
