@@ -1,8 +1,6 @@
 #!/usr/bin/env node
-import { parseArgs } from 'node:util';
 import { ExecgateError } from './errors.js';
 import { EXIT_FAILURE, EXIT_USAGE } from './exitCodes.js';
-import { VERSION } from './version.js';
 import type { Verb } from './cli/common.js';
 import { serve } from './cli/serve.js';
 import { keygen } from './cli/keygen.js';
@@ -11,35 +9,12 @@ import { doctor } from './cli/doctor.js';
 import { status } from './cli/status.js';
 import { drain } from './cli/drain.js';
 import { undrain } from './cli/undrain.js';
+import { version } from './cli/version.js';
+import { HEADING, helpVerb } from './cli/help.js';
+import { overview, parseVerbArgs, UsageError, verbUsage } from './cli/usage.js';
 
-/** Each verb lives in src/cli/<verb>.ts; register it here. */
-const verbs: Record<string, Verb> = { serve, keygen, status, drain, undrain, render, doctor };
-
-/** Flags any verb may take; a verb ignores the ones it does not use. */
-const options = {
-  config: { type: 'string', short: 'c' },
-  cluster: { type: 'string' },
-  node: { type: 'string' },
-  check: { type: 'boolean' },
-  'state-dir': { type: 'string' },
-  host: { type: 'string' },
-  port: { type: 'string' },
-  'http-port': { type: 'string' },
-  dir: { type: 'string' },
-  out: { type: 'string' },
-  url: { type: 'string' },
-  token: { type: 'string' },
-  'token-file': { type: 'string' },
-  json: { type: 'boolean' },
-  wait: { type: 'boolean' },
-  force: { type: 'boolean' },
-  'dry-run': { type: 'boolean' },
-} as const;
-
-function usage(): string {
-  const lines = Object.entries(verbs).map(([name, v]) => `  ${name.padEnd(10)} ${v.summary}\n    ${v.usage.replace(/\n/g, '\n  ')}`);
-  return `execgate ${VERSION}: an SSH execution gateway\n\nUsage:\n${lines.join('\n')}\n`;
-}
+/** Each verb lives in src/cli/<verb>.ts with its own options; register it here. */
+const verbs: Record<string, Verb> = { serve, keygen, status, drain, undrain, render, doctor, help: helpVerb(() => verbs), version };
 
 function fail(message: string, code = EXIT_USAGE): never {
   process.stderr.write(`execgate: ${message}\n`);
@@ -48,22 +23,24 @@ function fail(message: string, code = EXIT_USAGE): never {
 
 async function main(): Promise<void> {
   const [verbName, ...rest] = process.argv.slice(2);
-  if (verbName === undefined || verbName === 'help' || verbName === '--help' || verbName === '-h') {
-    process.stdout.write(usage());
+  if (verbName === undefined || verbName === '--help' || verbName === '-h') {
+    process.stdout.write(overview(HEADING, verbs));
     return;
   }
-  if (verbName === '--version') {
-    process.stdout.write(`${VERSION}\n`);
-    return;
-  }
-  const verb = verbs[verbName];
+  const name = verbName === '--version' ? 'version' : verbName;
+  const verb = Object.hasOwn(verbs, name) ? verbs[name] : undefined;
   if (!verb) fail(`unknown command "${verbName}"; run "execgate help"`);
-  const { values, positionals } = parseArgs({ args: rest, options, strict: true, allowPositionals: true });
-  await verb.run(values, positionals);
+  const args = parseVerbArgs(name, verb, rest);
+  if (args.help) {
+    process.stdout.write(verbUsage(name, verb));
+    return;
+  }
+  await verb.run(args.flags, args.positionals);
 }
 
 main().catch((err: unknown) => {
   if (err instanceof ExecgateError) fail(err.message, EXIT_USAGE);
-  if ((err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) fail((err as Error).message);
+  // A command line that did not parse: the error, then the verb's usage (both on stderr).
+  if (err instanceof UsageError) fail(`${err.message}\n\n${err.usage.trimEnd()}`);
   fail((err as Error).stack ?? String(err), EXIT_FAILURE);
 });

@@ -9,6 +9,7 @@ export const doctor: Verb = {
   usage: `execgate doctor --cluster FILE [--node NAME] [--token TOKEN] [--json]
                                             exits 1 when any check fails; --node also compares
                                             this node's installed keepalived.conf and unit`,
+  options: { cluster: { type: 'string' }, node: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean' } },
   async run(flags) {
     const clusterPath = requireFlag(flags, 'cluster', 'doctor');
     const cluster = loadClusterFile(clusterPath);

@@ -2,6 +2,7 @@ import { callGateway } from '../http/client.js';
 import type { StatusView } from '../http/status.js';
 import { errors } from '../errors.js';
 import { describeDrain, describeRole, target } from './status.js';
+import { TARGET_OPTIONS } from './target.js';
 import type { Verb } from './common.js';
 
 /** What POST /admin/drain and /admin/undrain answer. */
@@ -22,6 +23,7 @@ export const drain: Verb = {
   refuses new commands (exit 75) at once; releases leadership when running commands end
   or after drainTimeoutSeconds (then kills them first); --wait returns once released;
   the token as for status`,
+  options: { ...TARGET_OPTIONS, wait: { type: 'boolean' }, json: { type: 'boolean' } },
   async run(flags) {
     const { url, token, tokenNote } = target(flags);
     const { status, body } = await callGateway<AdminReply>(url, 'POST', 'admin/drain', token, tokenNote);

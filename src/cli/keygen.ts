@@ -12,6 +12,7 @@ export const keygen: Verb = {
                                             the ONE host key set every node of the cluster serves
                                             (default DIR: where the cluster's gateway.hostKeys are),
                                             plus a known_hosts for the VIP and every node`,
+  options: { dir: { type: 'string' }, cluster: { type: 'string' }, force: { type: 'boolean' } },
   async run(flags) {
     const clusterPath = stringFlag(flags, 'cluster');
     const dirFlag = stringFlag(flags, 'dir');

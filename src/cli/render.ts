@@ -22,6 +22,7 @@ export const render: Verb = {
   execgate render haproxy --cluster FILE [--out FILE]
   execgate render systemd --cluster FILE --node NAME [--out FILE]
   execgate render logrotate --cluster FILE [--out FILE]`,
+  options: { cluster: { type: 'string' }, node: { type: 'string' }, out: { type: 'string' } },
   async run(flags, positionals) {
     const target = positionals[0];
     if (!target || !(targets as readonly string[]).includes(target)) {

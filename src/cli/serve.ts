@@ -18,6 +18,16 @@ export const serve: Verb = {
   execgate serve --config FILE                   single node from a YAML config
   execgate serve --cluster FILE --node NAME      one node of a cluster file
   add --check to validate and exit; embedded defaults take --state-dir DIR --host ADDR --port N --http-port N`,
+  options: {
+    config: { type: 'string', short: 'c' },
+    cluster: { type: 'string' },
+    node: { type: 'string' },
+    check: { type: 'boolean' },
+    'state-dir': { type: 'string' },
+    host: { type: 'string' },
+    port: { type: 'string' },
+    'http-port': { type: 'string' },
+  },
   async run(flags) {
     let hint: ((boundPort: number) => string) | null = null;
     const configPath = stringFlag(flags, 'config');

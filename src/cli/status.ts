@@ -1,7 +1,7 @@
 import { callGateway } from '../http/client.js';
 import type { StatusView } from '../http/status.js';
 import type { Verb } from './common.js';
-import { target } from './target.js';
+import { target, TARGET_OPTIONS } from './target.js';
 
 export { target };
 
@@ -56,6 +56,7 @@ export const status: Verb = {
   summary: "show a gateway's role, health, drain state and commands",
   usage: `execgate status [--url URL | --config FILE | --cluster FILE [--node NAME]] [--token-file F | --token T] [--json]
   default URL http://127.0.0.1:9422; ${TOKEN_USAGE}`,
+  options: { ...TARGET_OPTIONS, json: { type: 'boolean' } },
   async run(flags) {
     const { url, token, tokenNote } = target(flags);
     const { body } = await callGateway<StatusView>(url, 'GET', 'status', token, tokenNote);

@@ -9,7 +9,18 @@ import { loadClusterFile, nodeConfigFromCluster } from '../config/clusterLoad.js
 import { loadConfigFile } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { errors } from '../errors.js';
-import { stringFlag, type Flags } from './common.js';
+import { stringFlag, type Flags, type VerbOptions } from './common.js';
+
+/** The options target() reads: status, drain and undrain take them. */
+export const TARGET_OPTIONS = {
+  url: { type: 'string' },
+  config: { type: 'string', short: 'c' },
+  cluster: { type: 'string' },
+  node: { type: 'string' },
+  token: { type: 'string' },
+  'token-file': { type: 'string' },
+  'state-dir': { type: 'string' },
+} as const satisfies VerbOptions;
 
 /** Where the CLI verbs (status, drain, undrain) send their requests, and with which token. */
 export interface Target {
