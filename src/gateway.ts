@@ -17,7 +17,7 @@ import { FORWARD_CONNECT_TIMEOUT_MS } from './leadership/handover/timings.js';
 import { CommandRegistry } from './exec/registry.js';
 import { SpawnTurns } from './exec/spawnTurns.js';
 import { envAllowList } from './exec/environment.js';
-import { RunAsPolicy } from './exec/runAs.js';
+import { RunAsPolicy } from './account/runAs.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { SystemdNotifier } from './systemd/notify.js';
 import { startHttp } from './http/index.js';

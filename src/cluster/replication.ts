@@ -8,7 +8,7 @@ import { ScriptReceiver } from './scriptReceiver.js';
 import { ScriptReplicator, type ScriptReplicaPort } from './scriptReplica.js';
 
 export interface ScriptReplication {
-  /** What sessions call (src/ssh/session.ts). */
+  /** What sessions call (src/command/). */
   port: ScriptReplicaPort;
   /** What /peer/dispatch-script writes through; absent when replication is off. */
   receiver?: ScriptReceiver;

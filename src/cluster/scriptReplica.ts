@@ -5,7 +5,7 @@ import type { Metrics } from '../metrics.js';
 import { replicaPathProblem } from './scriptPath.js';
 import { PEER_HEADERS, PEER_SCRIPT_PATH } from './peerEndpoint.js';
 
-/** What a session asks of replication (src/ssh/session.ts). */
+/** What a session asks of replication (src/command/dispatchScripts.ts). */
 export interface ScriptReplicaPort {
   /**
    * `scp -t <path>` (run as uid) has stored the file here: copy it (owner, group, mode) to

@@ -1,6 +1,6 @@
 import type { Readable, Writable } from 'node:stream';
 import type { PtySize } from '../exec/ptyRunner.js';
-import type { RunAsTarget } from '../exec/runAs.js';
+import type { RunAsTarget } from '../account/runAs.js';
 import type { ClientEnvironment } from './clientEnvironment.js';
 
 export type { PtySize };

@@ -9,7 +9,7 @@ import { askPeer, etcdHealth, type PeerAnswer } from './peers.js';
 import { haproxyCheck, keepalivedCheck, vipHoldCheck } from './tools.js';
 import { cryptoRow } from './crypto.js';
 import type { Row } from './report.js';
-import { KIND_WORDS, minuteIso } from '../ssh/algorithmPosture.js';
+import { KIND_WORDS, minuteIso } from '../ssh/postureReport.js';
 
 export interface DoctorOptions {
   clusterPath: string;

@@ -1,4 +1,4 @@
-import type { PostureReport } from '../ssh/algorithmPosture.js';
+import type { PostureReport } from '../ssh/postureReport.js';
 import type { ClusterNode } from '../config/cluster.js';
 
 /** The part of a node's /status the doctor reads. */

@@ -1,4 +1,4 @@
-import type { Account } from './account.js';
+import type { Account } from '../account/account.js';
 import { errors } from '../errors.js';
 
 /**

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import type { Account } from './account.js';
+import type { Account } from '../account/account.js';
 import { errors } from '../errors.js';
 
 /** What is handed to spawn: the program, its argv and its environment. */

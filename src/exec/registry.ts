@@ -1,4 +1,5 @@
 import type { CommandHandle, CommandOutcome } from './runner.js';
+import { unmapIPv4 } from '../address.js';
 
 export interface CommandInfo {
   execId: string;
@@ -44,7 +45,7 @@ export class CommandRegistry {
   /** Running commands whose connection came in on `address`. */
   countVia(address: string): number {
     let n = 0;
-    for (const e of this.running.values()) if (e.info.server?.replace(/^::ffff:/, '') === address) n++;
+    for (const e of this.running.values()) if (e.info.server !== undefined && unmapIPv4(e.info.server) === address) n++;
     return n;
   }
 

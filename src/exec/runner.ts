@@ -26,7 +26,6 @@ export interface CommandStreams {
 export type CommandResult = 'completed' | 'killed' | 'spawn-failed';
 
 import { EXIT_CANNOT_RUN } from '../exitCodes.js';
-export { EXIT_CANNOT_RUN }; // transitional: import it from exitCodes.ts
 
 export interface CommandOutcome {
   result: CommandResult;

@@ -54,4 +54,3 @@ export function admitWaiting(
   });
 }
 
-export { EXIT_TEMPFAIL } from '../exitCodes.js'; // transitional: import it from exitCodes.ts

@@ -3,9 +3,9 @@ import { algorithmTiers, type AlgorithmKind, type AlgorithmsByKind } from './alg
 import { cleanIdent, countUse, encodeRecord, handshakeCount, KINDS, pruneBuckets, WINDOW_MS, type PostureEntry } from './postureRecord.js';
 import { buildPostureReport, type PostureReport, type PostureUse, type Tier } from './postureReport.js';
 import { readPostureFile, writePostureFile, type PostureLog } from './postureFile.js';
+import { isoTime } from '../time.js';
 
 // Still imported from here by src/doctor/; their home is postureReport.ts.
-export { KIND_WORDS, minuteIso, type PostureReport } from './postureReport.js';
 
 /**
  * Algorithm posture: which legacy algorithms (what auth.allowSshRsaSha1: false would
@@ -120,7 +120,7 @@ export class AlgorithmPosture {
         algorithm: e.algorithm,
         tier: this.tierOf.get(key)!,
         handshakes24h: handshakeCount(e),
-        lastSeen: new Date(e.lastSeen).toISOString(),
+        lastSeen: isoTime(e.lastSeen),
         clients: e.clients.map((c) => c.ident),
       });
     }

@@ -5,8 +5,8 @@ import { authorizedKeysPathProblem, expandAuthorizedKeysPath, isPerUserPath } fr
 import { addressMatchesFrom } from './keyOptions.js';
 import { fingerprintOf } from './hostKeys.js';
 import type { AuthFailureLimiter } from './limits.js';
-import type { RunAsPolicy, RunAsResolution, RunAsTarget } from '../exec/runAs.js';
-import { currentAccount, plausibleAccountName, type Account } from '../exec/account.js';
+import type { RunAsPolicy, RunAsResolution, RunAsTarget } from '../account/runAs.js';
+import { currentAccount, plausibleAccountName, type Account } from '../account/account.js';
 import type { Logger } from '../log.js';
 import { errors, ExecgateError } from '../errors.js';
 import type { Metrics } from '../metrics.js';

@@ -1,4 +1,5 @@
 import type { ServerChannel } from 'ssh2';
+import { channelIsOpen } from './ssh2Internals.js';
 
 function closedPromise(channel: ServerChannel): Promise<void> {
   return new Promise((resolve) => channel.once('close', () => resolve()));
@@ -7,10 +8,6 @@ function closedPromise(channel: ServerChannel): Promise<void> {
 function flushed(stream: NodeJS.WritableStream): Promise<void> {
   // An empty write completes only after every queued chunk went out (ssh2 window included).
   return new Promise((resolve) => stream.write(Buffer.alloc(0), () => resolve()));
-}
-
-export function channelIsOpen(channel: ServerChannel): boolean {
-  return (channel as unknown as { outgoing: { state: string } }).outgoing.state === 'open';
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { AlgorithmKind } from './algorithms.js';
 import { KINDS, WINDOW_MS } from './postureRecord.js';
+import { isoTime } from '../time.js';
 
 /** What the algorithm posture tells an operator, and the sentences for it. */
 
@@ -89,7 +90,7 @@ export function buildPostureReport(uses: PostureUse[], record: { since: number; 
   const verdict: PostureVerdict = !record.legacyOffered ? 'not-offered' : legacy.length ? 'in-use' : coversWindow ? 'unused' : 'unused-short-record';
   const partial: Omit<PostureReport, 'summary'> = {
     legacyOffered: record.legacyOffered,
-    since: new Date(record.since).toISOString(),
+    since: isoTime(record.since),
     windowHours: WINDOW_MS / 3600_000,
     coversWindow,
     verdict,

@@ -1,4 +1,5 @@
 import { isIPv4, isIPv6, type Socket } from 'node:net';
+import { unmapIPv4 } from '../address.js';
 
 const SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
 const HEADER_BYTES = 16;
@@ -54,9 +55,9 @@ const PROXY_COMMAND = 0x21; // version 2, PROXY
 const TCP_OVER_IPV4 = 0x11;
 const TCP_OVER_IPV6 = 0x21;
 
-/** "::ffff:192.0.2.1" -> "192.0.2.1"; anything else unchanged. */
+/** The IPv4 address, also when it arrived mapped into IPv6; null for a real IPv6 address. */
 function plainIPv4(address: string): string | null {
-  const a = address.toLowerCase().startsWith('::ffff:') && isIPv4(address.slice(7)) ? address.slice(7) : address;
+  const a = unmapIPv4(address);
   return isIPv4(a) ? a : null;
 }
 

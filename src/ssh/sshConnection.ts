@@ -87,7 +87,7 @@ export function serveConnection(client: Connection, info: ClientInfo | undefined
     handshakes.recordNegotiated();
     const who = identity;
     // Before authentication ssh2's 35000-byte packet cap stands; now an exec request
-    // up to limits.maxCommandBytes must fit, so session.ts can refuse longer ones (75).
+    // up to limits.maxCommandBytes must fit, so the command admission (src/command/admission.ts) can refuse longer ones (75).
     patched.setMaxPacketSize(
       config.limits.maxCommandBytes + EXEC_REQUEST_OVERHEAD,
       `a command line may have at most limits.maxCommandBytes = ${config.limits.maxCommandBytes} bytes`,

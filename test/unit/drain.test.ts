@@ -1,6 +1,7 @@
 import { describe, it, expect, beforeEach, afterEach } from 'vitest';
 import { DrainController } from '../../src/leadership/handover/drain.js';
-import { admit, EXIT_TEMPFAIL } from '../../src/leadership/gate.js';
+import { admit } from '../../src/leadership/gate.js';
+import { EXIT_TEMPFAIL } from '../../src/exitCodes.js';
 import type { LeadershipState } from '../../src/leadership/types.js';
 import { FakeLeadership } from '../helpers/fakeLeadership.js';
 import { pollUntil } from '../helpers/proc.js';
