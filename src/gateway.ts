@@ -25,14 +25,14 @@ import { HealthMonitor } from './http/health.js';
 import { createRunOnce } from './runonce/create.js';
 import { IdleReclaim } from './idleReclaim.js';
 import { createScriptReplication } from './cluster/replication.js';
-import { nodeRuntime } from './cluster/nodeRuntime.js';
-import { LateSshConnections } from './cluster/sshConnections.js';
-import { createDrainControl } from './cluster/drainControl.js';
+import { nodeRuntime } from './gateway/nodeRuntime.js';
+import { LateSshConnections } from './gateway/sshConnections.js';
+import { createDrainControl } from './gateway/drainControl.js';
 import { ExecutionPipeline } from './command/pipeline.js';
 import { processStarter } from './command/processStarter.js';
 import { followLeadership } from './command/leadershipPolicy.js';
-import { prepareProcess } from './processSetup.js';
-import { reportLeadership } from './leadershipMetrics.js';
+import { prepareProcess } from './gateway/processSetup.js';
+import { reportLeadership } from './gateway/leadershipMetrics.js';
 
 export interface Gateway {
   node: string;

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import type { Socket } from 'node:net';
 import { loadClusterFile, nodeConfigFromCluster, parseCluster } from '../../src/config/clusterLoad.js';
 import { parseConfig } from '../../src/config/load.js';
-import { nodeRuntime } from '../../src/cluster/nodeRuntime.js';
+import { nodeRuntime } from '../../src/gateway/nodeRuntime.js';
 import { LateSshConnections } from '../../src/cluster/sshConnections.js';
 
 const EXAMPLE = resolve(import.meta.dirname, '../../deploy/example-cluster.yaml');

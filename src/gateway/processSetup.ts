@@ -1,10 +1,10 @@
-import type { Config } from './config/schema.js';
-import { createLogger, type Logger } from './log.js';
-import { assertSsh2Patched } from './ssh/ssh2Patch.js';
-import { describeCryptoBackend, sshCryptoBackend } from './ssh/cryptoBackend.js';
-import { closeInheritedFds } from './exec/inheritedFds.js';
-import { cgroupSupport } from './exec/cgroup.js';
-import { setpriv } from './exec/launch.js';
+import type { Config } from '../config/schema.js';
+import { createLogger, type Logger } from '../log.js';
+import { assertSsh2Patched } from '../ssh/ssh2Patch.js';
+import { describeCryptoBackend, sshCryptoBackend } from '../ssh/cryptoBackend.js';
+import { closeInheritedFds } from '../exec/inheritedFds.js';
+import { cgroupSupport } from '../exec/cgroup.js';
+import { setpriv } from '../exec/launch.js';
 
 /** What the process checks and says before the gateway builds anything; returns the gateway's logger. */
 export function prepareProcess(config: Config, node: string): Logger {

@@ -1,6 +1,6 @@
-import type { Logger } from './log.js';
-import type { Metrics } from './metrics.js';
-import type { Leadership, LeadershipState } from './leadership/types.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import type { Leadership, LeadershipState } from '../leadership/types.js';
 
 /** The leadership in the metrics (execgate_leader, execgate_fencing_token, transitions) and a log line per change. */
 export function reportLeadership(leadership: Pick<Leadership, 'onChange'>, metrics: Metrics, log: Logger): (state: LeadershipState) => void {
