@@ -278,7 +278,7 @@ describe('etcd leadership (real 3-member etcd, two gateways, relays)', () => {
     expect(refused.code).toBe(75);
     expect(refused.stderr).toContain('execgate: gw1 is standby');
     // /readyz says why, where the HTTP surface is built in
-    let readyz: { reason?: string; detail?: string } | null = null;
+    let readyz: { reason?: string; detail?: string } | null;
     try {
       const res = await fetch(`http://${gw1.address}:${gw1.httpPort}/readyz`, { signal: AbortSignal.timeout(2000) });
       readyz = (await res.json()) as { reason?: string; detail?: string };

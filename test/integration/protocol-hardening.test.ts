@@ -5,7 +5,7 @@ import { appendFileSync, readFileSync, mkdirSync, writeFileSync } from 'node:fs'
 import { generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
 import ssh2, { type ConnectConfig } from 'ssh2';
-import { startTestGateway, makeClientKeys, type TestGateway } from '../helpers/gateway.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { run, sshArgs } from '../helpers/clients.js';
 import { execOn } from '../helpers/ssh2Client.js';
 import { pollUntil, sleep } from '../helpers/proc.js';

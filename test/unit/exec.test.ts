@@ -89,6 +89,8 @@ describe('leader gate', () => {
       onChange: () => () => {},
       start: async () => {},
       stop: async () => {},
+      release: async () => {},
+      rejoin: async () => {},
     };
     expect(admit('gw2', standby)).toEqual({
       admitted: false,
