@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { AuditLog } from '../../src/audit/auditLog.js';
-import { endFields, startFields } from './audit-fixtures.js';
+import { endFields, startFields } from '../helpers/auditFixtures.js';
 import { findOpenStarts } from '../../src/audit/tail.js';
 import { processStartTicks } from '../../src/audit/procIdentity.js';
 

@@ -2,7 +2,6 @@ import { describe, it, expect } from 'vitest';
 import { envAllowList, buildEnvironment } from '../../src/exec/environment.js';
 import { exitStatusFor } from '../../src/exec/runner.js';
 import { planLaunch } from '../../src/exec/launch.js';
-import { execFileSync } from 'node:child_process';
 import { admit } from '../../src/leadership/gate.js';
 import { StaticLeadership } from '../../src/leadership/static.js';
 import type { Leadership } from '../../src/leadership/types.js';
@@ -55,17 +54,6 @@ describe('launch across a privilege drop', () => {
     expect(plan.env.PATH).toBe('/usr/sbin:/usr/bin:/sbin:/bin');
     expect(plan.env.LD_PRELOAD).toBeUndefined();
     expect(Object.keys(plan.env).filter((n) => !n.startsWith('EXECGATE_ENV_'))).toEqual(['PATH', 'LANG']);
-  });
-
-  it('restores the exact values after the drop (run here without the drop)', () => {
-    const plan = planLaunch(['/usr/bin/env'], env, alice);
-    const restore = plan.args.slice(plan.args.indexOf('--') + 1);
-    const out = execFileSync(restore[0]!, restore.slice(1), { env: plan.env }).toString();
-    expect(out).toContain('RD_X=a b "$HOME"\nline\n');
-    expect(out).toContain('LD_PRELOAD=/evil.so\n');
-    expect(out).toContain('PATH=/evil/bin\n');
-    expect(out).not.toContain('EXECGATE_ENV_');
-    expect(out).not.toContain('BAD-NAME');
   });
 });
 
