@@ -3,7 +3,7 @@ import { DrainController } from '../../src/leadership/handover/drain.js';
 import { admit, EXIT_TEMPFAIL } from '../../src/leadership/gate.js';
 import type { LeadershipState } from '../../src/leadership/types.js';
 import { FakeLeadership } from '../helpers/fakeLeadership.js';
-import { pollUntil } from '../helpers/proc.js';
+import { until } from '../helpers/until.js';
 
 describe('DrainController over a Leadership that flips roles', () => {
   let source: FakeLeadership;
@@ -116,7 +116,7 @@ describe('DrainController over a Leadership that flips roles', () => {
   it('keeps refusing and retries when release fails', async () => {
     source.failRelease = 'etcd unreachable';
     drain.drain();
-    expect(await pollUntil(() => drain.status().error !== null, 2000, 5)).not.toBeNull();
+    expect(await until(() => drain.status().error !== null, 2000, 5)).not.toBeNull();
     expect(drain.status()).toMatchObject({ phase: 'draining', error: 'release failed: etcd unreachable' });
     expect(drain.current().role).toBe('draining');
     const done = await drain.drained();
