@@ -4,7 +4,7 @@ import { exitStatusFor } from '../../src/exec/runner.js';
 import { planLaunch } from '../../src/exec/launch.js';
 import { admit } from '../../src/leadership/gate.js';
 import { StaticLeadership } from '../../src/leadership/static.js';
-import type { Leadership } from '../../src/leadership/types.js';
+import { FakeLeadership } from '../helpers/fakeLeadership.js';
 
 describe('env allow-list', () => {
   it('matches globs exactly, not as substrings', () => {
@@ -71,15 +71,7 @@ describe('leader gate', () => {
   });
 
   it('refuses a standby, naming the node, the leader and the token', () => {
-    const standby: Leadership = {
-      kind: 'fake',
-      current: () => ({ role: 'standby', token: 17n, leader: 'gw1', since: 0 }),
-      onChange: () => () => {},
-      start: async () => {},
-      stop: async () => {},
-      release: async () => {},
-      rejoin: async () => {},
-    };
+    const standby = new FakeLeadership('gw2', { role: 'standby', token: 17n, leader: 'gw1', since: 0 });
     expect(admit('gw2', standby)).toEqual({
       admitted: false,
       reason: 'standby',
