@@ -1,11 +1,9 @@
 import { describe, it, expect } from 'vitest';
 import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
 import ssh2 from 'ssh2';
 import { keyStrengthProblem, parseAuthorizedKeys, rsaModulusBits } from '../../src/ssh/authorizedKeys.js';
-
-const FIXTURES = resolve(import.meta.dirname, '../fixtures');
+import { fixture } from '../helpers/fixtures.js';
 
 const ed = ssh2.utils.generateKeyPairSync('ed25519').public;
 const rsa = ssh2.utils.generateKeyPairSync('rsa', { bits: 2048 }).public;
@@ -56,7 +54,7 @@ describe('key strength policy', () => {
 
   it('refuses DSA and RSA under 2048 bits in authorized_keys, naming the reason and the line', () => {
     // made once by Debian's OpenSSH 9.2 ssh-keygen -t dsa (newer OpenSSH no longer makes DSA keys)
-    const dsa = readFileSync(join(FIXTURES, 'dsa-key.pub'), 'utf8').trim();
+    const dsa = readFileSync(fixture('dsa-key.pub'), 'utf8').trim();
     const text = [rsaPublicLine(512), dsa, rsaPublicLine(1024), rsaPublicLine(2048)].join('\n');
     const { keys, problems } = parseAuthorizedKeys(text, 'ak');
     expect(keys.map((k) => k.line)).toEqual([4]);
