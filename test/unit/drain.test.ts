@@ -132,17 +132,3 @@ describe('DrainController over a Leadership that flips roles', () => {
     expect(source.calls).toEqual(['release']);
   });
 });
-
-describe('gate message format', () => {
-  it('names the node, the known leader and the token', () => {
-    const view = (s: LeadershipState) => ({ current: () => s });
-    expect(admit('gw2', view({ role: 'standby', token: 12n, leader: 'gw1', since: 0 })).admitted).toBe(false);
-    expect(admit('gw2', view({ role: 'standby', token: 12n, leader: 'gw1', since: 0 }))).toMatchObject({
-      message: 'execgate: gw2 is standby; leader is gw1 (token 12); not running',
-    });
-    expect(admit('gw2', view({ role: 'fenced', token: null, since: 0 }))).toMatchObject({
-      reason: 'fenced',
-      message: 'execgate: gw2 is fenced; no leader is known; not running',
-    });
-  });
-});

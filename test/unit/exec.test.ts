@@ -2,9 +2,6 @@ import { describe, it, expect } from 'vitest';
 import { envAllowList, buildEnvironment } from '../../src/exec/environment.js';
 import { exitStatusFor } from '../../src/exec/runner.js';
 import { planLaunch } from '../../src/exec/launch.js';
-import { admit } from '../../src/leadership/gate.js';
-import { StaticLeadership } from '../../src/leadership/static.js';
-import { FakeLeadership } from '../helpers/fakeLeadership.js';
 
 describe('env allow-list', () => {
   it('matches globs exactly, not as substrings', () => {
@@ -62,20 +59,5 @@ describe('exit status', () => {
     expect(exitStatusFor(3, null)).toBe(3);
     expect(exitStatusFor(null, 'SIGKILL')).toBe(137);
     expect(exitStatusFor(null, 'SIGTERM')).toBe(143);
-  });
-});
-
-describe('leader gate', () => {
-  it('admits on the static leader with its token', () => {
-    expect(admit('gw1', new StaticLeadership('gw1', 5n))).toEqual({ admitted: true, token: 5n });
-  });
-
-  it('refuses a standby, naming the node, the leader and the token', () => {
-    const standby = new FakeLeadership('gw2', { role: 'standby', token: 17n, leader: 'gw1', since: 0 });
-    expect(admit('gw2', standby)).toEqual({
-      admitted: false,
-      reason: 'standby',
-      message: 'execgate: gw2 is standby; leader is gw1 (token 17); not running',
-    });
   });
 });
