@@ -4,7 +4,7 @@ import { FakeClock, MemoryEtcd, type MemoryEtcdCall } from '../../src/etcd/memor
 
 /**
  * What only the twin has: its clock, explicit expiry, partitions and the latency hook.
- * That it answers like etcd is test/integration/etcd-contract.test.ts's job.
+ * That it answers like etcd is test/tools/etcd-contract.test.ts's job.
  */
 
 const keysOf = async (etcd: MemoryEtcd, prefix = '/') => (await etcd.rangePrefix(prefix)).kvs.map((kv) => kv.key);
