@@ -1,9 +1,9 @@
 import { defineConfig } from 'vitest/config';
 
 // Four projects, run one group after another (sequence.groupOrder):
-// - unit: pure and fast (no child processes, no root, loopback only in-process), files in parallel;
+// - unit: pure and fast (no child processes; network only on loopback, in-process), files in parallel;
 // - tools: real external binaries (keepalived, haproxy, logrotate, ssh-keygen, vagrant, python3,
-//   setpriv + curl), but no gateway;
+//   setpriv + curl, etcd, the package build), but no gateway;
 // - integration: real gateways, ssh clients and process trees;
 // - lab: network namespaces, etcd clusters and packages.
 // The last three run files one at a time, so their timings and process-group checks do not
