@@ -24,7 +24,11 @@ describe('peerUid: the owner of the other end of a loopback connection', () => {
     });
 
   it.skipIf(!isRoot)('IPv4, IPv6 and IPv4-mapped listeners, root and nobody', async () => {
-    for (const [listen, connectTo] of [['127.0.0.1', '127.0.0.1'], ['::1', '::1'], ['::', '127.0.0.1']] as const) {
+    for (const [listen, connectTo] of [
+      ['127.0.0.1', '127.0.0.1'],
+      ['::1', '::1'],
+      ['::', '127.0.0.1'],
+    ] as const) {
       expect(await ask(listen, connectTo, 0), `${listen} <- ${connectTo} as root`).toBe(0);
       expect(await ask(listen, connectTo, 65534), `${listen} <- ${connectTo} as nobody`).toBe(65534);
     }
