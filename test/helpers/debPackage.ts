@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
  * The Debian package the tests install: $EXECGATE_PACKAGE_DEB, else
  * artifacts/execgate_<version>_<arch>.deb, built here with deploy/package/build.sh
  * (npm run package, about 2 minutes) unless it is newer than everything it is built from.
- * The same rule as test/integration/package.test.ts, so a run builds it at most once.
+ * The same rule as test/tools/package.test.ts, so a run builds it at most once.
  */
 const ROOT = resolve(import.meta.dirname, '../..');
 const INPUTS = ['src', 'deploy/package', 'patches', 'package.json', 'package-lock.json', 'tsconfig.json', 'deploy/example-cluster.yaml'];

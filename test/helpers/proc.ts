@@ -17,13 +17,3 @@ export function groupMembers(pgid: number): number[] {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls until the predicate holds or the deadline passes; returns the time taken or null. */
-export async function pollUntil(predicate: () => boolean, timeoutMs: number, intervalMs = 50): Promise<number | null> {
-  const start = Date.now();
-  while (Date.now() - start < timeoutMs) {
-    if (predicate()) return Date.now() - start;
-    await sleep(intervalMs);
-  }
-  return predicate() ? Date.now() - start : null;
-}

@@ -7,7 +7,8 @@ import { stringify } from 'yaml';
 import { CLI, makeClientKeys, startTestGateway, waitForOutput, type TestGateway } from '../helpers/gateway.js';
 import { run, ssh } from '../helpers/clients.js';
 import { labIt, notRoot } from '../helpers/lab.js';
-import { pollUntil, sleep } from '../helpers/proc.js';
+import { sleep } from '../helpers/proc.js';
+import { until } from '../helpers/until.js';
 import { ensureAccount } from '../helpers/accounts.js';
 
 // Accounts made for this file (removed afterwards): the SSH username is the local account.
@@ -28,7 +29,7 @@ afterAll(() => {
 
 /** True once a log line's msg matches (the log is one JSON object per line). */
 function logged(output: () => string, pattern: RegExp, timeoutMs = 3000): Promise<number | null> {
-  return pollUntil(
+  return until(
     () =>
       output()
         .split('\n')

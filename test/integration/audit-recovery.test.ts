@@ -4,7 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI, startTestGateway, waitForOutput, type TestGateway } from '../helpers/gateway.js';
 import { ssh } from '../helpers/clients.js';
-import { pollUntil } from '../helpers/proc.js';
+import { until } from '../helpers/until.js';
 import { processAlive } from '../../src/audit/procIdentity.js';
 
 /** Pids whose argv is exactly the given words (live, not zombies). */
@@ -41,10 +41,10 @@ describe('SIGKILL of the gateway during a command', () => {
     gw = await startTestGateway();
     const secs = `300.${process.pid}${Date.now() % 1000}`; // an argv no other test has
     const client = ssh(gw.port, gw.keys.ed25519, `exec sleep ${secs}`);
-    expect(await pollUntil(() => findProcess(['sleep', secs]).length === 1, 10_000)).not.toBeNull();
+    expect(await until(() => findProcess(['sleep', secs]).length === 1, 10_000)).not.toBeNull();
     sleeper = findProcess(['sleep', secs]);
     // The start record is written (and fdatasynced) right after the spawn: wait for it.
-    expect(await pollUntil(() => gw!.auditLines().some((r) => r.event === 'start' && String(r.command).includes(secs)), 10_000)).not.toBeNull();
+    expect(await until(() => gw!.auditLines().some((r) => r.event === 'start' && String(r.command).includes(secs)), 10_000)).not.toBeNull();
     const firstPid = gw.proc.pid!;
     const killed = new Promise((r) => gw!.proc.once('exit', r));
     gw.proc.kill('SIGKILL');

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { CLI, startTestGateway, waitForOutput, type TestGateway } from '../helpers/gateway.js';
 import { ssh } from '../helpers/clients.js';
-import { pollUntil } from '../helpers/proc.js';
+import { until } from '../helpers/until.js';
 
 const read = (path: string) =>
   existsSync(path)
@@ -40,7 +40,7 @@ describe('audit log rotation', () => {
     expect((await ssh(gw.port, gw.keys.ed25519, 'echo one')).code).toBe(0);
     renameSync(gw.auditPath, `${gw.auditPath}.1`);
     gw.proc.kill('SIGHUP');
-    expect(await pollUntil(() => read(gw!.auditPath).some((r) => r.event === 'open' && r.reason === 'reopen'), 5000)).not.toBeNull();
+    expect(await until(() => read(gw!.auditPath).some((r) => r.event === 'open' && r.reason === 'reopen'), 5000)).not.toBeNull();
     expect(gw.proc.exitCode).toBeNull();
     expect(gw.proc.signalCode).toBeNull();
     expect((await ssh(gw.port, gw.keys.ed25519, 'echo two')).code).toBe(0);
@@ -113,7 +113,7 @@ describe('audit log on a full file system (a 256 KiB tmpfs in a private mount na
     // not at some later command.
     renameSync(auditView, `${auditView}.1`);
     proc.kill('SIGHUP');
-    expect(await pollUntil(() => /"msg":"audit log write failed: refusing new commands/.test(out), 5000), out).not.toBeNull();
+    expect(await until(() => /"msg":"audit log write failed: refusing new commands/.test(out), 5000), out).not.toBeNull();
     const down = await auditHealth();
     expect(down.ok).toBe(false);
     expect(down.detail).toMatch(/ENOSPC/);
@@ -125,7 +125,7 @@ describe('audit log on a full file system (a 256 KiB tmpfs in a private mount na
 
     // Space again: the gateway's own probe notices (no command needed) within about a second.
     rmSync(filler);
-    expect(await pollUntil(() => /"msg":"audit log writable again/.test(out), 5000), out).not.toBeNull();
+    expect(await until(() => /"msg":"audit log writable again/.test(out), 5000), out).not.toBeNull();
     expect((await auditHealth()).ok).toBe(true);
     const back = await ssh(port, key, 'echo back');
     expect(back.code).toBe(0);

@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync, appendFileSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path';
 import { startTestGateway, makeClientKeys, type TestGateway, type ClientKeys } from '../helpers/gateway.js';
 import { ssh } from '../helpers/clients.js';
-import { pollUntil } from '../helpers/proc.js';
+import { until } from '../helpers/until.js';
 
 const pub = (k: ClientKeys) => readFileSync(`${k.ed25519}.pub`, 'utf8').trim();
 
@@ -40,7 +40,7 @@ describe('authorized_keys options, with the real OpenSSH client', () => {
   it('from= refuses a key from an address outside the pattern list', async () => {
     const r = await ssh(gw.port, keys.from!.ed25519, 'echo no');
     expect(r.code).toBe(255);
-    expect(await pollUntil(() => gw.output().includes('is not allowed from 127.0.0.1 (from= in'), 3000)).not.toBeNull();
+    expect(await until(() => gw.output().includes('is not allowed from 127.0.0.1 (from= in'), 3000)).not.toBeNull();
   });
 
   it('restrict (and no-pty) refuse a terminal; without one the command runs', async () => {

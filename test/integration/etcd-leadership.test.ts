@@ -13,7 +13,8 @@ import {
   type EtcdCluster,
 } from '../helpers/etcdCluster.js';
 import { startTcpRelay, type TcpRelay } from '../helpers/tcpRelay.js';
-import { pollUntil, sleep } from '../helpers/proc.js';
+import { sleep } from '../helpers/proc.js';
+import { until } from '../helpers/until.js';
 import { EtcdClient } from '../../src/etcd/client.js';
 
 /**
@@ -169,7 +170,7 @@ describe('etcd leadership (real 3-member etcd, two gateways, relays)', () => {
     await waitForRole(gw2, 'standby');
     const pidFile = join(p.fixture.dir, 'victim.pid');
     const victim = gw1.ssh(`echo $$ > ${pidFile}; exec sleep 60`);
-    expect(await pollUntil(() => existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() !== '', 10_000)).not.toBeNull();
+    expect(await until(() => existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() !== '', 10_000)).not.toBeNull();
     const pid = Number(readFileSync(pidFile, 'utf8').trim());
     cleanups.push(() => {
       try {
@@ -226,7 +227,7 @@ describe('etcd leadership (real 3-member etcd, two gateways, relays)', () => {
     const escapee = join(p.fixture.dir, 'escapee.pid');
     // The setsid child leaves the process group and the pipes: only its cgroup holds it.
     const victim = gw1.ssh(`setsid sh -c 'echo $$ > ${escapee}; exec sleep 60' </dev/null >/dev/null 2>&1 & echo $$ > ${mainPid}; exec sleep 60`);
-    expect(await pollUntil(() => [mainPid, escapee].every((f) => existsSync(f) && readFileSync(f, 'utf8').trim() !== ''), 10_000)).not.toBeNull();
+    expect(await until(() => [mainPid, escapee].every((f) => existsSync(f) && readFileSync(f, 'utf8').trim() !== ''), 10_000)).not.toBeNull();
     const pids = [mainPid, escapee].map((f) => Number(readFileSync(f, 'utf8').trim()));
     cleanups.push(() => {
       for (const pid of pids) {
@@ -251,8 +252,8 @@ describe('etcd leadership (real 3-member etcd, two gateways, relays)', () => {
     expect(r.stdout.toString()).not.toContain('should-not-run');
     const result = await victim;
     expect(result.code).toBe(137);
-    expect(await pollUntil(() => !alive(pids[0]!), 5000)).not.toBeNull();
-    const escapeeDead = await pollUntil(() => !alive(pids[1]!), 5000);
+    expect(await until(() => !alive(pids[0]!), 5000)).not.toBeNull();
+    const escapeeDead = await until(() => !alive(pids[1]!), 5000);
     const completedAfter = gw1.audit().filter((a) => a.result === 'completed' && ms(a.start) >= stoppedAt);
     expect(completedAfter).toHaveLength(0);
     console.log(
@@ -270,7 +271,7 @@ describe('etcd leadership (real 3-member etcd, two gateways, relays)', () => {
     const p = await makePair();
     await p.relays.gw1!.cut();
     const gw1 = await p.start('gw1');
-    await pollUntil(() => gw1.lastState()?.reason?.startsWith('etcd unreachable: ') ?? false, 10_000);
+    await until(() => gw1.lastState()?.reason?.startsWith('etcd unreachable: ') ?? false, 10_000);
     const state = gw1.lastState()!;
     expect(state.role).toBe('standby');
     expect(state.reason).toMatch(/^etcd unreachable: /);
@@ -278,7 +279,7 @@ describe('etcd leadership (real 3-member etcd, two gateways, relays)', () => {
     expect(refused.code).toBe(75);
     expect(refused.stderr).toContain('execgate: gw1 is standby');
     // /readyz says why, where the HTTP surface is built in
-    let readyz: { reason?: string; detail?: string } | null = null;
+    let readyz: { reason?: string; detail?: string } | null;
     try {
       const res = await fetch(`http://${gw1.address}:${gw1.httpPort}/readyz`, { signal: AbortSignal.timeout(2000) });
       readyz = (await res.json()) as { reason?: string; detail?: string };

@@ -4,7 +4,8 @@ import { writeFileSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { ssh, run, scpWith, sftpWith, describeEachClient, negotiatedKex } from '../helpers/clients.js';
-import { groupMembers, pollUntil, sleep } from '../helpers/proc.js';
+import { groupMembers, sleep } from '../helpers/proc.js';
+import { until } from '../helpers/until.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -136,13 +137,13 @@ describe('exec through the real OpenSSH client', () => {
         if (text.includes('\n')) resolve(Number(text.trim()));
       });
     });
-    expect(await pollUntil(() => groupMembers(pgid).length >= 3, 5000)).not.toBeNull();
+    expect(await until(() => groupMembers(pgid).length >= 3, 5000)).not.toBeNull();
     const t0 = Date.now();
     client.child.kill('SIGKILL'); // the client vanishes: TCP connection drops
-    const took = await pollUntil(() => groupMembers(pgid).length === 0, 2000 + 10_000, 20);
+    const took = await until(() => groupMembers(pgid).length === 0, 2000 + 10_000, 20);
     console.log(`process tree gone ${took === null ? 'NEVER' : `${Date.now() - t0} ms`} after the client vanished`);
     expect(took).not.toBeNull();
-    expect(await pollUntil(() => gw.audit().some((a) => String(a.command).includes(marker)), 5000)).not.toBeNull();
+    expect(await until(() => gw.audit().some((a) => String(a.command).includes(marker)), 5000)).not.toBeNull();
     const line = gw.audit().find((a) => String(a.command).includes(marker))!;
     expect(line.result).toBe('killed');
     expect(line.killReason).toBe('client disconnected');

@@ -9,7 +9,7 @@ import { stringify } from 'yaml';
 import { CLI, ROOT, makeClientKeys, startTestGateway, waitForOutput, type TestGateway } from '../helpers/gateway.js';
 import { freePorts, makeClusterFixture, type ClusterFixture } from '../helpers/etcdCluster.js';
 import { run, sshArgs } from '../helpers/clients.js';
-import { pollUntil } from '../helpers/proc.js';
+import { until } from '../helpers/until.js';
 import { proxyV2Header } from '../helpers/proxyRelay.js';
 import { writeForwardingPreload } from '../../bench/servers/forwardingExecgate.js';
 
@@ -38,12 +38,11 @@ describe('a draining node forwards new connections at TCP level, PROXY v2 first'
   };
   /** gw1 counts a forwarded connection once both of its sockets have closed, a moment after the client exits. */
   const metricBecomes = async (name: string, value: RegExp) => {
-    const deadline = Date.now() + 5000;
-    let lines = await metric(name);
-    while (!(lines.length === 1 && value.test(lines[0]!)) && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 50));
+    let lines: string[] = [];
+    await until(async () => {
       lines = await metric(name);
-    }
+      return lines.length === 1 && value.test(lines[0]!);
+    }, 5000);
     return lines;
   };
   const lastOpenVia = () => [...gw1.output().matchAll(/"msg":"preload: openVia","count":(\d+)/g)].map((m) => Number(m[1])).at(-1);
@@ -118,7 +117,7 @@ describe('a draining node forwards new connections at TCP level, PROXY v2 first'
     expect(address).toBe(CLIENT);
     // the port gw1 saw the client come from (its forwardTo logs the peer) is the one gw2 reports
     expect(gw1.output()).toContain(`"msg":"preload: forwarding","client":"${CLIENT}:${port}"`);
-    expect(await pollUntil(() => gw2.audit().some((a) => a.client === `${CLIENT}:${port}`), 5000)).not.toBeNull();
+    expect(await until(() => gw2.audit().some((a) => a.client === `${CLIENT}:${port}`), 5000)).not.toBeNull();
     // gw1 ran nothing itself
     expect(gw1.audit()).toEqual([]);
     expect(await metricBecomes('execgate_forwarded_connections_total{result="relayed"', / [1-9]\d*$/)).toEqual([expect.stringMatching(/ [1-9]\d*$/)]);
@@ -137,11 +136,11 @@ describe('a draining node forwards new connections at TCP level, PROXY v2 first'
 
   it('openVia counts the forwarded connection on the address it arrived on, and says when it changes', async () => {
     // the previous test's connection is closed on gw1 too
-    expect(await pollUntil(() => lastOpenVia() === 0, 5000)).not.toBeNull();
+    expect(await until(() => lastOpenVia() === 0, 5000)).not.toBeNull();
     const before = gw1.output().length;
     const r = await sshVia('127.0.0.1', gw1.port, 'true');
     expect(r.code).toBe(0);
-    expect(await pollUntil(() => /"msg":"preload: openVia","count":0/.test(gw1.output().slice(before)), 5000)).not.toBeNull();
+    expect(await until(() => /"msg":"preload: openVia","count":0/.test(gw1.output().slice(before)), 5000)).not.toBeNull();
     const counts = [...gw1.output().slice(before).matchAll(/"msg":"preload: openVia","count":(\d+)/g)].map((m) => Number(m[1]));
     expect(counts).toEqual([1, 0]);
     expect(await metricBecomes('execgate_forwarded_connections_open', / 0$/)).toEqual([expect.stringMatching(/ 0$/)]);
@@ -183,14 +182,14 @@ describe('a draining node forwards new connections at TCP level, PROXY v2 first'
     const running = sshVia('127.0.0.1', gw1.port, 'echo started; sleep 60');
     let out = '';
     running.child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    expect(await pollUntil(() => out.includes('started'), 10_000)).not.toBeNull();
+    expect(await until(() => out.includes('started'), 10_000)).not.toBeNull();
     const killedAt = Date.now();
     gw2.proc.kill('SIGKILL');
     const r = await running;
     expect(r.code).toBe(255);
     expect(Date.now() - killedAt).toBeLessThan(5000);
     expect(await metricBecomes('execgate_forwarded_connections_open', / 0$/)).toEqual([expect.stringMatching(/ 0$/)]);
-    expect(await pollUntil(() => lastOpenVia() === 0, 5000)).not.toBeNull();
+    expect(await until(() => lastOpenVia() === 0, 5000)).not.toBeNull();
   }, 30_000);
 });
 

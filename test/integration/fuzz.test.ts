@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { startTestGateway, makeClientKeys, type TestGateway } from '../helpers/gateway.js';
 import { ssh } from '../helpers/clients.js';
 import { connectClient } from '../helpers/ssh2Client.js';
-import { pollUntil } from '../helpers/proc.js';
+import { until } from '../helpers/until.js';
 
 const IDENT = Buffer.from('SSH-2.0-fuzz\r\n');
 
@@ -80,7 +80,7 @@ async function rssMb(gw: TestGateway): Promise<number> {
   const count = () => gw.output().split('"msg":"memory usage"').length;
   const before = count();
   gw.proc.kill('SIGUSR2');
-  await pollUntil(() => count() > before, 10_000, 20);
+  await until(() => count() > before, 10_000, 20);
   await new Promise((r) => setTimeout(r, 200));
   return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${gw.proc.pid}/status`, 'utf8'))![1]) / 1024;
 }

@@ -3,6 +3,7 @@ import { connect } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { ssh } from '../helpers/clients.js';
+import { fixture } from '../helpers/fixtures.js';
 
 /** Opens a TCP connection, sends the payload, and waits until the server closes it (or 1 s). */
 function sendGarbage(port: number, payload: Buffer): Promise<void> {
@@ -49,7 +50,7 @@ describe('hostile clients never take the gateway down', () => {
   });
 
   it('survives clients that vanish mid-job while output floods', async () => {
-    const clients = Array.from({ length: 10 }, () => ssh(gw.port, gw.keys.ed25519, 'cat /dev/zero & cat /dev/urandom >&2'));
+    const clients = Array.from({ length: 10 }, () => ssh(gw.port, gw.keys.ed25519, fixture('floods-both-streams.sh')));
     await new Promise((r) => setTimeout(r, 500));
     for (const c of clients) c.child.kill('SIGKILL');
     await Promise.all(clients);

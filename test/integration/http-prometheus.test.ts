@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { ssh, run } from '../helpers/clients.js';
-import { sleep } from '../helpers/proc.js';
+import { until } from '../helpers/until.js';
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -46,13 +46,11 @@ describe('a real Prometheus scrapes a running gateway', () => {
     );
     prom.stdout!.on('data', (d: Buffer) => (promLog += d.toString()));
     prom.stderr!.on('data', (d: Buffer) => (promLog += d.toString()));
-    for (let i = 0; ; i++) {
+    const ready = await until(async () => {
       if (prom.exitCode !== null) throw new Error(`prometheus exited ${prom.exitCode}:\n${promLog}`);
-      const ready = await fetch(`${promUrl}/-/ready`).then((r) => r.ok, () => false);
-      if (ready) break;
-      if (i > 300) throw new Error(`prometheus not ready after 30 s:\n${promLog}`);
-      await sleep(100);
-    }
+      return fetch(`${promUrl}/-/ready`).then((r) => r.ok, () => false);
+    }, 30_000, 100);
+    if (ready === null) throw new Error(`prometheus not ready after 30 s:\n${promLog}`);
   });
   afterAll(async () => {
     if (prom && prom.exitCode === null && prom.signalCode === null) {
@@ -70,15 +68,13 @@ describe('a real Prometheus scrapes a running gateway', () => {
     const r = await ssh(gw.port, gw.keys.ed25519, 'echo counted');
     expect(r.code).toBe(0);
     let samples: Sample[] = [];
-    const deadline = Date.now() + 30_000;
-    while (Date.now() < deadline) {
+    await until(async () => {
       const res = await fetch(`${promUrl}/api/v1/query?query=${encodeURIComponent('execgate_commands_total{result="completed"}')}`);
       const body = (await res.json()) as { status: string; data: { resultType: string; result: Sample[] } };
       expect(body.status).toBe('success');
       samples = body.data.result;
-      if (samples.some((s) => Number(s.value[1]) >= 1)) break;
-      await sleep(500);
-    }
+      return samples.some((s) => Number(s.value[1]) >= 1);
+    }, 30_000, 500);
     console.log(`PromQL execgate_commands_total -> ${JSON.stringify(samples)}`);
     expect(samples).toHaveLength(1);
     expect(samples[0]!.metric).toMatchObject({ __name__: 'execgate_commands_total', job: 'execgate', node: 'gw-test', result: 'completed', instance: `127.0.0.1:${gw.httpPort}` });

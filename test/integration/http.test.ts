@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startTestGateway, CLI, type TestGateway } from '../helpers/gateway.js';
 import { ssh, run } from '../helpers/clients.js';
-import { pollUntil, sleep } from '../helpers/proc.js';
+import { until } from '../helpers/until.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 async function get(gw: TestGateway, path: string): Promise<{ status: number; body: any; text: string }> {
@@ -23,12 +23,8 @@ const cli = (gw: TestGateway, ...args: string[]) => run(process.execPath, [CLI, 
 
 /** Waits until /status lists a running command whose line contains marker. */
 async function waitRunning(gw: TestGateway, marker: string): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    const s = await get(gw, '/status');
-    if (s.body.running.some((c: any) => String(c.command).includes(marker))) return;
-    await sleep(100);
-  }
-  throw new Error(`command ${marker} never showed up in /status`);
+  const listed = await until(async () => (await get(gw, '/status')).body.running.some((c: any) => String(c.command).includes(marker)), 10_000, 100);
+  if (listed === null) throw new Error(`command ${marker} never showed up in /status`);
 }
 
 async function metric(gw: TestGateway, pattern: RegExp): Promise<number | null> {
@@ -137,10 +133,7 @@ describe('HTTP surface of a real gateway (static leadership)', () => {
     expect(done.stdout.toString()).toBe(`${marker}\n`);
 
     let phase = '';
-    for (let i = 0; i < 50 && phase !== 'drained'; i++) {
-      phase = (await get(gw, '/status')).body.drain.phase;
-      if (phase !== 'drained') await sleep(100);
-    }
+    await until(async () => (phase = (await get(gw, '/status')).body.drain.phase) === 'drained', 5000, 100);
     expect(phase).toBe('drained');
     const s = (await get(gw, '/status')).body;
     expect(s).toMatchObject({ role: 'standby', token: null });
@@ -205,7 +198,7 @@ describe('drain timeout and --wait', () => {
     expect(killed.code).toBe(143);
     // The end record (a start record is written when the command starts).
     const ended = () => gw.audit().find((a) => a.event !== 'start' && String(a.command).includes(marker));
-    expect(await pollUntil(() => ended() !== undefined, 5000)).not.toBeNull();
+    expect(await until(() => ended() !== undefined, 5000)).not.toBeNull();
     expect(ended()).toMatchObject({ result: 'killed', killReason: 'drain timeout (1 s)' });
     expect(gw.output()).toMatch(/drain timeout: killing the commands still running before releasing leadership/);
     expect((await cli(gw, 'undrain')).code).toBe(0);

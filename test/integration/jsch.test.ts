@@ -3,7 +3,7 @@ import { writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { jsch } from '../helpers/clients.js';
-import { pollUntil } from '../helpers/proc.js';
+import { until } from '../helpers/until.js';
 
 /** JSch 0.1.5x (Debian libjsch-java) driven the way Rundeck's jsch-ssh/jsch-scp executors drive it. */
 describe('Rundeck JSch script step', () => {
@@ -32,7 +32,7 @@ describe('Rundeck JSch script step', () => {
     expect(existsSync(scp!.path!)).toBe(false);
 
     // JSch closes the scp channel right after the last ack: that upload completed, it was not killed.
-    await pollUntil(() => gw.audit().some((a) => String(a.command).startsWith('scp -t')), 5000);
+    await until(() => gw.audit().some((a) => String(a.command).startsWith('scp -t')), 5000);
     const upload = gw.audit().find((a) => String(a.command).startsWith('scp -t'))!;
     expect(upload).toMatchObject({ result: 'completed', exitStatus: 0, killReason: null });
     const run = gw.audit().find((a) => a.rdJobExecId === '5150' && String(a.command).endsWith('dispatch-script.tmp.sh a b'));

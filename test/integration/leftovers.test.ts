@@ -2,7 +2,11 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { ssh } from '../helpers/clients.js';
-import { pollUntil } from '../helpers/proc.js';
+import { until } from '../helpers/until.js';
+import { fixture } from '../helpers/fixtures.js';
+
+const ESCAPES = fixture('escapes-with-setsid.sh');
+const ESCAPES_HOLDING_OUTPUT = fixture('escapes-with-setsid-holding-output.sh');
 
 /** Alive and not a zombie (PID 1 here may never reap orphans). */
 function alive(pid: number): boolean {
@@ -34,30 +38,30 @@ describe('processes a command leaves behind are killed', () => {
   };
 
   it('a setsid child of a command that ended is killed, and the audit counts it', async () => {
-    const r = await ssh(gw.port, gw.keys.ed25519, 'setsid sleep 300 </dev/null >/dev/null 2>&1 & echo $!');
+    const r = await ssh(gw.port, gw.keys.ed25519, ESCAPES);
     expect(r.code).toBe(0);
     const pid = Number(r.stdout.toString().trim());
     started.push(pid);
     if (noCgroups()) return;
-    expect(await pollUntil(() => !alive(pid), 5000)).not.toBeNull();
-    const end = gw.audit().filter((x) => x.event === 'end' && String(x.command).startsWith('setsid sleep 300 </dev/null'));
+    expect(await until(() => !alive(pid), 5000)).not.toBeNull();
+    const end = gw.audit().filter((x) => x.event === 'end' && x.command === ESCAPES);
     expect(end).toHaveLength(1);
     expect(end[0]!.leftoverKilled).toBe(1);
   });
 
   it('a setsid child holding the output open dies when the client goes away', async () => {
-    const run = ssh(gw.port, gw.keys.ed25519, 'setsid sleep 300 & echo $!');
+    const run = ssh(gw.port, gw.keys.ed25519, ESCAPES_HOLDING_OUTPUT);
     let pid = 0;
     run.child.stdout!.on('data', (d: Buffer) => (pid = Number(d.toString().trim()) || pid));
-    expect(await pollUntil(() => pid > 0, 5000)).not.toBeNull();
+    expect(await until(() => pid > 0, 5000)).not.toBeNull();
     started.push(pid);
     if (noCgroups()) return;
     expect(alive(pid)).toBe(true);
     run.child.kill('SIGKILL');
     await run;
-    expect(await pollUntil(() => !alive(pid), 8000)).not.toBeNull();
-    await pollUntil(() => gw.audit().some((x) => x.event === 'end' && x.command === 'setsid sleep 300 & echo $!'), 3000);
-    const end = gw.audit().filter((x) => x.event === 'end' && x.command === 'setsid sleep 300 & echo $!');
+    expect(await until(() => !alive(pid), 8000)).not.toBeNull();
+    await until(() => gw.audit().some((x) => x.event === 'end' && x.command === ESCAPES_HOLDING_OUTPUT), 3000);
+    const end = gw.audit().filter((x) => x.event === 'end' && x.command === ESCAPES_HOLDING_OUTPUT);
     expect(end).toHaveLength(1);
     expect(end[0]!.leftoverKilled).toBeGreaterThanOrEqual(1);
   });

@@ -3,7 +3,8 @@ import { connect } from 'node:net';
 import { startTestGateway, makeClientKeys, type TestGateway } from '../helpers/gateway.js';
 import { ssh, run, sshArgs } from '../helpers/clients.js';
 import { connectClient, execOn } from '../helpers/ssh2Client.js';
-import { pollUntil, sleep } from '../helpers/proc.js';
+import { sleep } from '../helpers/proc.js';
+import { until } from '../helpers/until.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -38,7 +39,7 @@ describe('limits', () => {
 
   it('maxConnectionsPerSource disconnects with a reason; another source is unaffected', async () => {
     const held = ['alice', 'bob', 'carol'].map((user) => sshFrom('127.0.0.5', 'sleep 2', user));
-    await pollUntil(() => running() >= 3, 5000);
+    await until(() => running() >= 3, 5000);
     const refused = await sshFrom('127.0.0.5', 'echo no', 'bob');
     expect(refused.code).toBe(255);
     expect(refused.stderr).toContain('too many connections from 127.0.0.5 (limits.maxConnectionsPerSource = 3)');
@@ -49,12 +50,12 @@ describe('limits', () => {
 
   it('maxCommandsPerUser and maxCommands answer on stderr with exit 75; other users are unaffected', async () => {
     const held = [sshFrom('127.0.0.7', 'sleep 2'), sshFrom('127.0.0.8', 'sleep 2')];
-    await pollUntil(() => running() >= 2, 5000);
+    await until(() => running() >= 2, 5000);
     const third = await sshFrom('127.0.0.9', 'echo no');
     expect(third.code).toBe(75);
     expect(third.stderr).toContain('user alice already runs 2 commands (limits.maxCommandsPerUser)');
     const others = [sshFrom('127.0.0.10', 'sleep 1; echo bob-ran', 'bob'), sshFrom('127.0.0.11', 'sleep 1; echo carol-ran', 'carol')];
-    await pollUntil(() => running() >= 4, 5000);
+    await until(() => running() >= 4, 5000);
     const overTotal = await sshFrom('127.0.0.12', 'echo no', 'bob');
     expect(overTotal.code).toBe(75);
     expect(overTotal.stderr).toContain('4 commands are running on gw-test (limits.maxCommands)');
@@ -106,7 +107,7 @@ describe('limits', () => {
     expect(closedAfter).toBeGreaterThanOrEqual(900);
     expect(closedAfter).toBeLessThan(15_000);
     // The client can see the close before the log line has come through the gateway's stdout pipe.
-    await pollUntil(() => gw.output().includes('login grace time (limits.loginGraceSeconds) exceeded'), 2000);
+    await until(() => gw.output().includes('login grace time (limits.loginGraceSeconds) exceeded'), 2000);
     expect(gw.output()).toContain('login grace time (limits.loginGraceSeconds) exceeded');
   });
 
@@ -121,7 +122,7 @@ describe('limits', () => {
     expect(long.stdout.toString()).toBe('survived\n');
     expect(await idleClosed).toBeLessThan(15_000);
     busy.end();
-    await pollUntil(() => gw.output().includes('idle timeout (limits.idleTimeoutSeconds)'), 2000);
+    await until(() => gw.output().includes('idle timeout (limits.idleTimeoutSeconds)'), 2000);
     expect(gw.output()).toContain('idle timeout (limits.idleTimeoutSeconds)');
   });
 
@@ -129,7 +130,7 @@ describe('limits', () => {
     mkdirSync(join(gw.dir, 'bad'));
     const bad = makeClientKeys(join(gw.dir, 'bad'));
     for (let i = 0; i < 4; i++) expect((await run('ssh', [...sshArgs(gw.port, bad.ed25519), 'alice@127.0.0.1', 'true'])).code).toBe(255);
-    await pollUntil(() => /blocked for \d+ s more \(limits\.authFailures\)/.test(gw.output()), 3000);
+    await until(() => /blocked for \d+ s more \(limits\.authFailures\)/.test(gw.output()), 3000);
     expect(gw.output()).toMatch(/blocked for \d+ s more \(limits\.authFailures\)/);
     // Rundeck's good key from the same source still gets in
     const good = await ssh(gw.port, gw.keys.ed25519, 'echo good-key', { user: 'alice' });

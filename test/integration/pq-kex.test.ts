@@ -8,7 +8,7 @@ import ssh2 from 'ssh2';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { ssh, scpWith, sftpWith, openssh10, negotiatedKex, type SshClientFlavour } from '../helpers/clients.js';
 import { rawKex, kexInitMessage } from '../helpers/rawKex.js';
-import { pollUntil } from '../helpers/proc.js';
+import { until } from '../helpers/until.js';
 import { clientStart } from '../../src/ssh/kex/mlkem768x25519.js';
 import { registerPostQuantumKex } from '../../src/ssh/kex/register.js';
 
@@ -214,7 +214,7 @@ describe('post-quantum key exchange mlkem768x25519-sha256', () => {
         expect(r.disconnect!.reason).toBe(KEY_EXCHANGE_FAILED);
         expect(r.closed).toBe(true);
         const failure = () => gw.output().slice(logged).split('\n').find((l) => l.includes('key exchange failed'));
-        await pollUntil(() => failure() !== undefined, 3000);
+        await until(() => failure() !== undefined, 3000);
         expect(failure()).toMatch(reason);
         const after = await ssh(gw.port, gw.keys.ed25519, 'echo alive');
         expect(after.stdout.toString()).toBe('alive\n');

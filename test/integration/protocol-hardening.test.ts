@@ -5,10 +5,11 @@ import { appendFileSync, readFileSync, mkdirSync, writeFileSync } from 'node:fs'
 import { generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
 import ssh2, { type ConnectConfig } from 'ssh2';
-import { startTestGateway, makeClientKeys, type TestGateway } from '../helpers/gateway.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { run, sshArgs } from '../helpers/clients.js';
 import { execOn } from '../helpers/ssh2Client.js';
-import { pollUntil, sleep } from '../helpers/proc.js';
+import { sleep } from '../helpers/proc.js';
+import { until } from '../helpers/until.js';
 
 /** Opens a TCP connection from `bind` that never sends a byte. */
 function silentSocket(port: number, bind: string): Promise<{ socket: Socket; closed: Promise<number> }> {
@@ -121,7 +122,7 @@ describe('SSH protocol hardening', () => {
     // 4 MB of "x" compresses to a few KB on the wire: within the wire limit, 12x over the inflated one
     s.client.exec(`: ${'x'.repeat(4_000_000)}`, () => {});
     expect(await Promise.race([ended, sleep(15_000).then(() => 'no disconnect within 15 s')])).toMatch(/inflated packet exceeds the limit of \d+ bytes; a command line may have at most limits\.maxCommandBytes/);
-    await pollUntil(() => gw.output().includes('packet too large'), 3000);
+    await until(() => gw.output().includes('packet too large'), 3000);
     const after = await sshFrom('127.0.0.23', ['echo', 'alive']);
     expect(after.stdout.toString()).toBe('alive\n');
   });
@@ -139,7 +140,7 @@ describe('SSH protocol hardening', () => {
     expect(s.ready).toBe(false);
     expect(s.error?.message).toMatch(/too many authentication failures \(6; limits\.maxAuthTries = 6\)/);
     expect(attempts).toBe(7);
-    await pollUntil(() => gw.output().includes('authentication refused: too many authentication failures'), 3000);
+    await until(() => gw.output().includes('authentication refused: too many authentication failures'), 3000);
   });
 
   it('OpenSSH with 5 wrong keys before the right one still gets in; with 7 wrong keys it is told why', async () => {
@@ -218,7 +219,7 @@ describe('SSH protocol hardening', () => {
       s.on('error', () => {});
     });
     expect(r).toContain('SSH-2.0-execgate');
-    await pollUntil(() => /packet of 1000000 bytes exceeds the limit of 35000 bytes \(before authentication\)/.test(gw.output()), 3000);
+    await until(() => /packet of 1000000 bytes exceeds the limit of 35000 bytes \(before authentication\)/.test(gw.output()), 3000);
     expect(gw.output()).toMatch(/packet of 1000000 bytes exceeds the limit of 35000 bytes \(before authentication\)/);
   });
 
@@ -233,7 +234,7 @@ describe('SSH protocol hardening', () => {
     expect(r.code).toBe(255);
     // the next login re-reads authorized_keys and reports the line
     expect((await sshFrom('127.0.0.26', ['echo', 'reload'])).stdout.toString()).toBe('reload\n');
-    await pollUntil(() => /authorized_keys:\d+: RSA key of 1024 bits is refused/.test(gw.output()), 3000);
+    await until(() => /authorized_keys:\d+: RSA key of 1024 bits is refused/.test(gw.output()), 3000);
     expect(gw.output()).toMatch(/authorized_keys:\d+: RSA key of 1024 bits is refused \(at least 2048\)/);
     expect(gw.output()).toMatch(/authentication failed for alice from [^:]+:\d+: RSA key of 1024 bits is refused/);
     // A 512-bit key (ssh-keygen refuses to make one; the review logged in with one)
@@ -242,7 +243,7 @@ describe('SSH protocol hardening', () => {
     writeFileSync(join(dir, 'id_rsa512'), pem, { mode: 0o600 });
     const s = await ssh2Session({ port: gw.port, localAddress: '127.0.0.26', username: 'alice', privateKey: pem });
     expect(s.ready).toBe(false);
-    await pollUntil(() => gw.output().includes('RSA key of 512 bits is refused'), 3000);
+    await until(() => gw.output().includes('RSA key of 512 bits is refused'), 3000);
     expect(gw.output()).toContain('RSA key of 512 bits is refused');
   });
 
@@ -286,7 +287,7 @@ describe('auth.allowSshRsaSha1: false', () => {
       extInfoHook(client, () => () => {}),
     );
     expect(sha1.ready).toBe(false);
-    await pollUntil(() => gw.output().includes('ssh-rsa (SHA-1) signatures are disabled'), 3000);
+    await until(() => gw.output().includes('ssh-rsa (SHA-1) signatures are disabled'), 3000);
     expect(gw.output()).toContain('ssh-rsa (SHA-1) signatures are disabled (auth.allowSshRsaSha1: false)');
   });
 

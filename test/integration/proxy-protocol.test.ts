@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { startTestGateway, makeClientKeys, type TestGateway, type ClientKeys } from '../helpers/gateway.js';
 import { ssh } from '../helpers/clients.js';
 import { startProxyRelay } from '../helpers/proxyRelay.js';
-import { pollUntil } from '../helpers/proc.js';
+import { until } from '../helpers/until.js';
 
 /** The trusted load balancer connects from 127.0.0.3; an impostor from 127.0.0.2. */
 describe('PROXY protocol v2 from configured load balancers', () => {
@@ -29,7 +29,7 @@ describe('PROXY protocol v2 from configured load balancers', () => {
     const r = await ssh(lb.port, fromKey.ed25519, 'echo $SSH_CONNECTION');
     expect(r.stderr).toBe('');
     expect(r.stdout.toString()).toMatch(/^198\.18\.0\.77 40123 /);
-    expect(await pollUntil(() => gw.audit().some((a) => a.client === '198.18.0.77:40123'), 3000)).not.toBeNull();
+    expect(await until(() => gw.audit().some((a) => a.client === '198.18.0.77:40123'), 3000)).not.toBeNull();
     // the same key straight from 127.0.0.1 is refused by from=
     expect((await ssh(gw.port, fromKey.ed25519, 'true')).code).toBe(255);
   });

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { run } from '../helpers/clients.js';
-import { pollUntil } from '../helpers/proc.js';
+import { until } from '../helpers/until.js';
 
 /**
  * Paramiko (what Ansible's paramiko connection and Fabric use) and AsyncSSH, Debian's
@@ -83,7 +83,7 @@ for (const client of CLIENTS) {
       ]);
     const exec = (command: string, options: Parameters<typeof py>[1] = {}) => py(['exec', command], options);
     const auditOf = async (pred: (a: Record<string, unknown>) => boolean) => {
-      await pollUntil(() => gw.audit().some(pred), 5000);
+      await until(() => gw.audit().some(pred), 5000);
       return gw.audit().find(pred);
     };
 

@@ -8,7 +8,7 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcdCluster.js';
 import { jsch, ssh } from '../helpers/clients.js';
 import { connectClient, execOn } from '../helpers/ssh2Client.js';
-import { pollUntil } from '../helpers/proc.js';
+import { until } from '../helpers/until.js';
 
 const lines = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : []);
 
@@ -92,7 +92,7 @@ describe('run-once: dispatch to every gateway, execute exactly once', () => {
       ssh(gws[0]!.port, gws[0]!.keys.ed25519, cmd, { env, extra }),
       ssh(gws[1]!.port, gws[1]!.keys.ed25519, cmd, { env, extra }),
       (async () => {
-        await pollUntil(() => lines(ledger).length > 0, 5000);
+        await until(() => lines(ledger).length > 0, 5000);
         const t0 = Date.now();
         const r = await ssh(skipFastGw.port, skipFastGw.keys.ed25519, cmd, { env, extra });
         return { ...r, ms: Date.now() - t0 };
@@ -147,7 +147,7 @@ describe('run-once: dispatch to every gateway, execute exactly once', () => {
     const env = { ...process.env, RD_JOB_EXECID: '9300' };
     const extra = ['-o', 'SendEnv=RD_JOB_EXECID'];
     const winner = ssh(victim.port, victim.keys.ed25519, cmd, { env, extra });
-    await pollUntil(() => lines(ledger).length === 1, 10_000);
+    await until(() => lines(ledger).length === 1, 10_000);
     const loser = ssh(gws[0]!.port, gws[0]!.keys.ed25519, cmd, { env, extra });
     await new Promise((r) => setTimeout(r, 500));
     victim.proc.kill('SIGKILL'); // the winner's gateway dies; its liveness lease expires

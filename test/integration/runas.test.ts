@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { makeClientKeys, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { ssh } from '../helpers/clients.js';
 import { labIt, notRoot } from '../helpers/lab.js';
-import { pollUntil } from '../helpers/proc.js';
+import { until } from '../helpers/until.js';
 import { ensureAccount, known } from '../helpers/accounts.js';
 
 const USER = 'alice';
@@ -62,14 +62,14 @@ describe('run-as: SSH usernames map to local accounts', () => {
     const r = await ssh(gw!.port, both, 'echo should-not-run', { user: 'mallory' });
     expect(r.code).toBe(255);
     expect(r.stdout.toString()).toBe('');
-    expect(await pollUntil(() => gw!.output().includes('username \\"mallory\\" is not in runAs.accounts'), 3000)).not.toBeNull();
+    expect(await until(() => gw!.output().includes('username \\"mallory\\" is not in runAs.accounts'), 3000)).not.toBeNull();
   });
 
   labIt('a key of the shared file logs in only as the accounts its execgate-accounts names', missing, async () => {
     const refused = await ssh(gw!.port, aliceOnly, 'echo should-not-run', { user: 'ops' });
     expect(refused.code).toBe(255);
     expect(refused.stdout.toString()).toBe('');
-    expect(await pollUntil(() => /key SHA256:\S+ may log in only as alice, and ops runs as root \(execgate-accounts in [^"]*authorized_keys:1\)/.test(gw!.output()), 3000)).not.toBeNull();
+    expect(await until(() => /key SHA256:\S+ may log in only as alice, and ops runs as root \(execgate-accounts in [^"]*authorized_keys:1\)/.test(gw!.output()), 3000)).not.toBeNull();
     const ok = await ssh(gw!.port, both, 'id -u', { user: 'ops' });
     expect(ok.stdout.toString()).toBe('0\n');
   });

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { jsch, JSCH_PROFILE, type JschOp } from '../helpers/clients.js';
-import { pollUntil } from '../helpers/proc.js';
+import { until } from '../helpers/until.js';
 import {
   sshjExec,
   sshjScriptStep,
@@ -192,7 +192,7 @@ for (const profile of [jschProfile, sshjProfile]) {
       // means every env request (HOSTILE included) was answered success.
       expect(r).toMatchObject({ exit: 0, stderr: '', failure: null });
       expect(r.stdout).toBe(`${execId}|s3cr3t-pa55|a value with spaces, "quotes" and $dollars|1|unset\n40\n`);
-      await pollUntil(() => gw.audit().some((a) => a.rdJobExecId === execId), 5000);
+      await until(() => gw.audit().some((a) => a.rdJobExecId === execId), 5000);
       expect(gw.audit().find((a) => a.rdJobExecId === execId)).toMatchObject({ result: 'completed', exitStatus: 0 });
     });
 
@@ -211,7 +211,7 @@ for (const profile of [jschProfile, sshjProfile]) {
       expect(r.exit).toBe(3);
       expect(existsSync(r.path)).toBe(false);
       // Four commands, one per connection, in Rundeck's order; the upload completed (not killed).
-      await pollUntil(() => gw.audit().filter((a) => String(a.command).includes(r.path)).length === 4, 5000);
+      await until(() => gw.audit().filter((a) => String(a.command).includes(r.path)).length === 4, 5000);
       const records = gw.audit().filter((a) => String(a.command).includes(r.path));
       expect(records.map((a) => a.command)).toEqual([profile.scpCommand(r.path), `chmod +x ${r.path}`, `${r.path} a b`, `rm -f ${r.path}`]);
       expect(records[0]).toMatchObject({ result: 'completed', exitStatus: 0, killReason: null });
@@ -318,7 +318,7 @@ describe('Rundeck client profile sshj: wire details', () => {
     expect(r.ms).toBeLessThan(5000);
     expect(r.wire.outbound.some((l) => /CHANNEL_EOF/.test(l))).toBe(false);
     expect(r.wire.outbound.at(-1)).toBe('Sending DISCONNECT (11)');
-    await pollUntil(() => gw.audit().some((a) => a.command === r.command), 5000);
+    await until(() => gw.audit().some((a) => a.command === r.command), 5000);
     expect(gw.audit().find((a) => a.command === r.command)).toMatchObject({ result: 'completed', exitStatus: 0, killReason: null });
   });
 
@@ -417,7 +417,7 @@ describe(`Rundeck client profile ${JSCH_PROFILE}: sftp`, () => {
     expect(readFileSync(remote).equals(content)).toBe(true);
     expect(readFileSync(`${local}.back`).equals(content)).toBe(true);
     const sftpRecord = () => gw.audit().slice(auditBefore).find((a) => a.command === '(sftp)');
-    await pollUntil(() => sftpRecord() !== undefined, 5000);
+    await until(() => sftpRecord() !== undefined, 5000);
     expect(sftpRecord()).toMatchObject({ result: 'completed' });
   });
 });

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { until } from '../helpers/until.js';
 import { SystemdNotifier } from '../../src/systemd/notify.js';
 
 /** A stand-in for systemd's notify socket: one AF_UNIX datagram socket; prints each datagram as a JSON line. */
@@ -36,14 +37,6 @@ function startReceiver(path: string): Promise<{ proc: ChildProcess; messages: st
   });
 }
 
-async function until(check: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 describe('sd_notify', () => {
   const dir = mkdtempSync(join(tmpdir(), 'execgate-notify-'));
   const cleanups: Array<() => unknown> = [];
@@ -68,8 +61,8 @@ describe('sd_notify', () => {
     }
     cleanups.push(() => gw.stop());
     const { messages } = receiver;
-    await until(() => messages.some((m) => m.split('\n').includes('READY=1')), 'READY=1');
-    await until(() => messages.filter((m) => m === 'WATCHDOG=1').length >= 3, 'three WATCHDOG=1 pings');
+    expect(await until(() => messages.some((m) => m.split('\n').includes('READY=1')), 20_000), 'READY=1').not.toBeNull();
+    expect(await until(() => messages.filter((m) => m === 'WATCHDOG=1').length >= 3, 20_000), 'three WATCHDOG=1 pings').not.toBeNull();
 
     // A stalled event loop sends nothing (at most one ping already on its way).
     gw.proc.kill('SIGSTOP');
@@ -79,10 +72,10 @@ describe('sd_notify', () => {
     const during = messages.filter((m) => m === 'WATCHDOG=1').length - before;
     gw.proc.kill('SIGCONT');
     expect(during).toBeLessThanOrEqual(1);
-    await until(() => messages.filter((m) => m === 'WATCHDOG=1').length >= before + during + 2, 'pings after SIGCONT');
+    expect(await until(() => messages.filter((m) => m === 'WATCHDOG=1').length >= before + during + 2, 20_000), 'pings after SIGCONT').not.toBeNull();
 
     await gw.stop();
-    await until(() => messages.some((m) => m.split('\n').includes('STOPPING=1')), 'STOPPING=1');
+    expect(await until(() => messages.some((m) => m.split('\n').includes('STOPPING=1')), 20_000), 'STOPPING=1').not.toBeNull();
     expect(gw.output()).toMatch(/"watchdogMs":400,.*"msg":"notifying systemd"/);
   });
 

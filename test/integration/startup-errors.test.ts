@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { stringify } from 'yaml';
 import { CLI, startTestGateway, makeClientKeys } from '../helpers/gateway.js';
 import { run, ssh } from '../helpers/clients.js';
-import { pollUntil } from '../helpers/proc.js';
+import { until } from '../helpers/until.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'execgate-errors-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -91,7 +91,7 @@ describe('bad input at startup gives one clear error line', () => {
       const r = await ssh(gw.port, stranger.ed25519, 'true');
       expect(r.code).toBe(255);
       const fp = execFileSync('ssh-keygen', ['-lf', `${stranger.ed25519}.pub`]).toString().split(' ')[1]!;
-      await pollUntil(() => gw.output().includes(fp), 3000);
+      await until(() => gw.output().includes(fp), 3000);
       const lines = gw.output().split('\n').filter((l) => l.includes(fp));
       expect(lines).toHaveLength(1);
       expect(lines[0]).toMatch(/authentication failed for root from 127\.0\.0\.1:\d+: key SHA256:\S+ is not in /);

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { NegotiatedAlgorithms } from 'ssh2';
 import { AlgorithmPosture, POSTURE_FILE } from '../../src/ssh/algorithmPosture.js';
 import { BUCKET_MS, MAX_CLIENTS, WINDOW_MS, cleanIdent } from '../../src/ssh/postureRecord.js';
-import { algorithmTiers } from '../../src/ssh/algorithms.js';
+import { algorithmProfile, algorithmTiers } from '../../src/ssh/algorithms.js';
 import { postureRows } from '../../src/doctor/doctor.js';
 import type { PeerAnswer } from '../../src/doctor/peers.js';
 
@@ -298,4 +298,26 @@ describe('execgate doctor: legacy algorithm rows', () => {
 // Keep the window constant honest: the status text says "24 h".
 it('the window is 24 h', () => {
   expect(WINDOW_MS).toBe(24 * HOUR);
+});
+
+describe('algorithm profile', () => {
+  it('never offers plain zlib; ssh-rsa, NIST curves and hmac-sha1 only with allowSshRsaSha1', () => {
+    const modern = algorithmProfile(false);
+    const legacy = algorithmProfile(true);
+    for (const p of [modern, legacy]) {
+      expect(p.algorithms.compress).toEqual(['none', 'zlib@openssh.com']);
+      expect(p.serverSigAlgs).not.toContain('ssh-dss');
+      expect(p.algorithms.cipher.some((c) => c.endsWith('-cbc'))).toBe(false);
+    }
+    const offered = (p: typeof modern) => [...p.algorithms.kex, ...p.algorithms.serverHostKey, ...p.algorithms.hmac, ...p.serverSigAlgs];
+    expect(offered(modern).filter((a) => a === 'ssh-rsa' || a.includes('nistp') && !a.startsWith('ecdsa-sha2') || a === 'hmac-sha1')).toEqual([]);
+    expect(modern.algorithms.serverHostKey).toEqual(['ssh-ed25519', 'rsa-sha2-512', 'rsa-sha2-256']);
+    // JSch 0.1.55 (Rundeck <= 5.9): ECDH over NIST curves, aes-ctr, hmac-sha1, ssh-rsa
+    expect(legacy.algorithms.kex).toEqual(expect.arrayContaining(['ecdh-sha2-nistp256', 'ecdh-sha2-nistp384', 'ecdh-sha2-nistp521']));
+    expect(legacy.algorithms.serverHostKey).toContain('ssh-rsa');
+    expect(legacy.algorithms.cipher).toEqual(expect.arrayContaining(['aes128-ctr', 'aes256-ctr']));
+    expect(legacy.algorithms.hmac).toContain('hmac-sha1');
+    expect(legacy.serverSigAlgs).toContain('ssh-rsa');
+    expect(modern.serverSigAlgs).not.toContain('ssh-rsa');
+  });
 });

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { AuditLog } from '../../src/audit/auditLog.js';
-import { endFields, startFields } from './audit-fixtures.js';
+import { endFields, startFields } from '../helpers/auditFixtures.js';
+import { until } from '../helpers/until.js';
 import { findOpenStarts } from '../../src/audit/tail.js';
 import { processStartTicks } from '../../src/audit/procIdentity.js';
 
@@ -120,8 +121,7 @@ describe('audit log failure: fail closed, then recover', () => {
     writeFileSync(fresh, '');
     unlinkSync(path);
     symlinkSync(fresh, path);
-    const deadline = Date.now() + 5000;
-    while (log.refusal() !== null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await until(() => log.refusal() === null, 5000, 20);
     expect(log.refusal()).toBeNull();
     expect(log.error).toBeNull();
     const written = lines(fresh);
@@ -140,8 +140,7 @@ describe('audit log failure: fail closed, then recover', () => {
     await log.open();
     for (let i = 0; i < 10; i++) await log.end(endFields(`x${i}`)).catch(() => {});
     unlinkSync(path);
-    const deadline = Date.now() + 5000;
-    while (log.refusal() !== null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await until(() => log.refusal() === null, 5000, 20);
     const written = lines(path);
     const marker = written.find((r) => r.reason === 'write-recovered')!;
     const kept = written.filter((r) => r.event === 'end').length;

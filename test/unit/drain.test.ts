@@ -4,7 +4,7 @@ import { admit } from '../../src/leadership/gate.js';
 import { EXIT_TEMPFAIL } from '../../src/exitCodes.js';
 import type { LeadershipState } from '../../src/leadership/types.js';
 import { FakeLeadership } from '../helpers/fakeLeadership.js';
-import { pollUntil } from '../helpers/proc.js';
+import { until } from '../helpers/until.js';
 
 describe('DrainController over a Leadership that flips roles', () => {
   let source: FakeLeadership;
@@ -117,7 +117,7 @@ describe('DrainController over a Leadership that flips roles', () => {
   it('keeps refusing and retries when release fails', async () => {
     source.failRelease = 'etcd unreachable';
     drain.drain();
-    expect(await pollUntil(() => drain.status().error !== null, 2000, 5)).not.toBeNull();
+    expect(await until(() => drain.status().error !== null, 2000, 5)).not.toBeNull();
     expect(drain.status()).toMatchObject({ phase: 'draining', error: 'release failed: etcd unreachable' });
     expect(drain.current().role).toBe('draining');
     const done = await drain.drained();
@@ -131,19 +131,5 @@ describe('DrainController over a Leadership that flips roles', () => {
     expect(drain.current().role).toBe('standby');
     await drain.drained();
     expect(source.calls).toEqual(['release']);
-  });
-});
-
-describe('gate message format', () => {
-  it('names the node, the known leader and the token', () => {
-    const view = (s: LeadershipState) => ({ current: () => s });
-    expect(admit('gw2', view({ role: 'standby', token: 12n, leader: 'gw1', since: 0 })).admitted).toBe(false);
-    expect(admit('gw2', view({ role: 'standby', token: 12n, leader: 'gw1', since: 0 }))).toMatchObject({
-      message: 'execgate: gw2 is standby; leader is gw1 (token 12); not running',
-    });
-    expect(admit('gw2', view({ role: 'fenced', token: null, since: 0 }))).toMatchObject({
-      reason: 'fenced',
-      message: 'execgate: gw2 is fenced; no leader is known; not running',
-    });
   });
 });

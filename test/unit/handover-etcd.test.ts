@@ -5,6 +5,7 @@ import { admit } from '../../src/leadership/gate.js';
 import { trackValue, TRACK_BEHIND, TRACK_LEADER, TRACK_SUCCESSOR } from '../../src/leadership/keepalived/trackFile.js';
 import { MemoryEtcd } from '../../src/etcd/memory.js';
 import type { LeadershipState } from '../../src/leadership/types.js';
+import { until } from '../helpers/until.js';
 
 /**
  * The planned handover end to end in one process: DrainController over EtcdLeadership
@@ -30,13 +31,11 @@ interface Node {
 
 const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
 
-async function until(what: string, check: () => boolean, ms = 5000): Promise<number> {
-  const t0 = Date.now();
-  while (!check()) {
-    if (Date.now() - t0 > ms) throw new Error(`${what}: not within ${ms} ms`);
-    await advance(1);
-  }
-  return Date.now() - t0;
+/** until() on the fake clock, 1 ms a step; fails the test naming what did not happen. */
+async function reached(what: string, check: () => boolean, ms = 5000): Promise<number> {
+  const took = await until(check, ms, 1, advance);
+  if (took === null) throw new Error(`${what}: not within ${ms} ms`);
+  return took;
 }
 
 describe('planned handover against the in-memory etcd (fake clock)', () => {
@@ -127,7 +126,7 @@ describe('planned handover against the in-memory etcd (fake clock)', () => {
     a.running = 1; // a 20 s command runs on gw1
     a.drain.drain();
     expect(a.drain.forwardTarget()).toBe('gw2'); // new connections go to the next in line at once
-    const handoff = await until('gw2 leads', () => b.drain.current().role === 'leader');
+    const handoff = await reached('gw2 leads', () => b.drain.current().role === 'leader');
     expect(handoff).toBeLessThanOrEqual(60); // resign + one successor poll (50 ms)
     expect(b.drain.current().token! > tokenA).toBe(true);
     expect(a.drain.current()).toMatchObject({ role: 'draining', handover: { side: 'leaving', admitting: false } });
@@ -139,7 +138,7 @@ describe('planned handover against the in-memory etcd (fake clock)', () => {
     expect(a.events.some((s) => s.role === 'fenced')).toBe(false);
     expect(a.drain.status().phase).toBe('handover');
     a.running = 0;
-    await until('gw1 drained', () => a.drain.status().phase === 'drained');
+    await reached('gw1 drained', () => a.drain.status().phase === 'drained');
     expect(a.drain.current().role).toBe('standby');
     expect(b.drain.current()).toMatchObject({ role: 'leader', token: b.drain.current().token });
     // Undrain: gw1 campaigns again behind gw2, with a new key.
@@ -163,7 +162,7 @@ describe('planned handover against the in-memory etcd (fake clock)', () => {
     a.running = 1;
     a.events.length = 0;
     a.drain.drain();
-    await until('gw2 leads', () => b.drain.current().role === 'leader');
+    await reached('gw2 leads', () => b.drain.current().role === 'leader');
     await step(1500);
     expect(a.events.map((s) => s.role).filter((r) => r !== 'draining')).toEqual([]);
     expect(a.drain.current()).toMatchObject({ role: 'draining', handover: { side: 'leaving', admitting: false } });
@@ -180,7 +179,7 @@ describe('planned handover against the in-memory etcd (fake clock)', () => {
     expect(b.drain.current().role).toBe('standby');
     const ended = Date.now();
     a.running = 0;
-    await until('gw2 leads', () => b.drain.current().role === 'leader');
+    await reached('gw2 leads', () => b.drain.current().role === 'leader');
     expect(Date.now()).toBeGreaterThanOrEqual(ended);
     expect(leadersSeen).toEqual([]);
   });
@@ -190,10 +189,10 @@ describe('planned handover against the in-memory etcd (fake clock)', () => {
     await startAll(a, b);
     a.running = 1;
     a.drain.drain();
-    await until('gw2 leads', () => b.drain.current().role === 'leader');
+    await reached('gw2 leads', () => b.drain.current().role === 'leader');
     a.client.partition(true);
     const cutAt = Date.now();
-    await until('gw1 fenced', () => a.events.some((s) => s.role === 'fenced'), 5000);
+    await reached('gw1 fenced', () => a.events.some((s) => s.role === 'fenced'), 5000);
     // etcd can expire the lease TTL after the last acknowledged keepalive, which was at most ttl/3 before the cut.
     expect(Date.now() - cutAt).toBeLessThanOrEqual(TTL * 1000 - MARGIN * 1000);
     expect(b.drain.current().role).toBe('leader');
@@ -219,14 +218,14 @@ describe('planned handover against the in-memory etcd (fake clock)', () => {
     await startAll(a, b, c);
     a.running = 1;
     a.drain.drain();
-    await until('gw2 leads', () => b.drain.current().role === 'leader');
+    await reached('gw2 leads', () => b.drain.current().role === 'leader');
     const tokenB = b.drain.current().token!;
     expect(a.drain.forwardTarget()).toBe('gw2');
     b.client.partition(true); // gw2 dies: its lease expires, nobody else may lead before that
-    await until('gw3 leads', () => c.drain.current().role === 'leader', 5000);
+    await reached('gw3 leads', () => c.drain.current().role === 'leader', 5000);
     expect(c.drain.current().token! > tokenB).toBe(true);
     expect(b.drain.current().role).not.toBe('leader');
-    await until('gw1 forwards to gw3', () => a.drain.forwardTarget() === 'gw3', 1000);
+    await reached('gw1 forwards to gw3', () => a.drain.forwardTarget() === 'gw3', 1000);
     expect(leadersSeen).toEqual([]);
   });
 
@@ -236,8 +235,8 @@ describe('planned handover against the in-memory etcd (fake clock)', () => {
     a.client.partition(true); // the leader is lost
     await advance(100);
     b.drain.drain(); // the operator drains the next in line meanwhile
-    await until('gw2 drained', () => b.drain.status().phase === 'drained', 3000);
-    await until('gw3 leads', () => c.drain.current().role === 'leader', 5000);
+    await reached('gw2 drained', () => b.drain.status().phase === 'drained', 3000);
+    await reached('gw3 leads', () => c.drain.current().role === 'leader', 5000);
     await step(1000);
     expect(b.drain.current().role).toBe('standby');
     expect(leadersSeen).toEqual([]);
@@ -250,7 +249,7 @@ describe('planned handover against the in-memory etcd (fake clock)', () => {
     a.running = 1;
     a.vipConnections = 2;
     a.drain.drain();
-    await until('gw2 leads', () => b.drain.current().role === 'leader');
+    await reached('gw2 leads', () => b.drain.current().role === 'leader');
     await advance(150);
     const trackOf = (n: Node) => {
       const s = n.drain.current();
@@ -275,17 +274,17 @@ describe('planned handover against the in-memory etcd (fake clock)', () => {
     a.vipConnections = 0;
     await advance(20);
     expect(trackOf(a)).toBe(-254);
-    await until('gw2 claims the VIP', () => trackOf(b) === TRACK_LEADER, 1000);
-    await until('gw3 is lifted as next in line', () => trackOf(c) === TRACK_SUCCESSOR, 1000);
+    await reached('gw2 claims the VIP', () => trackOf(b) === TRACK_LEADER, 1000);
+    await reached('gw3 is lifted as next in line', () => trackOf(c) === TRACK_SUCCESSOR, 1000);
     a.running = 0;
-    await until('gw1 drained', () => a.drain.status().phase === 'drained');
+    await reached('gw1 drained', () => a.drain.status().phase === 'drained');
   });
 
   it('a VIP drain holds new VIP connections from its start until the VIP has left, without delaying the handoff', async () => {
     const [a, b] = [makeNode('gw1'), makeNode('gw2')];
     await startAll(a, b);
     drainHoldingVip(a, 2);
-    const handoff = await until('gw2 leads', () => b.drain.current().role === 'leader');
+    const handoff = await reached('gw2 leads', () => b.drain.current().role === 'leader');
     expect(handoff).toBeLessThanOrEqual(60);
     expect(a.holds).toEqual([true]);
     await step(5000);
@@ -294,11 +293,11 @@ describe('planned handover against the in-memory etcd (fake clock)', () => {
     await advance(50);
     expect(a.holds).toEqual([true]); // ... but held connections must not land here before it has left
     a.vipLocal = false;
-    await until('hold lifted', () => a.holds.length === 2);
+    await reached('hold lifted', () => a.holds.length === 2);
     expect(a.holds).toEqual([true, false]);
     expect(a.drain.status().phase).toBe('handover'); // gw1's own command still runs
     a.running = 0;
-    await until('gw1 drained', () => a.drain.status().phase === 'drained');
+    await reached('gw1 drained', () => a.drain.status().phase === 'drained');
     expect(a.holds).toEqual([true, false]);
     expect(leadersSeen).toEqual([]);
   });
@@ -307,14 +306,14 @@ describe('planned handover against the in-memory etcd (fake clock)', () => {
     const [a, b] = [makeNode('gw1', 'fast', { vipHoldMs: 3000 }), makeNode('gw2')];
     await startAll(a, b);
     drainHoldingVip(a, 1);
-    await until('held', () => a.holds.length === 1);
-    const held = await until('hold limit', () => a.holds.length === 2, 4000);
+    await reached('held', () => a.holds.length === 1);
+    const held = await reached('hold limit', () => a.holds.length === 2, 4000);
     expect(held).toBeGreaterThanOrEqual(2900);
     expect(a.holds).toEqual([true, false]);
     expect(b.drain.current().role).toBe('leader');
     a.vipConnections = 0;
     a.running = 0;
-    await until('gw1 drained', () => a.drain.status().phase === 'drained');
+    await reached('gw1 drained', () => a.drain.status().phase === 'drained');
     expect(a.holds).toEqual([true, false]);
   });
 
@@ -329,16 +328,16 @@ describe('planned handover against the in-memory etcd (fake clock)', () => {
     ];
     await startAll(a, b);
     drainHoldingVip(a, 1);
-    await until('gw2 leads', () => b.drain.current().role === 'leader');
+    await reached('gw2 leads', () => b.drain.current().role === 'leader');
     expect(a.drain.forwardTarget()).toBe('gw2');
     a.vipConnections = 0;
     a.running = 0;
-    await until('gw1 drained', () => a.drain.status().phase === 'drained');
+    await reached('gw1 drained', () => a.drain.status().phase === 'drained');
     await a.drain.undrain();
     await advance(300);
     b.running = 1;
     b.drain.drain(); // gw2 leads but the VIP is not on it
-    await until('gw1 leads', () => a.drain.current().role === 'leader');
+    await reached('gw1 leads', () => a.drain.current().role === 'leader');
     expect(b.holds).toEqual([]);
     b.running = 0;
   });
@@ -349,7 +348,7 @@ describe('planned handover against the in-memory etcd (fake clock)', () => {
     const b = makeNode('gw2', 'strict');
     await startAll(a, b);
     drainHoldingVip(a, 1);
-    await until('held', () => a.holds.length === 1);
+    await reached('held', () => a.holds.length === 1);
     expect(admit('gw1', a.drain).admitted).toBe(true); // accepted before the hold, it asks now
     undecided = false;
     await advance(20);
@@ -359,10 +358,10 @@ describe('planned handover against the in-memory etcd (fake clock)', () => {
     expect(b.drain.current().role).toBe('standby');
     a.running = 0;
     a.vipConnections = 0;
-    await until('gw1 drained', () => a.drain.status().phase === 'drained', 10_000);
-    await until('lifted', () => a.holds.length === 2);
+    await reached('gw1 drained', () => a.drain.status().phase === 'drained', 10_000);
+    await reached('lifted', () => a.holds.length === 2);
     expect(a.holds).toEqual([true, false]);
-    await until('gw2 leads', () => b.drain.current().role === 'leader');
+    await reached('gw2 leads', () => b.drain.current().role === 'leader');
     expect(leadersSeen).toEqual([]);
   });
 });

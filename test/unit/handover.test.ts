@@ -6,7 +6,7 @@ import { trackValue } from '../../src/leadership/keepalived/trackFile.js';
 import { HealthStepDown } from '../../src/leadership/healthStepDown.js';
 import { FakeLeadership } from '../helpers/fakeLeadership.js';
 import { AllProbes, LoadBalancerProbe, SuccessorTraffic, VipProbe } from '../../src/leadership/handover/probes.js';
-import { pollUntil } from '../helpers/proc.js';
+import { until } from '../helpers/until.js';
 import type { LeadershipState } from '../../src/leadership/types.js';
 
 describe('zero-failure handover', () => {
@@ -15,7 +15,7 @@ describe('zero-failure handover', () => {
     let running = 0;
     const drain = new DrainController(source, { running: () => running, terminate: async () => {}, timeoutSeconds: 60, pollMs: 10, handoverMs: 300 });
     drain.drain();
-    await pollUntil(() => drain.status().phase === 'handover', 1000, 5);
+    await until(() => drain.status().phase === 'handover', 1000, 5);
     const state = drain.current();
     expect(state).toMatchObject({ role: 'draining', handover: { side: 'leaving', admitting: true, trafficAway: true }, token: 7n });
     expect(admit('gw1', drain)).toEqual({ admitted: true, token: 7n });
@@ -73,7 +73,7 @@ describe('zero-failure handover', () => {
     expect(admit('gw1', drain)).toMatchObject({ admitted: false, reason: 'draining' });
     pinned = 0; // the VIP command ended; one that came through HAProxy still runs
     running = 1;
-    await pollUntil(() => drain.status().phase === 'handover', 1000, 5);
+    await until(() => drain.status().phase === 'handover', 1000, 5);
     running = 0;
     await drain.drained();
     expect(source.calls).toEqual(['release']);
@@ -94,7 +94,7 @@ describe('zero-failure handover', () => {
     });
     const t0 = Date.now();
     drain.drain();
-    await pollUntil(() => drain.status().phase === 'handover', 1000, 5);
+    await until(() => drain.status().phase === 'handover', 1000, 5);
     expect(begun).toBe(1);
     setTimeout(() => (gone = true), 100);
     await drain.drained();
@@ -221,10 +221,10 @@ describe('zero-failure handover', () => {
       recoveries: 2,
     });
     watch.start();
-    await pollUntil(() => source.calls.includes('release'), 2000, 5);
+    await until(() => source.calls.includes('release'), 2000, 5);
     expect(terminated).toEqual(['unhealthy: disk full']);
     ok = true;
-    await pollUntil(() => source.calls.includes('rejoin'), 2000, 5);
+    await until(() => source.calls.includes('rejoin'), 2000, 5);
     expect(source.calls).toEqual(['release', 'rejoin']);
     watch.stop();
   });

@@ -7,9 +7,6 @@ import { readServerTokenFile, resolveServerToken, generateToken } from '../../sr
 import { prepareEmbeddedSetup } from '../../src/bootstrap/stateDir.js';
 import { parseConfig } from '../../src/config/load.js';
 import { target } from '../../src/cli/target.js';
-import { peerUid } from '../../src/http/peer.js';
-import { createServer } from 'node:net';
-import { execFile } from 'node:child_process';
 
 const isRoot = process.getuid?.() === 0;
 const dir = mkdtempSync(join(tmpdir(), 'execgate-http-token-'));
@@ -145,31 +142,5 @@ describe('the CLI finds the token', () => {
     const c = target({ cluster, node: 'gw1' }, env);
     expect(c).toMatchObject({ url: 'http://198.18.0.11:9422', token: undefined });
     expect(c.tokenNote).toContain(`${join(dir, 'missing-token')} (http.tokenFile of ${cluster} (gateway.http)): ENOENT`);
-  });
-});
-
-describe('peerUid: the owner of the other end of a loopback connection', () => {
-  /** Accepts one connection from curl run as uid; resolves with what peerUid says. */
-  const ask = (listen: string, connectTo: string, uid: number) =>
-    new Promise<number | null>((resolve, reject) => {
-      const srv = createServer((sock) => {
-        void peerUid(sock).then((u) => {
-          sock.destroy();
-          srv.close();
-          resolve(u);
-        }, reject);
-      });
-      srv.listen(0, listen, () => {
-        const host = connectTo.includes(':') ? `[${connectTo}]` : connectTo;
-        const { port } = srv.address() as { port: number };
-        execFile('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--', 'curl', '-s', '--max-time', '5', `http://${host}:${port}/`], () => {});
-      });
-    });
-
-  it.skipIf(!isRoot)('IPv4, IPv6 and IPv4-mapped listeners, root and nobody', async () => {
-    for (const [listen, connectTo] of [['127.0.0.1', '127.0.0.1'], ['::1', '::1'], ['::', '127.0.0.1']] as const) {
-      expect(await ask(listen, connectTo, 0), `${listen} <- ${connectTo} as root`).toBe(0);
-      expect(await ask(listen, connectTo, 65534), `${listen} <- ${connectTo} as nobody`).toBe(65534);
-    }
   });
 });

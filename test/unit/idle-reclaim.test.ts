@@ -62,6 +62,7 @@ describe('fullGc: V8 full collection without --expose-gc', () => {
     // garbage in the young generation is gone after one call
     let junk: unknown[] | null = Array.from({ length: 200_000 }, (_, i) => ({ i }));
     expect(junk.length).toBe(200_000);
+    // eslint-disable-next-line no-useless-assignment -- drops the only reference, so the collection has garbage to find
     junk = null;
     gc!();
     const young = getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')!;

@@ -1,12 +1,10 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import pino from 'pino';
 import { EtcdUnavailableError } from '../../src/etcd/api.js';
 import { FakeClock, MemoryEtcd, type MemoryEtcdCall } from '../../src/etcd/memory.js';
-import { EtcdClaimStore } from '../../src/runonce/etcdClaimStore.js';
 
 /**
  * What only the twin has: its clock, explicit expiry, partitions and the latency hook.
- * That it answers like etcd is test/integration/etcd-contract.test.ts's job.
+ * That it answers like etcd is test/tools/etcd-contract.test.ts's job.
  */
 
 const keysOf = async (etcd: MemoryEtcd, prefix = '/') => (await etcd.rangePrefix(prefix)).kvs.map((kv) => kv.key);
@@ -181,52 +179,5 @@ describe('MemoryEtcd faults', () => {
     const first = await etcd.rangePrefix('/');
     first.kvs[0]!.value = 'changed';
     expect((await etcd.rangePrefix('/')).kvs[0]!.value).toBe('v');
-  });
-});
-
-describe('EtcdClaimStore on MemoryEtcd', () => {
-  const stores: EtcdClaimStore[] = [];
-  afterEach(async () => {
-    for (const s of stores.splice(0)) await s.close();
-  });
-
-  it('one claim wins with the revision as token; the other sees the winner, alive until its liveness lease lapses', async () => {
-    const clock = new FakeClock();
-    const etcd = new MemoryEtcd({ now: clock.now });
-    const [node1, node2] = [etcd.client(), etcd.client()];
-    const log = pino({ level: 'silent' });
-    const gw1 = new EtcdClaimStore(node1, 600, 2, log);
-    const gw2 = new EtcdClaimStore(node2, 600, 2, log);
-    stores.push(gw1, gw2);
-    const record = { node: 'gw1', start: '2026-01-01T00:00:00Z' };
-    const won = await gw1.claim('/runonce/7001', record);
-    expect(won).toEqual({ won: true, token: etcd.revision });
-    const lost = await gw2.claim('/runonce/7001', { node: 'gw2', start: '2026-01-01T00:00:01Z' });
-    expect(lost).toEqual({ won: false, token: etcd.revision, record });
-    expect(await gw2.read('/runonce/7001')).toEqual({ token: etcd.revision, record, winnerAlive: true });
-    // gw1 is cut off: no keepalive of its 2 s liveness lease reaches etcd, and it lapses.
-    node1.partition(true);
-    clock.advance(2000);
-    expect(await gw2.read('/runonce/7001')).toMatchObject({ record, winnerAlive: false });
-    // abandon() changes the claim only while it still holds the record given.
-    node1.partition(false);
-    await gw2.abandon('/runonce/7001', { node: 'gw2', start: 'x' }, { ...record, abandoned: true });
-    expect((await gw2.read('/runonce/7001'))!.record).toEqual(record);
-    await gw1.abandon('/runonce/7001', record, { ...record, abandoned: true });
-    expect((await gw2.read('/runonce/7001'))!.record).toEqual({ ...record, abandoned: true });
-  });
-
-  it('finish() records the exit and drops the liveness key; the record keeps its retention lease', async () => {
-    const clock = new FakeClock();
-    const etcd = new MemoryEtcd({ now: clock.now });
-    const gw1 = new EtcdClaimStore(etcd, 600, 2, pino({ level: 'silent' }));
-    stores.push(gw1);
-    const record = { node: 'gw1', start: '2026-01-01T00:00:00Z' };
-    await gw1.claim('/runonce/7002', record);
-    await gw1.finish('/runonce/7002', { ...record, exit: 0 });
-    expect(await keysOf(etcd, '/runonce/')).toEqual(['/runonce/7002']);
-    expect(await gw1.read('/runonce/7002')).toMatchObject({ record: { ...record, exit: 0 }, winnerAlive: false });
-    clock.advance(600_000);
-    expect(await gw1.read('/runonce/7002')).toBeNull();
   });
 });

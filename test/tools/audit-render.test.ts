@@ -8,7 +8,7 @@ import type { ClusterInput } from '../../src/config/cluster.js';
 import { renderLogrotate } from '../../src/render/logrotate.js';
 import { renderSystemd } from '../../src/render/systemd.js';
 import { AuditLog } from '../../src/audit/auditLog.js';
-import { endFields } from './audit-fixtures.js';
+import { endFields } from '../helpers/auditFixtures.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const CLI = join(ROOT, 'dist/src/cli.js');

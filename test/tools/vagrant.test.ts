@@ -367,7 +367,7 @@ describe('install.sh additions for the lab', () => {
 });
 
 describe('lab scripts', () => {
-  // deploy/*.sh outside deploy/lab is covered by test/unit/cluster-render.test.ts.
+  // deploy/*.sh outside deploy/lab is covered by test/tools/cluster-render.test.ts.
   const scripts = ['deploy/lab/vagrant-drill.sh', ...readdirSync(join(ROOT, 'deploy/lab/vagrant')).filter((f) => f.endsWith('.sh')).map((f) => `deploy/lab/vagrant/${f}`)];
 
   labIt('shellcheck passes on the Vagrant lab scripts', has('shellcheck') ? null : 'shellcheck', async () => {

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, statSync, openSync, writeSync, closeSync, constant
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseNotifyLine, NotifyFifoReader, type NotifyEvent } from '../../src/leadership/keepalived/notifyFifo.js';
+import { until } from '../helpers/until.js';
 
 describe('parseNotifyLine', () => {
   it('reads instance and group lines', () => {
@@ -41,9 +42,7 @@ describe('NotifyFifoReader', () => {
     const st = statSync(path);
     expect(st.isFIFO()).toBe(true);
     expect(st.mode & 0o777).toBe(0o600);
-    const waitFor = async (n: number) => {
-      for (let i = 0; i < 200 && events.length < n; i++) await new Promise((r) => setTimeout(r, 20));
-    };
+    const waitFor = (n: number) => until(() => events.length >= n, 4000, 20);
     // first "keepalived": a line in two pieces, then it goes away
     let fd = openSync(path, constants.O_WRONLY | constants.O_NONBLOCK);
     writeSync(fd, 'INSTANCE "VI_1" BAC');
@@ -51,7 +50,7 @@ describe('NotifyFifoReader', () => {
     writeSync(fd, 'KUP 100\nINSTANCE "VI_1" MASTER 150\n');
     await waitFor(2);
     closeSync(fd);
-    for (let i = 0; i < 100 && eofs < 1; i++) await new Promise((r) => setTimeout(r, 20));
+    await until(() => eofs >= 1, 2000, 20);
     expect(eofs).toBe(1);
     // the next "keepalived" finds a reader again
     await new Promise((r) => setTimeout(r, 100));

@@ -3,31 +3,10 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { trackValue, TrackFileWriter, type TrackInputs } from '../../src/leadership/keepalived/trackFile.js';
-import type { Leadership, LeadershipState, Role } from '../../src/leadership/types.js';
+import type { Role } from '../../src/leadership/types.js';
+import { FakeLeadership } from '../helpers/fakeLeadership.js';
 
 const base: TrackInputs = { role: 'standby', self: 'gw1', steppingDown: false, stopping: false, unhealthy: false };
-
-/** An in-memory leadership source whose state the test sets. */
-class FakeLeadership implements Leadership {
-  readonly kind = 'fake';
-  private state: LeadershipState = { role: 'standby', token: null, since: 0 };
-  private readonly listeners = new Set<(s: LeadershipState) => void>();
-  current() {
-    return this.state;
-  }
-  onChange(l: (s: LeadershipState) => void) {
-    this.listeners.add(l);
-    return () => this.listeners.delete(l);
-  }
-  set(role: Role, leader?: string) {
-    this.state = { role, token: role === 'leader' ? 7n : null, since: Date.now(), ...(leader ? { leader } : {}) };
-    for (const l of this.listeners) l(this.state);
-  }
-  async start() {}
-  async stop() {}
-  async release() {}
-  async rejoin() {}
-}
 
 describe('trackValue', () => {
   it('maps roles to the keepalived contract', () => {
@@ -64,24 +43,24 @@ describe('TrackFileWriter', () => {
   it('follows a leadership source through a whole life', async () => {
     dir = mkdtempSync(join(tmpdir(), 'eg-track-'));
     const path = join(dir, 'sub', 'keepalived.track');
-    const source = new FakeLeadership();
+    const source = new FakeLeadership('gw1', { role: 'standby', token: null, leader: undefined, since: 0 });
     const w = new TrackFileWriter({ path, node: 'gw1', stepDownHoldMs: 0 });
     w.follow(source);
     expect(read(path)).toBe('0');
-    source.set('leader', 'gw1');
+    source.set({ role: 'leader', token: 7n, leader: 'gw1' });
     expect(read(path)).toBe('100');
-    source.set('draining', 'gw1');
+    source.set({ role: 'draining', token: null, leader: 'gw1' });
     expect(read(path)).toBe('100');
-    source.set('standby'); // released: nobody else known yet
+    source.set({ role: 'standby', token: null }); // released: nobody else known yet
     expect(read(path)).toBe('-254');
-    source.set('standby', 'gw2'); // the other node took over
+    source.set({ role: 'standby', token: null, leader: 'gw2' }); // the other node took over
     expect(read(path)).toBe('0');
-    source.set('leader', 'gw1');
-    source.set('fenced');
+    source.set({ role: 'leader', token: 7n, leader: 'gw1' });
+    source.set({ role: 'fenced', token: null });
     expect(read(path)).toBe('-254');
-    source.set('standby'); // campaigning again, new leader not known yet
+    source.set({ role: 'standby', token: null }); // campaigning again, new leader not known yet
     expect(read(path)).toBe('-254');
-    source.set('fenced', 'gw3');
+    source.set({ role: 'fenced', token: null, leader: 'gw3' });
     expect(read(path)).toBe('0');
     w.setUnhealthy(true);
     expect(read(path)).toBe('-254');
@@ -89,7 +68,7 @@ describe('TrackFileWriter', () => {
     expect(read(path)).toBe('0');
     w.stop();
     expect(read(path)).toBe('-254');
-    source.set('leader', 'gw1'); // no longer followed after stop
+    source.set({ role: 'leader', token: 7n, leader: 'gw1' }); // no longer followed after stop
     expect(read(path)).toBe('-254');
     expect(readdirSync(join(dir, 'sub'))).toEqual(['keepalived.track']); // temp file renamed away
   });
@@ -97,17 +76,17 @@ describe('TrackFileWriter', () => {
   it('a standby that stepped down returns to 0 after the hold even if no leader is seen', async () => {
     dir = mkdtempSync(join(tmpdir(), 'eg-track-'));
     const path = join(dir, 'keepalived.track');
-    const source = new FakeLeadership();
+    const source = new FakeLeadership('gw1', { role: 'standby', token: null, leader: undefined, since: 0 });
     const w = new TrackFileWriter({ path, node: 'gw1', stepDownHoldMs: 100 });
     w.follow(source);
-    source.set('leader', 'gw1');
-    source.set('standby');
+    source.set({ role: 'leader', token: 7n, leader: 'gw1' });
+    source.set({ role: 'standby', token: null });
     expect(read(path)).toBe('-254');
     await new Promise((r) => setTimeout(r, 400));
     expect(read(path)).toBe('0');
     // a fenced node does not time out
-    source.set('leader', 'gw1');
-    source.set('fenced');
+    source.set({ role: 'leader', token: 7n, leader: 'gw1' });
+    source.set({ role: 'fenced', token: null });
     await new Promise((r) => setTimeout(r, 400));
     expect(read(path)).toBe('-254');
     w.stop();

@@ -391,7 +391,9 @@ describe('deploy kit', () => {
     const exported = new Set<string>();
     for (const m of await metrics.registry.getMetricsAsJSON()) {
       exported.add(m.name);
-      if (m.type === 'histogram' || m.type === 'summary') for (const s of ['_bucket', '_sum', '_count']) exported.add(m.name + s);
+      // prom-client types the field as a numeric enum; at run time it is the name ('histogram').
+      const type = String(m.type);
+      if (type === 'histogram' || type === 'summary') for (const s of ['_bucket', '_sum', '_count']) exported.add(m.name + s);
     }
     const dashboard = JSON.parse(readFileSync(join(ROOT, 'deploy/grafana/execgate-dashboard.json'), 'utf8')) as { panels: Array<{ title: string; targets: Array<{ expr: string }> }> };
     const exprs = dashboard.panels.flatMap((p) => p.targets.map((t) => t.expr));

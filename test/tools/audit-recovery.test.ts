@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { AuditLog, type AuditStartRecord } from '../../src/audit/auditLog.js';
 import { recoverPreviousRun } from '../../src/audit/recovery.js';
 import { bootId, processAlive, processCgroup, processStartTicks } from '../../src/audit/procIdentity.js';
+import { until } from '../helpers/until.js';
 
 function cgroupBase(): string | null {
   const line = readFileSync('/proc/self/mountinfo', 'utf8')
@@ -44,12 +45,6 @@ function record(execId: string, gatewayPid: number, pid: number, cgroup: string 
   };
 }
 
-const waitUntil = async (cond: () => boolean, ms = 5000) => {
-  const deadline = Date.now() + ms;
-  while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  return cond();
-};
-
 describe('startup recovery of a SIGKILLed gateway', () => {
   const base = cgroupBase();
   let dir: string;
@@ -68,7 +63,7 @@ describe('startup recovery of a SIGKILLed gateway', () => {
     mkdirSync(cg, { recursive: true });
     const inCgroup = spawn('/bin/sh', ['-c', 'echo $$ > "$1"; exec /bin/sh -c "setsid sleep 301 & exec sleep 300"', 'x', join(cg, 'cgroup.procs')], { detached: true, stdio: 'ignore' });
     children.push(inCgroup);
-    expect(await waitUntil(() => readFileSync(join(cg, 'cgroup.procs'), 'utf8').trim().split('\n').length === 2)).toBe(true);
+    expect(await until(() => readFileSync(join(cg, 'cgroup.procs'), 'utf8').trim().split('\n').length === 2, 5000, 20)).not.toBeNull();
     // 2. A command without a cgroup (its own process group), still running.
     const noCgroup = spawn('sleep', ['302'], { detached: true, stdio: 'ignore' });
     children.push(noCgroup);
@@ -97,7 +92,7 @@ describe('startup recovery of a SIGKILLed gateway', () => {
     const report = await recoverPreviousRun(audit);
     await audit.close(0);
 
-    expect(await waitUntil(() => !processAlive(inCgroup.pid!) && !processAlive(noCgroup.pid!))).toBe(true);
+    expect(await until(() => !processAlive(inCgroup.pid!) && !processAlive(noCgroup.pid!), 5000, 20)).not.toBeNull();
     expect(existsSync(parent)).toBe(false);
     expect(processAlive(stranger.pid!)).toBe(true);
     expect(processAlive(liveGateway.pid!)).toBe(true);
