@@ -25,7 +25,6 @@ export function plausibleAccountName(name: string): boolean {
     name !== '..' &&
     !name.startsWith('-') &&
     !/^\d+$/.test(name) &&
-    // eslint-disable-next-line no-control-regex
     !/[/:\x00-\x20\x7f]/.test(name)
   );
 }

@@ -70,7 +70,7 @@ export class AuditLog {
       mkdirSync(dirname(this.path), { recursive: true, mode: 0o750 });
       await this.file.open();
     } catch (err) {
-      throw new Error(`cannot open the audit log ${this.path} (audit.path): ${(err as Error).message}`);
+      throw new Error(`cannot open the audit log ${this.path} (audit.path): ${(err as Error).message}`, { cause: err });
     }
   }
 

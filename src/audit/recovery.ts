@@ -71,7 +71,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  */
 export async function sweepCgroup(dir: string, waitMs = EMPTY_WAIT_MS): Promise<number> {
   let killed = 0;
-  let children: string[] = [];
+  let children: string[];
   try {
     children = readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => join(dir, d.name));
   } catch {

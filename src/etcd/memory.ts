@@ -1,7 +1,7 @@
 /**
  * An in-memory etcd for unit tests, beside the real client the way an in-memory transport
  * ships beside a network one: the same EtcdApi, the same answers and errors as etcd
- * (test/integration/etcd-contract.test.ts runs one set of cases against both), a clock
+ * (test/tools/etcd-contract.test.ts runs one set of cases against both), a clock
  * you drive, and faults you switch on.
  *
  *   const clock = new FakeClock();

@@ -128,7 +128,7 @@ export function addressMatchesFrom(address: string, patterns: string[]): boolean
   for (const raw of patterns) {
     const negated = raw.startsWith('!');
     const pattern = negated ? raw.slice(1) : raw;
-    let hit = false;
+    let hit: boolean;
     if (pattern.includes('/')) {
       const [net, bits] = pattern.split('/');
       const list = new BlockList();

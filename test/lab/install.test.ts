@@ -23,7 +23,7 @@ import { DEB_ARCH, debPackage, packagePrerequisite } from '../helpers/debPackage
  *
  * The package is artifacts/execgate_<version>_<arch>.deb, built by the test (npm run package)
  * when missing or older than its sources (test/helpers/debPackage.ts, the rule
- * test/integration/package.test.ts uses), or $EXECGATE_PACKAGE_DEB. Without
+ * test/tools/package.test.ts uses), or $EXECGATE_PACKAGE_DEB. Without
  * EXECGATE_REQUIRE_LAB=1 a missing prerequisite skips with the reason; with it, it fails.
  */
 const SUITES: Suite[] = ['bookworm', 'trixie'];
@@ -158,6 +158,7 @@ for (const suite of SUITES) {
       let root: DebianRoot | null = null;
       const served: Served[] = [];
       let failure: unknown = null;
+      let problems: string[];
       try {
         let t = Date.now();
         const pkg = debPackage();
@@ -281,11 +282,11 @@ for (const suite of SUITES) {
         // Everything released on every path: our processes, namespaces, mounts, the copy.
         for (const s of served) await s.stop().catch(() => null);
         await lab.teardown();
-        const problems = [...(root?.teardown() ?? []), ...lab.leftovers().map((ns) => `namespace ${ns} left`)];
+        problems = [...(root?.teardown() ?? []), ...lab.leftovers().map((ns) => `namespace ${ns} left`)];
         if (!problems.some((p) => p.startsWith('still mounted'))) rmSync(host, { recursive: true, force: true });
-        if (failure) throw failure;
-        expect(problems).toEqual([]);
       }
+      if (failure) throw failure;
+      expect(problems).toEqual([]);
     }, 900_000); // warm about 1.5 min; cold (debootstrap) up to 6 min on a busy 2-core host
   });
 }

@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import { loadClusterFile, nodeConfigFromCluster, parseCluster } from '../../src/config/clusterLoad.js';
 import { parseConfig } from '../../src/config/load.js';
 import { nodeRuntime } from '../../src/gateway/nodeRuntime.js';
-import { LateSshConnections } from '../../src/cluster/sshConnections.js';
+import { LateSshConnections } from '../../src/gateway/sshConnections.js';
 
 const EXAMPLE = resolve(import.meta.dirname, '../../deploy/example-cluster.yaml');
 const socketFrom = (remoteAddress: string) => ({ remoteAddress }) as Socket;

@@ -53,7 +53,7 @@ export function ensureFifo(path: string): void {
     } catch {
       // fall through
     }
-    throw new Error(`cannot create the FIFO ${path}: ${(err as Error).message}`);
+    throw new Error(`cannot create the FIFO ${path}: ${(err as Error).message}`, { cause: err });
   }
   chmodSync(path, 0o600);
 }
