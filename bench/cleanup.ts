@@ -41,7 +41,9 @@ export async function stopPid(pid: number, graceMs = 3000): Promise<void> {
  * commands left running): the descendants are read from /proc before the root goes.
  */
 export async function stopTree(rootPid: number, graceMs = 3000): Promise<void> {
-  const descendants = processTree(rootPid).map((p) => p.pid).filter((pid) => pid !== rootPid);
+  const descendants = processTree(rootPid)
+    .map((p) => p.pid)
+    .filter((pid) => pid !== rootPid);
   await stopPid(rootPid, graceMs);
   for (const pid of descendants) {
     try {

@@ -41,7 +41,10 @@ export async function waitQuiet(server: BenchServer, timeoutMs = 15_000): Promis
 /** A wall-clock budget for one section, so no loop runs unbounded. */
 export class Budget {
   private readonly end: number;
-  constructor(readonly label: string, ms: number) {
+  constructor(
+    readonly label: string,
+    ms: number,
+  ) {
     this.end = Date.now() + ms;
   }
   get exceeded(): boolean {

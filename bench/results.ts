@@ -3,11 +3,7 @@ import { median, sum } from './stats.js';
 export type ServerName = 'execgate' | 'sshd';
 
 /** A report-only target: issue 19's, or an earlier issue's that issue 19 did not restate. */
-export type Target =
-  | { kind: 'ratio<='; value: number }
-  | { kind: 'ratio>='; value: number }
-  | { kind: 'execgate<='; value: number }
-  | { kind: 'execgate=='; value: number };
+export type Target = { kind: 'ratio<='; value: number } | { kind: 'ratio>='; value: number } | { kind: 'execgate<='; value: number } | { kind: 'execgate=='; value: number };
 
 export interface MetricSpec {
   id: string;
@@ -62,19 +58,27 @@ export class Results {
 export function judge(target: Target | undefined, execgate: number, ratio: number): boolean | null {
   if (!target || Number.isNaN(execgate)) return null;
   switch (target.kind) {
-    case 'ratio<=': return ratio <= target.value;
-    case 'ratio>=': return ratio >= target.value;
-    case 'execgate<=': return execgate <= target.value;
-    case 'execgate==': return execgate === target.value;
+    case 'ratio<=':
+      return ratio <= target.value;
+    case 'ratio>=':
+      return ratio >= target.value;
+    case 'execgate<=':
+      return execgate <= target.value;
+    case 'execgate==':
+      return execgate === target.value;
   }
 }
 
 export function describeTarget(t: Target | undefined, unit: string): string {
   if (!t) return '';
   switch (t.kind) {
-    case 'ratio<=': return `ratio <= ${t.value}`;
-    case 'ratio>=': return `ratio >= ${t.value}`;
-    case 'execgate<=': return `execgate <= ${t.value} ${unit}`;
-    case 'execgate==': return `execgate = ${t.value}`;
+    case 'ratio<=':
+      return `ratio <= ${t.value}`;
+    case 'ratio>=':
+      return `ratio >= ${t.value}`;
+    case 'execgate<=':
+      return `execgate <= ${t.value} ${unit}`;
+    case 'execgate==':
+      return `execgate = ${t.value}`;
   }
 }

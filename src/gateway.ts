@@ -67,7 +67,15 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
   const metrics = createMetrics(node);
   const { auth, limits } = config;
   const failures = new AuthFailureLimiter(limits.authFailures);
-  const authenticator = new PublicKeyAuthenticator({ authorizedKeysPath: config.authorizedKeys, allowSshRsaSha1: auth.allowSshRsaSha1, permitKeyEnvironment: auth.permitKeyEnvironment, runAs, failures, log, metrics });
+  const authenticator = new PublicKeyAuthenticator({
+    authorizedKeysPath: config.authorizedKeys,
+    allowSshRsaSha1: auth.allowSshRsaSha1,
+    permitKeyEnvironment: auth.permitKeyEnvironment,
+    runAs,
+    failures,
+    log,
+    metrics,
+  });
   const audit = new AuditLog(config.audit.path, { node, log });
   await audit.open();
   // Before listening: kill what a SIGKILLed predecessor left, end its open records as "lost".
@@ -144,7 +152,13 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
   const reclaim = new IdleReclaim({ log });
   reclaim.start();
   log.info(
-    { listen: `${address.host}:${address.port}`, alsoListen: config.alsoListen.map((l) => `${l.host}:${l.port}`), runAs: runAs.describe(), leadership: leadership.kind, hostKeys: hostKeys.map((k) => `${k.type} ${k.fingerprint}`) },
+    {
+      listen: `${address.host}:${address.port}`,
+      alsoListen: config.alsoListen.map((l) => `${l.host}:${l.port}`),
+      runAs: runAs.describe(),
+      leadership: leadership.kind,
+      hostKeys: hostKeys.map((k) => `${k.type} ${k.fingerprint}`),
+    },
     'execgate listening',
   );
   // systemd (Type=notify): READY=1 now, then WATCHDOG=1 from the event loop; no-op without NOTIFY_SOCKET.

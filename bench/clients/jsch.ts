@@ -43,9 +43,23 @@ export class JschDriver {
 
   constructor(server: BenchServer, rsaPemKey: string) {
     this.proc = spawn('java', [
-      '-cp', classpath(), 'RundeckStep',
-      '--host', '127.0.0.1', '--port', String(server.port), '--user', server.user,
-      '--key', rsaPemKey, '--node', 'bench', '--connect-timeout', '20000', '--mode', 'server',
+      '-cp',
+      classpath(),
+      'RundeckStep',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(server.port),
+      '--user',
+      server.user,
+      '--key',
+      rsaPemKey,
+      '--node',
+      'bench',
+      '--connect-timeout',
+      '20000',
+      '--mode',
+      'server',
     ]);
     const pid = this.proc.pid;
     if (pid !== undefined) onCleanup(`stop jsch (${server.name})`, () => this.stop());

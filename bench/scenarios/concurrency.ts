@@ -29,7 +29,17 @@ export async function concurrency(ctx: BenchContext, round: number): Promise<voi
       const failed = errors.filter((e) => e !== null);
       for (const e of failed.slice(0, 3)) ctx.results.note(`concurrency.${n}.failures`, `${s.name}: ${e}`);
       const big = n === Math.max(...ctx.options.concurrency);
-      ctx.results.add({ id: `concurrency.${n}.wall`, label: `${n} concurrent sessions of "sleep 1; echo ok", wall`, unit: 's', combine: 'median', ...(big ? { target: { kind: 'ratio<=', value: 0.5 } as const } : {}) }, s.name, wall);
+      ctx.results.add(
+        {
+          id: `concurrency.${n}.wall`,
+          label: `${n} concurrent sessions of "sleep 1; echo ok", wall`,
+          unit: 's',
+          combine: 'median',
+          ...(big ? { target: { kind: 'ratio<=', value: 0.5 } as const } : {}),
+        },
+        s.name,
+        wall,
+      );
       ctx.results.add({ id: `concurrency.${n}.failures`, label: `${n} concurrent sessions, failures`, unit: 'count', combine: 'sum', target: { kind: 'execgate==', value: 0 } }, s.name, failed.length);
       ctx.log(`concurrency ${n} ${s.name}: ${wall.toFixed(2)} s, ${failed.length} failed`);
     }

@@ -50,7 +50,10 @@ export async function forward(ctx: BenchContext, round: number): Promise<void> {
   ];
   const label = (s: BenchServer) => ways.find((w) => w.server === s)!.key;
 
-  const samples = new Map<BenchServer, number[]>([[p.target, []], [p.forwarder, []]]);
+  const samples = new Map<BenchServer, number[]>([
+    [p.target, []],
+    [p.forwarder, []],
+  ]);
   if (round === 0) for (const w of ways) for (let i = 0; i < 3; i++) await opensshExec(w.server, keys.clientEd25519, 'true');
   for (let i = 0; i < options.latencyCount; i++) {
     for (const s of inOrder([p.target, p.forwarder], i)) {
@@ -83,6 +86,10 @@ export async function forward(ctx: BenchContext, round: number): Promise<void> {
     results.add({ id: `forward.stdout.${w.key}`, label: `stdout ${sizeLabel(STDOUT_BYTES)}, ${c}, ${w.label}`, unit: 'MiB/s', combine: 'median' }, 'execgate', measured.get(w.server)!.mibs);
   }
   results.add({ id: 'forward.stdout.ratio', label: `forwarded / direct, stdout ${c}`, unit: 'x', combine: 'median' }, 'execgate', measured.get(p.forwarder)!.mibs / measured.get(p.target)!.mibs);
-  results.add({ id: 'forward.stdout.cpu.target', label: `server CPU per GiB, stdout ${c}, the gateway running the command (direct)`, unit: 's/GiB', combine: 'median' }, 'execgate', measured.get(p.target)!.cpu);
+  results.add(
+    { id: 'forward.stdout.cpu.target', label: `server CPU per GiB, stdout ${c}, the gateway running the command (direct)`, unit: 's/GiB', combine: 'median' },
+    'execgate',
+    measured.get(p.target)!.cpu,
+  );
   results.add({ id: 'forward.stdout.cpu.forwarder', label: `forwarder CPU per GiB, stdout ${c} (the relay alone)`, unit: 's/GiB', combine: 'median' }, 'execgate', measured.get(p.forwarder)!.cpu);
 }

@@ -23,7 +23,28 @@ function openssh10(): string | null {
 
 /** Which kex names a server offers, read from `ssh -Q`-style probing: a connect with only that kex. */
 async function offers(ssh: string, server: BenchServer, key: string, kex: string): Promise<boolean> {
-  const r = await runProcess(ssh, ['-F', '/dev/null', '-i', key, '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', `KexAlgorithms=${kex}`, '-p', String(server.port), `${server.user}@127.0.0.1`, 'true'], 30_000);
+  const r = await runProcess(
+    ssh,
+    [
+      '-F',
+      '/dev/null',
+      '-i',
+      key,
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      'StrictHostKeyChecking=no',
+      '-o',
+      'UserKnownHostsFile=/dev/null',
+      '-o',
+      `KexAlgorithms=${kex}`,
+      '-p',
+      String(server.port),
+      `${server.user}@127.0.0.1`,
+      'true',
+    ],
+    30_000,
+  );
   return r.code === 0;
 }
 

@@ -36,9 +36,17 @@ export async function latency(ctx: BenchContext, round: number): Promise<void> {
     for (const s of ctx.servers) {
       const v = samples[s.name]!;
       const target50 = client.id === 'openssh' ? ({ kind: 'ratio<=', value: 0.3 } as const) : client.id === 'ssh2' ? ({ kind: 'execgate<=', value: 25 } as const) : undefined;
-      results.add({ id: `latency.${client.id}.p50`, label: `connect+exec true, ${client.label}, p50`, unit: 'ms', combine: 'median', ...(target50 ? { target: target50 } : {}) }, s.name, percentile(v, 50));
+      results.add(
+        { id: `latency.${client.id}.p50`, label: `connect+exec true, ${client.label}, p50`, unit: 'ms', combine: 'median', ...(target50 ? { target: target50 } : {}) },
+        s.name,
+        percentile(v, 50),
+      );
       results.add({ id: `latency.${client.id}.p95`, label: `connect+exec true, ${client.label}, p95`, unit: 'ms', combine: 'median' }, s.name, percentile(v, 95));
-      results.add({ id: `latency.${client.id}.failures`, label: `connect+exec true, ${client.label}, failures`, unit: 'count', combine: 'sum', target: { kind: 'execgate==', value: 0 } }, s.name, failures[s.name]!);
+      results.add(
+        { id: `latency.${client.id}.failures`, label: `connect+exec true, ${client.label}, failures`, unit: 'count', combine: 'sum', target: { kind: 'execgate==', value: 0 } },
+        s.name,
+        failures[s.name]!,
+      );
     }
     ctx.log(`latency ${client.id}: execgate p50 ${percentile(samples.execgate!, 50).toFixed(1)} ms, sshd p50 ${percentile(samples.sshd!, 50).toFixed(1)} ms`);
   }

@@ -87,7 +87,11 @@ export async function memoryAfterLoad(ctx: BenchContext, idleRss: Map<BenchServe
     const m = record(ctx, s, 'settled', when);
     const idle = idleRss.get(s) ?? Number.NaN;
     // the target judges execgate's figure; sshd's is computed the same way, for reference
-    ctx.results.add({ id: 'memory.settled.rssOverFresh', label: `RSS ${spell(wait)} after load / RSS idle before load`, unit: 'x', combine: 'median', target: { kind: 'execgate<=', value: 1.3 } }, s.name, m.rss / idle);
+    ctx.results.add(
+      { id: 'memory.settled.rssOverFresh', label: `RSS ${spell(wait)} after load / RSS idle before load`, unit: 'x', combine: 'median', target: { kind: 'execgate<=', value: 1.3 } },
+      s.name,
+      m.rss / idle,
+    );
   }
 }
 

@@ -16,10 +16,12 @@ async function parallelStreams(server: BenchServer, key: string, cipher: string,
     const runs = await Promise.all(Array.from({ length: streams }, () => runProcess('sh', ['-c', line], 10 * 60_000)));
     return { runs, seconds: Number(process.hrtime.bigint() - start) / 1e9 };
   });
-  const problems = m.result.runs.map((r, n) => {
-    const p = countProblem(r, bytes);
-    return p === null ? null : `stream ${n + 1}: ${p}`;
-  }).filter((p) => p !== null);
+  const problems = m.result.runs
+    .map((r, n) => {
+      const p = countProblem(r, bytes);
+      return p === null ? null : `stream ${n + 1}: ${p}`;
+    })
+    .filter((p) => p !== null);
   if (!m.quiet) problems.push('server not quiet afterwards');
   return { ok: problems.length === 0, detail: problems.join('; '), seconds: m.result.seconds, serverCpuSeconds: m.serverCpuSeconds, commandCpuSeconds: Number.NaN };
 }

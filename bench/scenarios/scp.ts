@@ -37,9 +37,13 @@ async function scpCopy(server: BenchServer, key: string, direction: 'upload' | '
   const r = m.result;
   const output = `${r.stdout}${r.stderr}`.trim();
   const problem =
-    r.code !== 0 ? `scp exit ${r.code ?? r.signal}: ${output.slice(0, 300)}`
-    : direction === 'upload' && output !== '' ? `scp printed: ${output.slice(0, 300)}`
-    : m.quiet ? null : 'server not quiet afterwards';
+    r.code !== 0
+      ? `scp exit ${r.code ?? r.signal}: ${output.slice(0, 300)}`
+      : direction === 'upload' && output !== ''
+        ? `scp printed: ${output.slice(0, 300)}`
+        : m.quiet
+          ? null
+          : 'server not quiet afterwards';
   return { ok: problem === null, detail: problem ?? '', seconds: r.ms / 1000, serverCpuSeconds: m.serverCpuSeconds, commandCpuSeconds: Number.NaN };
 }
 

@@ -52,7 +52,10 @@ export async function startJsCryptoExecgate(dir: string, keys: BenchKeys, user: 
 
 /** The warning line the gateway logged, for the bench log. */
 export function fallbackWarning(dir: string): string {
-  const line = readFileSync(execgateLog(dir), 'utf8').split('\n').find((l) => FALLBACK_LOGGED.test(l)) ?? '';
+  const line =
+    readFileSync(execgateLog(dir), 'utf8')
+      .split('\n')
+      .find((l) => FALLBACK_LOGGED.test(l)) ?? '';
   try {
     return (JSON.parse(line) as { msg?: string }).msg ?? line;
   } catch {

@@ -18,15 +18,7 @@ export interface Account {
  * `getent passwd 0` is root).
  */
 export function plausibleAccountName(name: string): boolean {
-  return (
-    name.length > 0 &&
-    name.length <= 256 &&
-    name !== '.' &&
-    name !== '..' &&
-    !name.startsWith('-') &&
-    !/^\d+$/.test(name) &&
-    !/[/:\x00-\x20\x7f]/.test(name)
-  );
+  return name.length > 0 && name.length <= 256 && name !== '.' && name !== '..' && !name.startsWith('-') && !/^\d+$/.test(name) && !/[/:\x00-\x20\x7f]/.test(name);
 }
 
 /** One passwd line for exactly this name (NSS may answer a uid or a case-folded name: not ours). */

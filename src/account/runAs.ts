@@ -14,9 +14,7 @@ export interface RunAsConfig {
 }
 
 /** Where an SSH username leads: the account to run as, or why the username is refused. */
-export type RunAsResolution =
-  | { ok: true; target: RunAsTarget }
-  | { ok: false; reason: string; category: 'unknown_user' | 'other_account' | 'root_refused' | 'lookup_failed' };
+export type RunAsResolution = { ok: true; target: RunAsTarget } | { ok: false; reason: string; category: 'unknown_user' | 'other_account' | 'root_refused' | 'lookup_failed' };
 
 /**
  * Which local accounts a key in one shared authorized_keys file could reach: one
@@ -48,9 +46,7 @@ export class RunAsPolicy {
       if (current.uid !== 0) throw errors.runAsNeedsRoot(name, current.name, key);
       return this.checkRoot({ account: lookupAccount(name, key), switchUser: true }, key);
     };
-    this.mapped = config.accounts
-      ? new Map(Object.entries(config.accounts).map(([user, local]) => [user, target(local, `runAs.accounts.${user}`)]))
-      : null;
+    this.mapped = config.accounts ? new Map(Object.entries(config.accounts).map(([user, local]) => [user, target(local, `runAs.accounts.${user}`)])) : null;
     this.everyone = !this.mapped && config.user ? target(config.user, 'runAs.user') : null;
   }
 
@@ -131,9 +127,7 @@ export class RunAsPolicy {
   describe(): string {
     if (this.mapped) return `runAs.accounts (${[...this.mapped].map(([u, t]) => `${u}->${t.account.name}`).join(', ')})`;
     if (this.everyone) return `runAs.user (${this.everyone.account.name} for every username)`;
-    return this.current.uid === 0
-      ? `the SSH username is the local account${this.permitRoot ? ' (root permitted)' : ', uid 0 refused'}`
-      : `only ${this.current.name} (execgate runs without root)`;
+    return this.current.uid === 0 ? `the SSH username is the local account${this.permitRoot ? ' (root permitted)' : ', uid 0 refused'}` : `only ${this.current.name} (execgate runs without root)`;
   }
 }
 

@@ -6,17 +6,7 @@ import { AuditFile } from './auditFile.js';
 import { FailClosedState, type AuditOpsLog } from './failClosed.js';
 import type { AuditCutRecord, AuditEndFields, AuditLine, AuditMarkerRecord, AuditStartFields, AuditStartRecord } from './records.js';
 
-export type {
-  AuditCommandIdentity,
-  AuditCutRecord,
-  AuditEndFields,
-  AuditEndRecord,
-  AuditLine,
-  AuditMarkerRecord,
-  AuditRecord,
-  AuditStartFields,
-  AuditStartRecord,
-} from './records.js';
+export type { AuditCommandIdentity, AuditCutRecord, AuditEndFields, AuditEndRecord, AuditLine, AuditMarkerRecord, AuditRecord, AuditStartFields, AuditStartRecord } from './records.js';
 
 export interface AuditLogOptions {
   /** The node name written into records. */

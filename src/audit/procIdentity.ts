@@ -42,7 +42,9 @@ export function processAlive(pid: number): boolean {
 /** The process's cgroup v2 path ("0::/path"), or null. */
 export function processCgroup(pid: number): string | null {
   try {
-    const line = readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').find((l) => l.startsWith('0::'));
+    const line = readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('0::'));
     return line ? line.slice(3) : null;
   } catch {
     return null;
@@ -60,4 +62,3 @@ export function isLiveGateway(pid: number): boolean {
   }
   return argv.includes('serve') && argv.some((a) => a.endsWith('cli.js') || basename(a) === 'execgate');
 }
-

@@ -73,7 +73,9 @@ export async function sweepCgroup(dir: string, waitMs = EMPTY_WAIT_MS): Promise<
   let killed = 0;
   let children: string[];
   try {
-    children = readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => join(dir, d.name));
+    children = readdirSync(dir, { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .map((d) => join(dir, d.name));
   } catch {
     return 0;
   }
@@ -138,7 +140,9 @@ export function staleCgroups(): { dir: string }[] {
   const stale = (pid: number) => pid === process.pid || !isLiveGateway(pid);
   const list = (dir: string) => {
     try {
-      return readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+      return readdirSync(dir, { withFileTypes: true })
+        .filter((d) => d.isDirectory())
+        .map((d) => d.name);
     } catch {
       return [];
     }
@@ -217,7 +221,9 @@ export async function recoverPreviousRun(audit: AuditLog, log?: RecoveryLog): Pr
     // Counted per command cgroup so each lost record can say what was killed.
     let sub: string[] = [];
     try {
-      sub = readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => join(dir, d.name));
+      sub = readdirSync(dir, { withFileTypes: true })
+        .filter((d) => d.isDirectory())
+        .map((d) => join(dir, d.name));
     } catch {
       // gone meanwhile
     }
@@ -234,7 +240,7 @@ export async function recoverPreviousRun(audit: AuditLog, log?: RecoveryLog): Pr
   const boot = bootId();
   const lost: AuditEndRecord[] = [];
   for (const r of dead) {
-    let leftovers = r.cgroup ? killedIn.get(r.cgroup) ?? 0 : 0;
+    let leftovers = r.cgroup ? (killedIn.get(r.cgroup) ?? 0) : 0;
     let extra = 0;
     if (r.cgroup && !killedIn.has(r.cgroup) && existsSync(r.cgroup)) extra += await sweepCgroup(r.cgroup);
     let note = '';
@@ -288,10 +294,7 @@ export async function recoverPreviousRun(audit: AuditLog, log?: RecoveryLog): Pr
     log?.info({ bytesRead: scan.bytesRead, ms: report.ms }, 'audit recovery: nothing left by a previous run');
   }
   if (otherLive.length) {
-    log?.warn(
-      { gatewayPids: [...new Set(otherLive.map((r) => r.gatewayPid))], path: audit.path },
-      'another running execgate writes this audit file: give each gateway its own audit.path',
-    );
+    log?.warn({ gatewayPids: [...new Set(otherLive.map((r) => r.gatewayPid))], path: audit.path }, 'another running execgate writes this audit file: give each gateway its own audit.path');
   }
   return report;
 }

@@ -70,29 +70,30 @@ export async function findOpenStarts(path: string): Promise<OpenStarts> {
   };
   for (const file of [path, `${path}.1`]) {
     files.push(file);
-    for await (const batch of linesBackwards(file, counter)) for (const line of batch) {
-      const event = EVENT.exec(line)?.[1];
-      if (event === 'end' || event === 'command') {
-        // A torn end line (write cut short) does not end anything.
-        const id = line.endsWith('}') ? EXEC_ID.exec(line)?.[1] : undefined;
-        if (id) ended.add(id);
-        continue;
+    for await (const batch of linesBackwards(file, counter))
+      for (const line of batch) {
+        const event = EVENT.exec(line)?.[1];
+        if (event === 'end' || event === 'command') {
+          // A torn end line (write cut short) does not end anything.
+          const id = line.endsWith('}') ? EXEC_ID.exec(line)?.[1] : undefined;
+          if (id) ended.add(id);
+          continue;
+        }
+        if (event !== 'start' && event !== 'open' && event !== 'stop') continue;
+        let record: unknown;
+        try {
+          record = JSON.parse(line);
+        } catch {
+          continue;
+        }
+        if (event === 'start') {
+          consider(record as AuditStartRecord);
+        } else {
+          const running = (record as { running?: unknown }).running;
+          if (Array.isArray(running)) for (const r of running) consider(r as AuditStartRecord);
+          return { open, files, bytesRead: counter.bytes, bounded: true };
+        }
       }
-      if (event !== 'start' && event !== 'open' && event !== 'stop') continue;
-      let record: unknown;
-      try {
-        record = JSON.parse(line);
-      } catch {
-        continue;
-      }
-      if (event === 'start') {
-        consider(record as AuditStartRecord);
-      } else {
-        const running = (record as { running?: unknown }).running;
-        if (Array.isArray(running)) for (const r of running) consider(r as AuditStartRecord);
-        return { open, files, bytesRead: counter.bytes, bounded: true };
-      }
-    }
   }
   return { open, files, bytesRead: counter.bytes, bounded: false };
 }

@@ -28,9 +28,7 @@ export const keygen: Verb = {
     const written = generateHostKeys(dir, flags.force === true);
     const missing = configured.filter((p) => !written.includes(p));
     if (missing.length) {
-      process.stderr.write(
-        `execgate: warning: gateway.hostKeys lists ${missing.join(', ')}, which keygen does not write; list ${written.join(' and ')} instead\n`,
-      );
+      process.stderr.write(`execgate: warning: gateway.hostKeys lists ${missing.join(', ')}, which keygen does not write; list ${written.join(' and ')} instead\n`);
     }
     // Every node serves these same keys: strict host key checking survives a failover.
     const hosts = [
@@ -46,8 +44,6 @@ export const keygen: Verb = {
     writeFileSync(knownHosts, lines.join('\n') + '\n', { mode: 0o644 });
     for (const p of written) process.stdout.write(`${p} ${loadHostKey(p).fingerprint}\n`);
     process.stdout.write(`${knownHosts}\n`);
-    process.stdout.write(
-      `Copy ${dir} to every node of cluster "${cluster.cluster}" (install.sh --host-keys ${dir} does it); never generate keys per node.\n`,
-    );
+    process.stdout.write(`Copy ${dir} to every node of cluster "${cluster.cluster}" (install.sh --host-keys ${dir} does it); never generate keys per node.\n`);
   },
 };

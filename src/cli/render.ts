@@ -17,7 +17,7 @@ function writeAtomically(path: string, text: string): void {
 }
 
 export const render: Verb = {
-  summary: 'generate keepalived.conf, haproxy.cfg, the systemd unit or the audit log\'s logrotate config from a cluster file',
+  summary: "generate keepalived.conf, haproxy.cfg, the systemd unit or the audit log's logrotate config from a cluster file",
   usage: `execgate render keepalived --cluster FILE --node NAME [--out FILE]
   execgate render haproxy --cluster FILE [--out FILE]
   execgate render systemd --cluster FILE --node NAME [--out FILE]
@@ -38,7 +38,10 @@ export const render: Verb = {
     } else {
       const node = stringFlag(flags, 'node');
       if (!node) {
-        throw errors.renderNeedsNode(target, cluster.nodes.map((n) => n.name));
+        throw errors.renderNeedsNode(
+          target,
+          cluster.nodes.map((n) => n.name),
+        );
       }
       text = target === 'keepalived' ? renderKeepalived(cluster, node, clusterPath) : renderSystemd(cluster, node, { source: clusterPath });
     }

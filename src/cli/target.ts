@@ -85,7 +85,13 @@ export function target(flags: Flags, env: NodeJS.ProcessEnv = process.env): Targ
     const cluster = loadClusterFile(clusterPath);
     const name = stringFlag(flags, 'node') ?? hostname();
     const node = cluster.nodes.find((n) => n.name === name);
-    if (!node) throw errors.clusterNodeUnknown(name, clusterPath, cluster.nodes.map((n) => n.name), 'give --node NAME');
+    if (!node)
+      throw errors.clusterNodeUnknown(
+        name,
+        clusterPath,
+        cluster.nodes.map((n) => n.name),
+        'give --node NAME',
+      );
     url ??= `http://${node.address}:${node.httpPort}`;
     http = nodeConfigFromCluster(cluster, name, clusterPath).http;
     httpSource = `${clusterPath} (gateway.http)`;

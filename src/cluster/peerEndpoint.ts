@@ -92,7 +92,10 @@ export function peerScriptRouter(deps: { receiver: ScriptReceiver; token: string
 
   const answerError = (req: Request, res: Response, path: string, err: unknown) => {
     const status = err instanceof ReplicaRefused ? err.status : 500;
-    log?.warn({ peer: req.socket.remoteAddress, from: header(req, PEER_HEADERS.from) ?? null, method: req.method, path, status, err: (err as Error).message }, 'dispatch-script copy from a peer not applied');
+    log?.warn(
+      { peer: req.socket.remoteAddress, from: header(req, PEER_HEADERS.from) ?? null, method: req.method, path, status, err: (err as Error).message },
+      'dispatch-script copy from a peer not applied',
+    );
     if (!res.headersSent) refuse(res, status, (err as Error).message);
   };
 
@@ -129,7 +132,7 @@ export function peerScriptRouter(deps: { receiver: ScriptReceiver; token: string
     if (!path || Number.isNaN(uid)) return void refuse(res, 400, `send the headers ${PEER_HEADERS.path} and ${PEER_HEADERS.uid}`);
     try {
       const removed = await receiver.remove(path, uid);
-      log?.info({ from: header(req, PEER_HEADERS.from) ?? req.socket.remoteAddress, path, removed }, 'dispatch-script copy removed at a peer\'s rm');
+      log?.info({ from: header(req, PEER_HEADERS.from) ?? req.socket.remoteAddress, path, removed }, "dispatch-script copy removed at a peer's rm");
       res.json({ removed });
     } catch (err) {
       answerError(req, res, path, err);

@@ -28,7 +28,9 @@ export function createScriptReplication(deps: { config: Config; cluster: Cluster
   }
   const token = resolveServerToken(config.http);
   if (token === undefined) {
-    log.warn('leadership.scriptReplication is on but there is no gateway.http.tokenFile (or http.token): dispatch scripts are neither sent to nor accepted from peers; set the same token file on every node');
+    log.warn(
+      'leadership.scriptReplication is on but there is no gateway.http.tokenFile (or http.token): dispatch scripts are neither sent to nor accepted from peers; set the same token file on every node',
+    );
   }
   if (!config.http.enabled) {
     log.warn('leadership.scriptReplication is on but http.enabled is false: peers cannot send dispatch-script copies to this node');

@@ -125,7 +125,10 @@ export class ScriptReceiver {
     await this.checkDirectory(dirname(path));
     const existing = await this.existing(path, owner);
     if (existing && existing.size === content.length && (existing.mode & 0o777) === mode && existing.gid === group) {
-      const same = await readFile(path, { flag: constants.O_RDONLY | constants.O_NOFOLLOW }).then((b) => b.equals(content), () => false);
+      const same = await readFile(path, { flag: constants.O_RDONLY | constants.O_NOFOLLOW }).then(
+        (b) => b.equals(content),
+        () => false,
+      );
       if (same) {
         await this.mark(path, existing);
         return 'unchanged';
@@ -201,7 +204,10 @@ export class ScriptReceiver {
     let removed = 0;
     for (const name of names.filter((n) => n.endsWith('.json'))) {
       const markerFile = join(this.opts.markerDir, name);
-      const marker = await readFile(markerFile, 'utf8').then((t) => JSON.parse(t) as Marker, () => null);
+      const marker = await readFile(markerFile, 'utf8').then(
+        (t) => JSON.parse(t) as Marker,
+        () => null,
+      );
       if (marker && this.now() - marker.receivedAt < this.maxAgeMs) continue;
       if (marker && replicaPathProblem(marker.path, this.opts.directories) === null) {
         const st = await lstat(marker.path).catch(() => null);

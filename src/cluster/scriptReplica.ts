@@ -111,12 +111,18 @@ export class ScriptReplicator {
   }
 
   private put(peer: ReplicaPeer, path: string, content: Buffer, mode: number, uid: number, gid: number): Promise<PeerResult> {
-    return this.request(peer, 'PUT', path, {
-      [PEER_HEADERS.mode]: mode.toString(8),
-      [PEER_HEADERS.uid]: String(uid),
-      [PEER_HEADERS.gid]: String(gid),
-      'content-type': 'application/octet-stream',
-    }, content);
+    return this.request(
+      peer,
+      'PUT',
+      path,
+      {
+        [PEER_HEADERS.mode]: mode.toString(8),
+        [PEER_HEADERS.uid]: String(uid),
+        [PEER_HEADERS.gid]: String(gid),
+        'content-type': 'application/octet-stream',
+      },
+      content,
+    );
   }
 
   private async request(peer: ReplicaPeer, method: 'PUT' | 'DELETE', path: string, headers: Record<string, string>, body?: Buffer): Promise<PeerResult> {

@@ -27,7 +27,7 @@ export function program(settings: PlanSettings, request: CommandRequest): { argv
   else if (request.kind === 'exec') argv = [settings.shell, '-c', request.requested ?? ''];
   else if (request.kind === 'shell') argv = [account.shell, '-l'];
   else argv = [settings.sftpServer];
-  return { argv, forcedFrom: forced !== null ? request.requested ?? '' : null };
+  return { argv, forcedFrom: forced !== null ? (request.requested ?? '') : null };
 }
 
 /** The command's whole environment: execgate's own, the client's allow-listed, the key's. */

@@ -17,8 +17,18 @@ type EndOutcome = Omit<CommandOutcome, 'result'> & { result: string };
 
 /** Nothing ran: no process, no bytes. */
 const nothingRan = (result: string, status: number, error: string | null, startedAt: number): EndOutcome => ({
-  result, status, exitCode: null, signal: null, killReason: null,
-  error, pid: null, startedAt, endedAt: Date.now(), stdoutBytes: 0, stderrBytes: 0, leftoversKilled: 0,
+  result,
+  status,
+  exitCode: null,
+  signal: null,
+  killReason: null,
+  error,
+  pid: null,
+  startedAt,
+  endedAt: Date.now(),
+  stdoutBytes: 0,
+  stderrBytes: 0,
+  leftoversKilled: 0,
 });
 
 /** The metrics, log lines and audit records of one command, from its refusal or start to its end. */
@@ -60,13 +70,11 @@ export class CommandRecord {
       'command started',
     );
     // The start record: a gateway killed mid-command still leaves a trace of what ran.
-    audit
-      .start({ ...this.identity(token), start: isoTime(startedAt), pid: command.pid, cgroup: command.cgroupPath })
-      .catch((err: Error) => {
-        // Fail closed: nothing runs whose start is not on record.
-        log.error({ execId, err: err.message }, 'audit start record could not be written; killing the command');
-        void command.terminate(`the audit start record could not be written (${err.message})`);
-      });
+    audit.start({ ...this.identity(token), start: isoTime(startedAt), pid: command.pid, cgroup: command.cgroupPath }).catch((err: Error) => {
+      // Fail closed: nothing runs whose start is not on record.
+      log.error({ execId, err: err.message }, 'audit start record could not be written; killing the command');
+      void command.terminate(`the audit start record could not be written (${err.message})`);
+    });
   }
 
   /** Counts, logs and audits a command's end (the audit is written even when the client has vanished). */
@@ -75,7 +83,15 @@ export class CommandRecord {
     metrics.commands.inc({ result: outcome.result.replace('-', '_') });
     metrics.commandDuration.observe((outcome.endedAt - outcome.startedAt) / 1000);
     log.info(
-      { execId: this.execId, result: outcome.result, status: outcome.status, killReason: outcome.killReason, leftoversKilled: outcome.leftoversKilled, ms: outcome.endedAt - outcome.startedAt, ...(outcome.error ? { err: outcome.error } : {}) },
+      {
+        execId: this.execId,
+        result: outcome.result,
+        status: outcome.status,
+        killReason: outcome.killReason,
+        leftoversKilled: outcome.leftoversKilled,
+        ms: outcome.endedAt - outcome.startedAt,
+        ...(outcome.error ? { err: outcome.error } : {}),
+      },
       'command finished',
     );
     await this.writeEnd(token, outcome);

@@ -77,7 +77,7 @@ export interface CommandPipeline {
 
 /** The command line audited, logged and limited: the exec request, or "(shell)" / "(sftp)". */
 export function commandLineOf(request: Pick<CommandRequest, 'kind' | 'requested'>): string {
-  return request.kind === 'exec' ? request.requested ?? '' : `(${request.kind})`;
+  return request.kind === 'exec' ? (request.requested ?? '') : `(${request.kind})`;
 }
 
 export function clientLabel(request: Pick<CommandRequest, 'clientAddress' | 'clientPort'>): string {

@@ -34,7 +34,12 @@ const oneLine = (text: string) => {
 
 /** A command that never started (planning threw): it settles at once as spawn-failed. */
 const notStarted = (error: string, startedAt: number): CommandHandle => ({
-  pid: null, cgroupPath: null, done: Promise.resolve(spawnFailedOutcome(error, startedAt)), signal: () => false, terminate: () => null, clientGone: () => {},
+  pid: null,
+  cgroupPath: null,
+  done: Promise.resolve(spawnFailedOutcome(error, startedAt)),
+  signal: () => false,
+  terminate: () => null,
+  clientGone: () => {},
 });
 
 /**
@@ -69,7 +74,10 @@ export async function runCommand(ports: RunPorts, request: CommandRequest, chann
   channel.attach(command);
   const tokenText = token === null ? null : token.toString();
   let outcome: CommandOutcome | undefined;
-  ports.registry.add({ execId, user: request.requester.username, command: commandLine, client: clientLabel(request), startedAt, pid: command.pid, token: tokenText, server: request.serverAddress }, command);
+  ports.registry.add(
+    { execId, user: request.requester.username, command: commandLine, client: clientLabel(request), startedAt, pid: command.pid, token: tokenText, server: request.serverAddress },
+    command,
+  );
   ports.metrics.commandsRunning.inc();
   request.activity.commandStarted();
   try {

@@ -11,7 +11,10 @@ import { configSchema } from './schema.js';
 export const DEFAULT_CLUSTER_AUTHORIZED_KEYS = '/etc/execgate/authorized_keys/%u';
 
 const port = z.int().min(1).max(65535);
-const name = z.string().min(1).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only');
+const name = z
+  .string()
+  .min(1)
+  .regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only');
 
 export const clusterNodeSchema = z.strictObject({
   name,
@@ -41,11 +44,23 @@ export const etcdSettingsSchema = z.strictObject({
 export const scriptReplicationSchema = z.strictObject({
   enabled: z.boolean().default(true),
   /** Larger uploads stay on the node that received them (and are logged). */
-  maxBytes: z.int().min(1).max(64 * 1024 * 1024).default(1024 * 1024),
+  maxBytes: z
+    .int()
+    .min(1)
+    .max(64 * 1024 * 1024)
+    .default(1024 * 1024),
   /** How long an upload (or rm) waits for each peer before going on without it. */
   timeoutMs: z.int().min(50).max(60_000).default(2000),
   /** Directories a copy may be written to (Rundeck's file-copy-destination-dir; /tmp by default). */
-  directories: z.array(z.string().startsWith('/').refine((d) => d === '/' || (posix.normalize(d) === d && !d.endsWith('/')), 'a normalised absolute path (no "..", "//" or trailing "/")')).min(1).default(['/tmp']),
+  directories: z
+    .array(
+      z
+        .string()
+        .startsWith('/')
+        .refine((d) => d === '/' || (posix.normalize(d) === d && !d.endsWith('/')), 'a normalised absolute path (no "..", "//" or trailing "/")'),
+    )
+    .min(1)
+    .default(['/tmp']),
 });
 
 export const leadershipSettingsSchema = z.strictObject({
@@ -145,73 +160,72 @@ export const systemdSettingsSchema = z.strictObject({
   readWritePaths: z.array(z.string().startsWith('/')).default([]),
 });
 
-export const clusterSchema = z
-  .strictObject({
-    cluster: name,
-    vip: z.strictObject({
-      address: z.ipv4(),
-      prefixLength: z.int().min(1).max(32).default(24),
-      interface: z.string().min(1).default('eth0'),
-      /** The SSH port clients use on the VIP. */
-      sshPort: port.default(22),
-      /**
-       * How the VIP's SSH port coexists with the node's own sshd: "nonlocal" binds
-       * VIP:sshPort with net.ipv4.ip_nonlocal_bind=1 (sshd keeps port 22 on the node
-       * address); "node-port" has clients use the node port on the VIP.
-       */
-      bind: z.enum(['nonlocal', 'node-port']).default('nonlocal'),
-    }),
-    vrrp: vrrpSettingsSchema.prefault({}),
-    leadership: leadershipSettingsSchema.prefault({}),
-    /** keepalived's track_file, written by execgate: 100 leader, 0 standby, -254 stepping down. */
-    trackFile: z.string().startsWith('/').default('/run/execgate/keepalived.track'),
-    /** keepalived's notify_fifo, read by execgate (vrrp mode). */
-    notifyFifo: z.string().startsWith('/').default('/run/execgate/keepalived.fifo'),
-    stateDir: z.string().startsWith('/').default('/var/lib/execgate'),
-    loadBalancers: z.array(z.ipv4()).default([]),
-    haproxy: z
-      .strictObject({
-        sshPort: port.default(22),
-        statsPort: port.default(8404),
-        bind: z.string().default('*'),
-        /** PROXY protocol v2 to the gateways (they must list the balancers in gateway.proxyProtocol.trustedProxies). */
-        sendProxy: z.boolean().default(true),
-        /**
-         * Health check timing (ms). A drain's handover takes about two check intervals
-         * (the next in line's 200, then the leader's 404), so keep interMs small.
-         */
-        interMs: z.int().min(10).default(100),
-        fastinterMs: z.int().min(10).default(100),
-        downinterMs: z.int().min(10).default(100),
-        fall: z.int().min(1).default(2),
-        /**
-         * How long one check may take. A server marked DOWN has its sessions shut down:
-         * with 200 ms, a new leader busy for a moment lost 12 running sessions twice in
-         * one lab drain. A dead host still fails at once (connection refused or reset).
-         */
-        checkTimeoutMs: z.int().min(10).default(1000),
-        /**
-         * Only the leader (or the next in line it hands over to) answers 200, so one 200
-         * is enough to send it traffic; a DOWN server needs `rise` of them (measured:
-         * a 404 does not bring a DOWN server back as "stopping").
-         */
-        rise: z.int().min(1).default(1),
-        /** Client/server inactivity timeout: jobs may be silent for hours. */
-        timeoutHours: z.number().positive().default(12),
-        stateFile: z.string().startsWith('/').default('/var/lib/haproxy/server-state'),
-        configPath: z.string().startsWith('/').default('/etc/haproxy/haproxy.cfg'),
-      })
-      .prefault({}),
-    systemd: systemdSettingsSchema.prefault({}),
+export const clusterSchema = z.strictObject({
+  cluster: name,
+  vip: z.strictObject({
+    address: z.ipv4(),
+    prefixLength: z.int().min(1).max(32).default(24),
+    interface: z.string().min(1).default('eth0'),
+    /** The SSH port clients use on the VIP. */
+    sshPort: port.default(22),
     /**
-     * Settings every node shares (same keys as a single-node config, minus node/listen);
-     * authorizedKeys defaults to one file per SSH user, /etc/execgate/authorized_keys/%u.
+     * How the VIP's SSH port coexists with the node's own sshd: "nonlocal" binds
+     * VIP:sshPort with net.ipv4.ip_nonlocal_bind=1 (sshd keeps port 22 on the node
+     * address); "node-port" has clients use the node port on the VIP.
      */
-    gateway: configSchema.omit({ node: true, listen: true }).extend({
-      authorizedKeys: configSchema.shape.authorizedKeys.default(DEFAULT_CLUSTER_AUTHORIZED_KEYS),
-    }),
-    nodes: z.array(clusterNodeSchema).min(1),
-  });
+    bind: z.enum(['nonlocal', 'node-port']).default('nonlocal'),
+  }),
+  vrrp: vrrpSettingsSchema.prefault({}),
+  leadership: leadershipSettingsSchema.prefault({}),
+  /** keepalived's track_file, written by execgate: 100 leader, 0 standby, -254 stepping down. */
+  trackFile: z.string().startsWith('/').default('/run/execgate/keepalived.track'),
+  /** keepalived's notify_fifo, read by execgate (vrrp mode). */
+  notifyFifo: z.string().startsWith('/').default('/run/execgate/keepalived.fifo'),
+  stateDir: z.string().startsWith('/').default('/var/lib/execgate'),
+  loadBalancers: z.array(z.ipv4()).default([]),
+  haproxy: z
+    .strictObject({
+      sshPort: port.default(22),
+      statsPort: port.default(8404),
+      bind: z.string().default('*'),
+      /** PROXY protocol v2 to the gateways (they must list the balancers in gateway.proxyProtocol.trustedProxies). */
+      sendProxy: z.boolean().default(true),
+      /**
+       * Health check timing (ms). A drain's handover takes about two check intervals
+       * (the next in line's 200, then the leader's 404), so keep interMs small.
+       */
+      interMs: z.int().min(10).default(100),
+      fastinterMs: z.int().min(10).default(100),
+      downinterMs: z.int().min(10).default(100),
+      fall: z.int().min(1).default(2),
+      /**
+       * How long one check may take. A server marked DOWN has its sessions shut down:
+       * with 200 ms, a new leader busy for a moment lost 12 running sessions twice in
+       * one lab drain. A dead host still fails at once (connection refused or reset).
+       */
+      checkTimeoutMs: z.int().min(10).default(1000),
+      /**
+       * Only the leader (or the next in line it hands over to) answers 200, so one 200
+       * is enough to send it traffic; a DOWN server needs `rise` of them (measured:
+       * a 404 does not bring a DOWN server back as "stopping").
+       */
+      rise: z.int().min(1).default(1),
+      /** Client/server inactivity timeout: jobs may be silent for hours. */
+      timeoutHours: z.number().positive().default(12),
+      stateFile: z.string().startsWith('/').default('/var/lib/haproxy/server-state'),
+      configPath: z.string().startsWith('/').default('/etc/haproxy/haproxy.cfg'),
+    })
+    .prefault({}),
+  systemd: systemdSettingsSchema.prefault({}),
+  /**
+   * Settings every node shares (same keys as a single-node config, minus node/listen);
+   * authorizedKeys defaults to one file per SSH user, /etc/execgate/authorized_keys/%u.
+   */
+  gateway: configSchema.omit({ node: true, listen: true }).extend({
+    authorizedKeys: configSchema.shape.authorizedKeys.default(DEFAULT_CLUSTER_AUTHORIZED_KEYS),
+  }),
+  nodes: z.array(clusterNodeSchema).min(1),
+});
 
 export type Cluster = z.infer<typeof clusterSchema>;
 export type ClusterNode = z.infer<typeof clusterNodeSchema>;

@@ -30,7 +30,7 @@ export function ipv4ToNumber(address: string): number {
 
 export function sameSubnet(a: string, b: string, prefixLength: number): boolean {
   const mask = prefixLength === 0 ? 0 : (0xffffffff << (32 - prefixLength)) >>> 0;
-  return ((ipv4ToNumber(a) & mask) >>> 0) === ((ipv4ToNumber(b) & mask) >>> 0);
+  return (ipv4ToNumber(a) & mask) >>> 0 === (ipv4ToNumber(b) & mask) >>> 0;
 }
 
 /** The keepalived side of the cluster file: rules keepalived itself would reject or silently get wrong. */
@@ -53,17 +53,13 @@ function vrrpProblems(cluster: Cluster): string[] {
     problems.push('vrrp.authPassword: VRRPv3 has no authentication; remove it or use vrrp.version 2');
   }
   if (vrrp.healthCheckTimeoutSeconds >= vrrp.healthCheckIntervalSeconds) {
-    problems.push(
-      `vrrp.healthCheckTimeoutSeconds: ${vrrp.healthCheckTimeoutSeconds} s must be below vrrp.healthCheckIntervalSeconds (${vrrp.healthCheckIntervalSeconds} s) or checks pile up`,
-    );
+    problems.push(`vrrp.healthCheckTimeoutSeconds: ${vrrp.healthCheckTimeoutSeconds} s must be below vrrp.healthCheckIntervalSeconds (${vrrp.healthCheckIntervalSeconds} s) or checks pile up`);
   }
   if (vrrp.preemptDelaySeconds !== undefined && vrrp.preemptDelaySeconds > 1000) {
     problems.push(`vrrp.preemptDelaySeconds: ${vrrp.preemptDelaySeconds} is above keepalived's maximum of 1000`);
   }
   if (cluster.leadership.source === 'etcd' && (vrrp.nopreempt || vrrp.preemptDelaySeconds !== undefined)) {
-    problems.push(
-      'vrrp.nopreempt: in etcd mode the VIP must follow the etcd leader at once (its track_file lifts its priority by 100); remove nopreempt and preemptDelaySeconds',
-    );
+    problems.push('vrrp.nopreempt: in etcd mode the VIP must follow the etcd leader at once (its track_file lifts its priority by 100); remove nopreempt and preemptDelaySeconds');
   }
   const priorities = new Map<number, number>();
   cluster.nodes.forEach((n, i) => {
@@ -104,12 +100,13 @@ export function loadClusterFile(path: string): Cluster {
 export function nodeConfigFromCluster(cluster: Cluster, nodeName: string, source: string): Config {
   const node = cluster.nodes.find((n) => n.name === nodeName);
   if (!node) {
-    throw errors.clusterNodeUnknown(nodeName, source, cluster.nodes.map((n) => n.name));
+    throw errors.clusterNodeUnknown(
+      nodeName,
+      source,
+      cluster.nodes.map((n) => n.name),
+    );
   }
-  const alsoListen =
-    cluster.vip.bind === 'nonlocal'
-      ? [{ host: cluster.vip.address, port: cluster.vip.sshPort }]
-      : [{ host: cluster.vip.address, port: node.sshPort }];
+  const alsoListen = cluster.vip.bind === 'nonlocal' ? [{ host: cluster.vip.address, port: cluster.vip.sshPort }] : [{ host: cluster.vip.address, port: node.sshPort }];
   return parseConfig(
     {
       ...cluster.gateway,

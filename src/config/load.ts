@@ -21,9 +21,7 @@ export function parseConfig(raw: unknown, source: string, baseDir: string): Conf
   const result = configSchema.safeParse(raw ?? {});
   if (!result.success) throw errors.configInvalid(source, describeIssues(result.error.issues));
   if (result.data.runOnce.enabled && !result.data.runOnce.etcd) {
-    throw errors.configInvalid(source, [
-      'runOnce.etcd: required when runOnce.enabled is true (claims live in etcd; run-once never runs unguarded); in a cluster file the leadership etcd is used',
-    ]);
+    throw errors.configInvalid(source, ['runOnce.etcd: required when runOnce.enabled is true (claims live in etcd; run-once never runs unguarded); in a cluster file the leadership etcd is used']);
   }
   return resolvePaths(result.data, baseDir);
 }

@@ -10,7 +10,7 @@ const authorizedKeysPath = z
     if (problem) ctx.addIssue({ code: 'custom', message: problem });
   });
 
-const port = z.int().min(0, "0 (any free port) to 65535").max(65535);
+const port = z.int().min(0, '0 (any free port) to 65535').max(65535);
 const seconds = z.number().positive();
 
 /** Limits that protect the gateway; each is enforced with a message and counted. */
@@ -23,7 +23,10 @@ const limits = z.strictObject({
   /** Linux passes the command line to the shell as one argument, and one argument may have at most 128 KiB with its NUL (MAX_ARG_STRLEN). */
   maxCommandBytes: z.int().positive().max(131071, 'at most 131071: Linux passes the command line to the shell as one argument of at most 128 KiB (MAX_ARG_STRLEN)').default(131071),
   maxEnvVars: z.int().nonnegative().default(256),
-  maxEnvBytes: z.int().nonnegative().default(256 * 1024),
+  maxEnvBytes: z
+    .int()
+    .nonnegative()
+    .default(256 * 1024),
   /**
    * sshd's LoginGraceTime: from TCP accept (covering the PROXY header and the SSH
    * banner) to successful authentication; then the socket is closed.
@@ -51,7 +54,11 @@ const limits = z.strictObject({
 });
 
 export const configSchema = z.strictObject({
-  node: z.string().min(1).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only').optional(),
+  node: z
+    .string()
+    .min(1)
+    .regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only')
+    .optional(),
   listen: z
     .strictObject({
       host: z.string().min(1).default('127.0.0.1'),
@@ -73,7 +80,11 @@ export const configSchema = z.strictObject({
        * Bearer token for /admin/* and for command lines in /status and the page; once
        * one is set every caller needs it, loopback included. Prefer tokenFile.
        */
-      token: z.string().min(16, 'use at least 16 characters').regex(/^[\x21-\x7e]+$/, 'printable characters without spaces').optional(),
+      token: z
+        .string()
+        .min(16, 'use at least 16 characters')
+        .regex(/^[\x21-\x7e]+$/, 'printable characters without spaces')
+        .optional(),
       /** A file (mode 0600, owner root or execgate's account) holding the token, so the config need not. */
       tokenFile: z.string().min(1).optional(),
     })
@@ -161,15 +172,17 @@ export const configSchema = z.strictObject({
         .optional(),
       /** Losers exit 0 at once instead of waiting for the winner's exit status. */
       skipFast: z.boolean().default(false),
-      retentionSeconds: z.int().min(60).default(7 * 24 * 3600),
+      retentionSeconds: z
+        .int()
+        .min(60)
+        .default(7 * 24 * 3600),
       livenessTtlSeconds: z.int().min(2).default(5),
       pollMs: z.int().min(20).default(250),
     })
     .prefault({}),
-  audit: z
-    .strictObject({
-      path: z.string().min(1),
-    }),
+  audit: z.strictObject({
+    path: z.string().min(1),
+  }),
   /**
    * Where the gateway keeps state across restarts (the algorithm posture record).
    * Default: a cluster file's stateDir, else the audit log's directory.

@@ -44,8 +44,7 @@ function driftRow(check: string, path: string, rendered: string, command: string
   return { check, target: path, verdict: 'fail', detail: 'differs from a fresh render of the cluster file (hand-edited or stale)', fix: `${command} --out ${path}, then reload` };
 }
 
-const UPGRADE_LEGACY_CLIENTS =
-  'upgrade the named clients (Rundeck 5.10+ ships mwiede JSch 0.2.x; the sshj plugin is the default since 4.16), then set auth.allowSshRsaSha1: false on every node';
+const UPGRADE_LEGACY_CLIENTS = 'upgrade the named clients (Rundeck 5.10+ ships mwiede JSch 0.2.x; the sshj plugin is the default since 4.16), then set auth.allowSshRsaSha1: false on every node';
 
 /**
  * Which legacy algorithms (what auth.allowSshRsaSha1: false stops offering) each node's
@@ -120,13 +119,25 @@ export async function runDoctor(cluster: Cluster, opts: DoctorOptions): Promise<
   // One node with static leadership is a single gateway: no VIP to move, no keepalived or HAProxy.
   const single = cluster.nodes.length === 1 && cluster.leadership.source === 'static';
   if (single) {
-    rows.push({ check: 'cluster file', target: 'nodes', verdict: 'warn', detail: 'one node with static leadership: a single gateway, no failover (no keepalived, no HAProxy)', fix: 'for failover list at least 2 nodes and use etcd or vrrp leadership' });
+    rows.push({
+      check: 'cluster file',
+      target: 'nodes',
+      verdict: 'warn',
+      detail: 'one node with static leadership: a single gateway, no failover (no keepalived, no HAProxy)',
+      fix: 'for failover list at least 2 nodes and use etcd or vrrp leadership',
+    });
   } else if (cluster.nodes.length < 2) {
     rows.push({ check: 'cluster file', target: 'nodes', verdict: 'fail', detail: renderProblems(cluster, 'haproxy').at(-1) ?? 'fewer than 2 nodes', fix: 'list at least 2 nodes' });
   }
   const here = opts.node ? cluster.nodes.find((n) => n.name === opts.node) : undefined;
   if (opts.node && !here) {
-    rows.push({ check: 'node', target: opts.node, verdict: 'fail', detail: `not in the cluster file (nodes: ${cluster.nodes.map((n) => n.name).join(', ')})`, fix: 'pass --node with a name from nodes[]' });
+    rows.push({
+      check: 'node',
+      target: opts.node,
+      verdict: 'fail',
+      detail: `not in the cluster file (nodes: ${cluster.nodes.map((n) => n.name).join(', ')})`,
+      fix: 'pass --node with a name from nodes[]',
+    });
   }
   // ssh2 falls back to JavaScript crypto silently when its native binding does not load.
   rows.push(cryptoRow(cluster, here !== undefined));
@@ -187,7 +198,11 @@ export async function runDoctor(cluster: Cluster, opts: DoctorOptions): Promise<
 
   // One host key set for the whole cluster, or strict host key checking breaks after a failover.
   if (reachable.length >= 2) {
-    const keyText = (a: PeerAnswer) => (a.status!.hostKeys ?? []).map((k) => `${k.type} ${k.fingerprint}`).sort().join(', ');
+    const keyText = (a: PeerAnswer) =>
+      (a.status!.hostKeys ?? [])
+        .map((k) => `${k.type} ${k.fingerprint}`)
+        .sort()
+        .join(', ');
     const groups = new Map<string, string[]>();
     for (const a of reachable) groups.set(keyText(a), [...(groups.get(keyText(a)) ?? []), a.node.name]);
     if (groups.size === 1) {
@@ -232,7 +247,10 @@ export async function runDoctor(cluster: Cluster, opts: DoctorOptions): Promise<
         target: 'cluster',
         verdict: 'fail',
         detail: `no leader among ${reachable.length} reachable node(s)`,
-        fix: cluster.leadership.source === 'etcd' ? 'check etcd health below and the gateways\' logs (journalctl -u execgate)' : 'check keepalived on every node (systemctl status keepalived; journalctl -u keepalived)',
+        fix:
+          cluster.leadership.source === 'etcd'
+            ? "check etcd health below and the gateways' logs (journalctl -u execgate)"
+            : 'check keepalived on every node (systemctl status keepalived; journalctl -u keepalived)',
       });
     } else {
       rows.push({

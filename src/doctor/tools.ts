@@ -27,7 +27,12 @@ function withTempFile<T>(name: string, text: string, fn: (path: string) => T): T
 }
 
 function firstLines(s: string, n = 3): string {
-  return s.split('\n').map((l) => l.trim()).filter(Boolean).slice(0, n).join(' | ');
+  return s
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .slice(0, n)
+    .join(' | ');
 }
 
 /**
@@ -40,8 +45,7 @@ function firstLines(s: string, n = 3): string {
 export function keepalivedCheck(text: string, binary = 'keepalived'): ToolResult {
   const bin = which(binary);
   if (!bin) return { ok: null, detail: 'keepalived is not installed here' };
-  const run = (t: string) =>
-    withTempFile('keepalived.conf', t, (path) => spawnSync(bin, ['-t', '-e', '-f', path], { encoding: 'utf8', timeout: 30_000 }));
+  const run = (t: string) => withTempFile('keepalived.conf', t, (path) => spawnSync(bin, ['-t', '-e', '-f', path], { encoding: 'utf8', timeout: 30_000 }));
   let r = run(text);
   let note = '';
   if (r.signal === 'SIGTERM' || r.status === 143) {

@@ -46,10 +46,7 @@ export type Op =
   /** One key, or (prefix: true) every key starting with key, in key order. */
   | { type: 'range'; key: string; prefix?: boolean };
 
-export type OpResponse =
-  | { type: 'put' }
-  | { type: 'deleteRange'; deleted: number }
-  | { type: 'range'; kvs: EtcdKeyValue[] };
+export type OpResponse = { type: 'put' } | { type: 'deleteRange'; deleted: number } | { type: 'range'; kvs: EtcdKeyValue[] };
 
 export interface Txn {
   compare: Compare[];

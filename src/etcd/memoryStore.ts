@@ -4,17 +4,7 @@
  * keys with create/mod revision, version and lease; leases that expire on a clock.
  * Synchronous: MemoryEtcd (memory.ts) puts the asynchronous EtcdApi in front of it.
  */
-import {
-  etcdError,
-  type Compare,
-  type CompareResult,
-  type EtcdKeyValue,
-  type LeaseGrant,
-  type Op,
-  type OpResponse,
-  type Txn,
-  type TxnResult,
-} from './api.js';
+import { etcdError, type Compare, type CompareResult, type EtcdKeyValue, type LeaseGrant, type Op, type OpResponse, type Txn, type TxnResult } from './api.js';
 import { byCreateRevision, compareKeys } from './helpers.js';
 
 export interface MemoryStoreOptions {

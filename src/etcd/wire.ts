@@ -59,9 +59,7 @@ function encodeCompare(c: Compare): Record<string, unknown> {
 function encodeOp(op: Op): Record<string, unknown> {
   switch (op.type) {
     case 'put':
-      return op.ignoreLease
-        ? { request_put: { key: b64(op.key), value: b64(op.value), ignore_lease: true } }
-        : { request_put: { key: b64(op.key), value: b64(op.value), lease: op.lease ?? '0' } };
+      return op.ignoreLease ? { request_put: { key: b64(op.key), value: b64(op.value), ignore_lease: true } } : { request_put: { key: b64(op.key), value: b64(op.value), lease: op.lease ?? '0' } };
     case 'deleteRange':
       return { request_delete_range: { key: b64(op.key) } };
     case 'range':

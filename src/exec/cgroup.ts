@@ -53,7 +53,9 @@ function cgroup2Mount(): string | null {
 /** This process's cgroup v2 path ("0::/path" in /proc/self/cgroup). */
 function ownCgroup(): string | null {
   try {
-    const line = readFileSync('/proc/self/cgroup', 'utf8').split('\n').find((l) => l.startsWith('0::'));
+    const line = readFileSync('/proc/self/cgroup', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('0::'));
     return line ? line.slice(3) : null;
   } catch {
     return null;

@@ -48,9 +48,7 @@ export function missingDispatchScript(commandLine: string, exists: (path: string
  * (the failover lab and people's alerts look for it).
  */
 export function dispatchScriptMessage(node: string, path: string, why: string | null = null): string {
-  const cause = why
-    ? `no copy reached ${node}: ${why}`
-    : 'the upload was not replicated to this node: peer transfer failed or the file was uploaded before this node joined';
+  const cause = why ? `no copy reached ${node}: ${why}` : 'the upload was not replicated to this node: peer transfer failed or the file was uploaded before this node joined';
   return `execgate: ${path} does not exist on ${node}: the script was uploaded to another node before a failover; retry the step (${cause})`;
 }
 

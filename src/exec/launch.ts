@@ -49,9 +49,6 @@ export function planLaunch(argv: readonly string[], env: Record<string, string>,
   const names = Object.keys(env).filter(isPortableEnvName);
   const carried: Record<string, string> = { ...PRIVILEGED_ENV, [ENV_NAMES]: names.join(' ') };
   for (const name of names) carried[ENV_PREFIX + name] = env[name]!;
-  const args = [
-    `--reuid=${switchTo.uid}`, `--regid=${switchTo.gid}`, '--init-groups', '--',
-    '/bin/sh', '-c', RESTORE_ENV, 'execgate-env', ...argv,
-  ];
+  const args = [`--reuid=${switchTo.uid}`, `--regid=${switchTo.gid}`, '--init-groups', '--', '/bin/sh', '-c', RESTORE_ENV, 'execgate-env', ...argv];
   return { file: setpriv(), args, env: carried };
 }

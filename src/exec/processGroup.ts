@@ -51,12 +51,7 @@ export interface GroupKillResult {
 }
 
 /** SIGTERM the whole group, SIGKILL whatever is left after the grace period. */
-export async function killProcessGroup(
-  pgid: number,
-  graceMs: number,
-  immediate = false,
-  pollMs = 25,
-): Promise<GroupKillResult> {
+export async function killProcessGroup(pgid: number, graceMs: number, immediate = false, pollMs = 25): Promise<GroupKillResult> {
   let escalated = immediate;
   signalGroup(pgid, immediate ? 'SIGKILL' : 'SIGTERM');
   const deadline = Date.now() + graceMs;

@@ -12,8 +12,7 @@ export interface PtySize {
   rows: number;
 }
 
-const signalName = (n: number): NodeJS.Signals | null =>
-  (Object.entries(osConstants.signals).find(([, v]) => v === n)?.[0] as NodeJS.Signals | undefined) ?? null;
+const signalName = (n: number): NodeJS.Signals | null => (Object.entries(osConstants.signals).find(([, v]) => v === n)?.[0] as NodeJS.Signals | undefined) ?? null;
 
 /**
  * A command on a real pseudo-terminal (node-pty: forkpty, so the command is a session

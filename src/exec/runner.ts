@@ -68,8 +68,18 @@ export function exitStatusFor(code: number | null, signal: NodeJS.Signals | null
 /** The outcome of a command that never ran (spawn threw, or the program could not be executed). */
 export function spawnFailedOutcome(error: string, startedAt: number): CommandOutcome {
   return {
-    result: 'spawn-failed', status: EXIT_CANNOT_RUN, exitCode: null, signal: null, killReason: null, error, pid: null,
-    startedAt, endedAt: Date.now(), stdoutBytes: 0, stderrBytes: 0, leftoversKilled: 0,
+    result: 'spawn-failed',
+    status: EXIT_CANNOT_RUN,
+    exitCode: null,
+    signal: null,
+    killReason: null,
+    error,
+    pid: null,
+    startedAt,
+    endedAt: Date.now(),
+    stdoutBytes: 0,
+    stderrBytes: 0,
+    leftoversKilled: 0,
   };
 }
 
@@ -125,7 +135,11 @@ export class RunningCommand implements CommandHandle {
     // execa settles its promise in every case, including an "early error" child that
     // never emits exit or error (invalid options): that settles the command too.
     const settled = Promise.resolve(child).then(
-      (r) => ({ code: r.exitCode ?? null, signal: (r.signal ?? null) as NodeJS.Signals | null, error: r.failed && child.pid === undefined ? (r.originalMessage || r.shortMessage || 'spawn failed') : null }),
+      (r) => ({
+        code: r.exitCode ?? null,
+        signal: (r.signal ?? null) as NodeJS.Signals | null,
+        error: r.failed && child.pid === undefined ? r.originalMessage || r.shortMessage || 'spawn failed' : null,
+      }),
       (err: Error) => ({ code: null, signal: null, error: err.message as string | null }),
     );
     const pid = child.pid ?? null;
@@ -181,13 +195,7 @@ export class RunningCommand implements CommandHandle {
     })().catch((err: Error) => ({ ...spawnFailedOutcome(err.message, startedAt), pid }));
   }
 
-  private outcome(
-    result: 'completed' | 'killed',
-    exitCode: number | null,
-    signal: NodeJS.Signals | null,
-    error: string | null,
-    startedAt: number,
-  ): CommandOutcome {
+  private outcome(result: 'completed' | 'killed', exitCode: number | null, signal: NodeJS.Signals | null, error: string | null, startedAt: number): CommandOutcome {
     return {
       result,
       status: exitStatusFor(exitCode, signal),

@@ -19,7 +19,13 @@ export interface DrainControl {
 /** The drain controller over the node's leadership source, with the probes that end a handover. */
 export function createDrainControl(
   runtime: NodeRuntime,
-  deps: { source: Leadership; registry: CommandRegistry; ssh: SshConnectionsView; audit: { cut(reason: string, connections: ReturnType<SshConnectionsView['describeConnections']>): Promise<void> }; log: Logger },
+  deps: {
+    source: Leadership;
+    registry: CommandRegistry;
+    ssh: SshConnectionsView;
+    audit: { cut(reason: string, connections: ReturnType<SshConnectionsView['describeConnections']>): Promise<void> };
+    log: Logger;
+  },
 ): DrainControl {
   const { registry, ssh, audit, log } = deps;
   const { vipAddress, vipLocal } = runtime;

@@ -110,7 +110,7 @@ export function createHttpApp(deps: HttpAppDeps): Express {
       leader: state.leader ?? null,
       token,
       since: isoTime(state.since),
-      reason: !h.ok ? `unhealthy: ${h.reason}` : state.reason ?? null,
+      reason: !h.ok ? `unhealthy: ${h.reason}` : (state.reason ?? null),
     });
   });
 

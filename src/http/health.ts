@@ -121,10 +121,7 @@ export class HealthMonitor {
     const lagMs = Math.round(this.lagMs);
     const checks: HealthReport['checks'] = {
       ssh: this.sources.ssh.listening ? { ok: true, detail: 'accepting' } : { ok: false, detail: 'ssh listener not accepting' },
-      eventLoop:
-        lagMs > this.limits.maxLagMs
-          ? { ok: false, detail: `event loop lagging ${lagMs} ms (limit ${this.limits.maxLagMs} ms)`, lagMs }
-          : { ok: true, detail: `lag ${lagMs} ms`, lagMs },
+      eventLoop: lagMs > this.limits.maxLagMs ? { ok: false, detail: `event loop lagging ${lagMs} ms (limit ${this.limits.maxLagMs} ms)`, lagMs } : { ok: true, detail: `lag ${lagMs} ms`, lagMs },
       // The last write's outcome is known in memory: reported at once, not after the probe cache.
       audit: this.sources.audit.error ? { ok: false, detail: `audit log write failed: ${this.sources.audit.error.message}` } : probe.audit,
       disk: probe.disk,

@@ -59,7 +59,6 @@ interface Term {
   polling: boolean;
 }
 
-
 const describe = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 export class EtcdLeadership implements Leadership {
@@ -164,12 +163,7 @@ export class EtcdLeadership implements Leadership {
   private set(state: LeadershipState): void {
     const prev = this.state;
     this.state = state;
-    const same =
-      prev.role === state.role &&
-      prev.token === state.token &&
-      prev.leader === state.leader &&
-      prev.reason === state.reason &&
-      !leadershipChanged(prev, state);
+    const same = prev.role === state.role && prev.token === state.token && prev.leader === state.leader && prev.reason === state.reason && !leadershipChanged(prev, state);
     if (same) {
       this.state = prev; // keep "since"
       return;
@@ -212,10 +206,13 @@ export class EtcdLeadership implements Leadership {
   }
 
   private later(term: Term, ms: number, fn: () => void): ReturnType<typeof setTimeout> {
-    const t = setTimeout(() => {
-      term.timers.delete(t);
-      if (this.live(term)) fn();
-    }, Math.max(0, ms));
+    const t = setTimeout(
+      () => {
+        term.timers.delete(t);
+        if (this.live(term)) fn();
+      },
+      Math.max(0, ms),
+    );
     term.timers.add(t);
     return t;
   }
@@ -334,7 +331,10 @@ export class EtcdLeadership implements Leadership {
       const timerLateMs = dueAt === undefined ? 0 : sent - dueAt;
       if (rttMs + timerLateMs > interval) {
         // The fence comes at ttl - margin without a renewal: say why it came close.
-        this.options.log?.warn({ rttMs: Math.round(rttMs), timerLateMs: Math.round(timerLateMs), fenceInMs: Math.round(this.leaseFence.at - this.now()) }, 'etcd lease keepalive slow (etcd answered late, or this process ran its timer late)');
+        this.options.log?.warn(
+          { rttMs: Math.round(rttMs), timerLateMs: Math.round(timerLateMs), fenceInMs: Math.round(this.leaseFence.at - this.now()) },
+          'etcd lease keepalive slow (etcd answered late, or this process ran its timer late)',
+        );
       }
       if (ttlSeconds <= 0) {
         this.fence('etcd says the lease is gone (keepalive TTL 0)');
@@ -491,12 +491,10 @@ export class EtcdLeadership implements Leadership {
     const term = this.term;
     if (this.state.role !== 'leader' || !term?.leaseId || term.revision === null) return false;
     this.holdsVip = holdsVip;
-    const ok = await this.options.api
-      .putIfCreated(term.key, encodeElectionValue(this.options.node, { kind: 'resigned', holdsVip }), term.leaseId, term.revision)
-      .catch((err: unknown) => {
-        this.options.log?.warn({ err: describe(err) }, 'etcd: could not resign (etcd unreachable); handing over the strict way');
-        return false;
-      });
+    const ok = await this.options.api.putIfCreated(term.key, encodeElectionValue(this.options.node, { kind: 'resigned', holdsVip }), term.leaseId, term.revision).catch((err: unknown) => {
+      this.options.log?.warn({ err: describe(err) }, 'etcd: could not resign (etcd unreachable); handing over the strict way');
+      return false;
+    });
     if (!ok || !this.live(term)) return false;
     this.handingOver = false;
     this.resigned = true;

@@ -5,9 +5,7 @@ export interface LeadershipView {
   current(): LeadershipState;
 }
 
-export type GateDecision =
-  | { admitted: true; token: bigint | null }
-  | { admitted: false; reason: string; message: string };
+export type GateDecision = { admitted: true; token: bigint | null } | { admitted: false; reason: string; message: string };
 
 /**
  * The leader gate: every command asks at the moment it would start. A node that is
@@ -16,9 +14,7 @@ export type GateDecision =
 export function admit(node: string, leadership: LeadershipView): GateDecision {
   const state = leadership.current();
   if (state.role === 'leader' || (state.role === 'draining' && state.handover?.side === 'leaving' && state.handover.admitting)) return { admitted: true, token: state.token };
-  const leader = state.leader
-    ? `leader is ${state.leader}${state.token !== null ? ` (token ${state.token})` : ''}`
-    : 'no leader is known';
+  const leader = state.leader ? `leader is ${state.leader}${state.token !== null ? ` (token ${state.token})` : ''}` : 'no leader is known';
   return {
     admitted: false,
     reason: state.role,
@@ -53,4 +49,3 @@ export function admitWaiting(
     });
   });
 }
-

@@ -42,12 +42,15 @@ export class LeaseFence {
    */
   arm(guards: () => boolean, onPassed: () => void): void {
     if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      if (!guards()) return;
-      if (this.passed()) onPassed();
-      else this.arm(guards, onPassed);
-    }, Math.max(0, this.deadline - this.now()));
+    this.timer = setTimeout(
+      () => {
+        this.timer = null;
+        if (!guards()) return;
+        if (this.passed()) onPassed();
+        else this.arm(guards, onPassed);
+      },
+      Math.max(0, this.deadline - this.now()),
+    );
   }
 
   /** The lease is gone or given up: no deadline, no timer. */

@@ -7,14 +7,7 @@ import type { LeadershipState } from './types.js';
  * wording of a reason or of "since" alone.
  */
 export function leadershipChanged(a: LeadershipState, b: LeadershipState): boolean {
-  return (
-    a.role !== b.role ||
-    a.token !== b.token ||
-    a.leader !== b.leader ||
-    a.successor !== b.successor ||
-    a.next !== b.next ||
-    JSON.stringify(a.handover) !== JSON.stringify(b.handover)
-  );
+  return a.role !== b.role || a.token !== b.token || a.leader !== b.leader || a.successor !== b.successor || a.next !== b.next || JSON.stringify(a.handover) !== JSON.stringify(b.handover);
 }
 
 /**

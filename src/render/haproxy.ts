@@ -19,14 +19,7 @@ export function renderHaproxy(cluster: Cluster, source?: string): string {
   assertRenderable(cluster, 'haproxy', source);
   const h = cluster.haproxy;
   const timeout = `${h.timeoutHours}h`;
-  const serverOpts = [
-    `inter ${h.interMs}ms`,
-    `fastinter ${h.fastinterMs}ms`,
-    `downinter ${h.downinterMs}ms`,
-    `fall ${h.fall}`,
-    `rise ${h.rise}`,
-    'on-marked-down shutdown-sessions',
-  ];
+  const serverOpts = [`inter ${h.interMs}ms`, `fastinter ${h.fastinterMs}ms`, `downinter ${h.downinterMs}ms`, `fall ${h.fall}`, `rise ${h.rise}`, 'on-marked-down shutdown-sessions'];
   if (h.sendProxy) serverOpts.push('send-proxy-v2');
   const bind = (port: number) => (h.bind === '*' ? `*:${port}` : `${h.bind}:${port}`);
   const lines = [

@@ -73,7 +73,7 @@ export function renderKeepalived(cluster: Cluster, nodeName: string, source?: st
     `    advert_int ${seconds(vrrp.advertInterval)}`,
   );
   if (vrrp.nopreempt ?? cluster.leadership.source === 'vrrp') {
-    add("    # vrrp mode: a backup does not take the VIP from a new master of lower priority (that move would reset its connections).", '    nopreempt');
+    add('    # vrrp mode: a backup does not take the VIP from a new master of lower priority (that move would reset its connections).', '    nopreempt');
   }
   if (vrrp.preemptDelaySeconds !== undefined) add(`    preempt_delay ${vrrp.preemptDelaySeconds}`);
   if (vrrp.unicast) {

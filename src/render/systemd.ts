@@ -40,9 +40,7 @@ export function renderSystemd(cluster: Cluster, nodeName: string, options: Syste
   const runtimeDirectory = runDir.startsWith('/run/') && runDir.split('/').length === 3 ? runDir.slice('/run/'.length) : null;
   const stateDirectory = cluster.stateDir.startsWith('/var/lib/') ? cluster.stateDir.slice('/var/lib/'.length) : null;
   const stopSeconds = Math.ceil(cluster.gateway.exec.killGraceSeconds) + 10;
-  const execStart = [options.nodeBinary ?? s.nodeBinary, options.cli ?? s.cli, 'serve', '--cluster', s.clusterFile, '--node', node.name]
-    .map(arg)
-    .join(' ');
+  const execStart = [options.nodeBinary ?? s.nodeBinary, options.cli ?? s.cli, 'serve', '--cluster', s.clusterFile, '--node', node.name].map(arg).join(' ');
   const lines = [
     header('#', cluster, `systemd --node ${node.name}`),
     '[Unit]',
@@ -61,7 +59,7 @@ export function renderSystemd(cluster: Cluster, nodeName: string, options: Syste
     `ExecStart=${execStart}`,
     '# Whatever ended the gateway (crash, watchdog, stop), its keepalived gives the VIP away now.',
     `ExecStopPost=/bin/sh -c 'echo -254 > ${trackTmp} && mv -f ${trackTmp} ${track}'`,
-    '# systemctl reload (logrotate\'s postrotate): the gateway reopens its audit log on SIGHUP.',
+    "# systemctl reload (logrotate's postrotate): the gateway reopens its audit log on SIGHUP.",
     'ExecReload=/bin/kill -HUP $MAINPID',
     'Restart=always',
     'RestartSec=1',
@@ -79,12 +77,7 @@ export function renderSystemd(cluster: Cluster, nodeName: string, options: Syste
     '# Root: commands run as gateway.runAs accounts through setpriv (needs CAP_SETUID/CAP_SETGID).',
     'User=root',
     ...(runtimeDirectory
-      ? [
-          `RuntimeDirectory=${runtimeDirectory}`,
-          'RuntimeDirectoryMode=0755',
-          '# Keep the track_file (and its -254) after the gateway stops; keepalived reads it.',
-          'RuntimeDirectoryPreserve=yes',
-        ]
+      ? [`RuntimeDirectory=${runtimeDirectory}`, 'RuntimeDirectoryMode=0755', '# Keep the track_file (and its -254) after the gateway stops; keepalived reads it.', 'RuntimeDirectoryPreserve=yes']
       : []),
     ...(stateDirectory ? [`StateDirectory=${stateDirectory}`, 'StateDirectoryMode=0700'] : []),
     'LogsDirectory=execgate',

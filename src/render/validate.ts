@@ -56,7 +56,11 @@ export function assertRenderable(cluster: Cluster, target: RenderTarget, source 
 export function findNode(cluster: Cluster, nodeName: string): ClusterNode {
   const node = cluster.nodes.find((n) => n.name === nodeName);
   if (!node) {
-    throw errors.clusterNodeUnknown(nodeName, 'the cluster file', cluster.nodes.map((n) => n.name));
+    throw errors.clusterNodeUnknown(
+      nodeName,
+      'the cluster file',
+      cluster.nodes.map((n) => n.name),
+    );
   }
   return node;
 }

@@ -8,9 +8,7 @@ export interface ClaimRecord {
   abandoned?: boolean;
 }
 
-export type ClaimResult =
-  | { won: true; token: bigint }
-  | { won: false; token: bigint; record: ClaimRecord };
+export type ClaimResult = { won: true; token: bigint } | { won: false; token: bigint; record: ClaimRecord };
 
 export interface ClaimState {
   token: bigint;
@@ -35,9 +33,7 @@ export interface ClaimStore {
 /** For unit tests: one shared map plays the etcd cluster. */
 export class MemoryClaimStore implements ClaimStore {
   private static revision = 0n;
-  constructor(
-    private readonly data: Map<string, { token: bigint; record: ClaimRecord; alive: boolean }>,
-  ) {}
+  constructor(private readonly data: Map<string, { token: bigint; record: ClaimRecord; alive: boolean }>) {}
 
   async abandon(key: string, mine: ClaimRecord, final: ClaimRecord): Promise<void> {
     const existing = this.data.get(key);

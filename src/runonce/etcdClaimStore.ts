@@ -43,14 +43,17 @@ export class EtcdClaimStore implements ClaimStore {
 
   private async grantLiveness(): Promise<string> {
     const grant = await this.client.grantLease(this.livenessTtlSeconds);
-    const timer = setInterval(() => {
-      this.client.keepAlive(grant.id).then(
-        (r) => {
-          if (r.ttlSeconds <= 0) this.dropLiveness(grant.id, 'lease expired');
-        },
-        (err: Error) => this.log.warn({ err: err.message }, 'run-once liveness keepalive failed'),
-      );
-    }, Math.max(250, (grant.ttlSeconds * 1000) / 3));
+    const timer = setInterval(
+      () => {
+        this.client.keepAlive(grant.id).then(
+          (r) => {
+            if (r.ttlSeconds <= 0) this.dropLiveness(grant.id, 'lease expired');
+          },
+          (err: Error) => this.log.warn({ err: err.message }, 'run-once liveness keepalive failed'),
+        );
+      },
+      Math.max(250, (grant.ttlSeconds * 1000) / 3),
+    );
     timer.unref();
     this.liveness = { id: grant.id, timer };
     return grant.id;

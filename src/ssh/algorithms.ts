@@ -137,15 +137,7 @@ export function algorithmProfile(allowSshRsaSha1: boolean): AlgorithmProfile {
       compress: COMPRESSION as CompressionAlgorithm[],
     },
     // User-auth signatures execgate verifies: DSA never; ssh-rsa (SHA-1) only while allowed.
-    serverSigAlgs: [
-      'ssh-ed25519',
-      'ecdsa-sha2-nistp256',
-      'ecdsa-sha2-nistp384',
-      'ecdsa-sha2-nistp521',
-      'rsa-sha2-512',
-      'rsa-sha2-256',
-      ...(allowSshRsaSha1 ? ['ssh-rsa'] : []),
-    ],
+    serverSigAlgs: ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'rsa-sha2-512', 'rsa-sha2-256', ...(allowSshRsaSha1 ? ['ssh-rsa'] : [])],
   };
 }
 

@@ -107,7 +107,12 @@ export class PublicKeyAuthenticator {
       const problems = [...file.problems];
       if (this.sharedNeedsAccounts) {
         const unbound = keys.filter((k) => !k.parsedOptions.accounts);
-        if (unbound.length && strict) throw errors.authorizedKeysNeedAccounts(path, unbound.map((k) => k.line), this.sharedNeedsAccounts);
+        if (unbound.length && strict)
+          throw errors.authorizedKeysNeedAccounts(
+            path,
+            unbound.map((k) => k.line),
+            this.sharedNeedsAccounts,
+          );
         for (const k of unbound) problems.push(`${path}:${k.line}: no execgate-accounts="..." option, which every key of this shared file needs (${this.sharedNeedsAccounts}); key skipped`);
         keys = keys.filter((k) => k.parsedOptions.accounts);
       }
@@ -219,12 +224,7 @@ export class PublicKeyAuthenticator {
       });
   }
 
-  private handlePublicKey(
-    ctx: PublicKeyAuthContext,
-    client: { address: string; label: string },
-    onAuthenticated: (identity: AuthenticatedIdentity) => void,
-    resolution: RunAsResolution,
-  ): void {
+  private handlePublicKey(ctx: PublicKeyAuthContext, client: { address: string; label: string }, onAuthenticated: (identity: AuthenticatedIdentity) => void, resolution: RunAsResolution): void {
     const { log, metrics, failures } = this.options;
     const fingerprint = fingerprintOf(ctx.key.data);
     // Failures count per source, key AND username: a job configured with the wrong
@@ -233,10 +233,7 @@ export class PublicKeyAuthenticator {
     const fail = (reason: string, category: string, credential: string | null = keyCredential) => {
       metrics.authFailures.inc({ method: 'publickey', reason: category });
       if (credential) failures.fail(client.address, credential);
-      log.warn(
-        { client: client.label, user: ctx.username, keyType: ctx.key.algo, fingerprint, reason },
-        `authentication failed for ${ctx.username} from ${client.label}: ${reason}`,
-      );
+      log.warn({ client: client.label, user: ctx.username, keyType: ctx.key.algo, fingerprint, reason }, `authentication failed for ${ctx.username} from ${client.label}: ${reason}`);
       ctx.reject(['publickey']);
     };
     const blocked = failures.blockedFor(client.address, keyCredential);

@@ -22,7 +22,10 @@ export class HandshakeRecorder {
   private handshakes = 0;
   private negotiated: NegotiatedAlgorithms | null = null;
 
-  constructor(client: Connection, private readonly options: HandshakeRecorderOptions) {
+  constructor(
+    client: Connection,
+    private readonly options: HandshakeRecorderOptions,
+  ) {
     client.on('handshake', (n: NegotiatedAlgorithms) => this.onHandshake(n));
   }
 

@@ -56,22 +56,13 @@ export interface GeneratedKeyFiles {
 }
 
 /** Writes an OpenSSH key pair (private 0600); keeps an existing one unless overwrite. */
-export function writeKeyPair(
-  dir: string,
-  name: string,
-  type: 'ed25519' | 'rsa',
-  comment: string,
-  overwrite = false,
-): GeneratedKeyFiles {
+export function writeKeyPair(dir: string, name: string, type: 'ed25519' | 'rsa', comment: string, overwrite = false): GeneratedKeyFiles {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const privatePath = join(dir, name);
   const publicPath = `${privatePath}.pub`;
   if (existsSync(privatePath) && !overwrite) return { privatePath, publicPath };
   assertSsh2Patched();
-  const pair =
-    type === 'rsa'
-      ? utils.generateKeyPairSync('rsa', { bits: 3072, comment })
-      : utils.generateKeyPairSync('ed25519', { comment });
+  const pair = type === 'rsa' ? utils.generateKeyPairSync('rsa', { bits: 3072, comment }) : utils.generateKeyPairSync('ed25519', { comment });
   writeFileSync(privatePath, pair.private, { mode: 0o600 });
   writeFileSync(publicPath, pair.public + '\n', { mode: 0o644 });
   return { privatePath, publicPath };
@@ -79,8 +70,5 @@ export function writeKeyPair(
 
 /** Host keys as execgate serves them: ed25519 for modern clients, RSA 3072 for old JSch. */
 export function generateHostKeys(dir: string, overwrite = false): string[] {
-  return [
-    writeKeyPair(dir, 'ssh_host_ed25519_key', 'ed25519', 'execgate host key', overwrite).privatePath,
-    writeKeyPair(dir, 'ssh_host_rsa_key', 'rsa', 'execgate host key', overwrite).privatePath,
-  ];
+  return [writeKeyPair(dir, 'ssh_host_ed25519_key', 'ed25519', 'execgate host key', overwrite).privatePath, writeKeyPair(dir, 'ssh_host_rsa_key', 'rsa', 'execgate host key', overwrite).privatePath];
 }

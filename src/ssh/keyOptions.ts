@@ -20,8 +20,16 @@ export interface KeyOptions {
 }
 
 const RESTRICTING_NOOPS = new Set([
-  'no-agent-forwarding', 'no-port-forwarding', 'no-x11-forwarding', 'no-user-rc',
-  'agent-forwarding', 'port-forwarding', 'x11-forwarding', 'user-rc', 'no-touch-required', 'verify-required',
+  'no-agent-forwarding',
+  'no-port-forwarding',
+  'no-x11-forwarding',
+  'no-user-rc',
+  'agent-forwarding',
+  'port-forwarding',
+  'x11-forwarding',
+  'user-rc',
+  'no-touch-required',
+  'verify-required',
 ]);
 
 /** Splits "a,b=\"x,y\",c" on commas outside double quotes. */
@@ -74,7 +82,10 @@ export function parseKeyOptions(field: string, allowEnvironment: boolean): KeyOp
     };
     switch (name) {
       case 'from':
-        result.from = need().split(',').map((p) => p.trim()).filter(Boolean);
+        result.from = need()
+          .split(',')
+          .map((p) => p.trim())
+          .filter(Boolean);
         break;
       case 'command':
         result.command = need();
@@ -91,7 +102,9 @@ export function parseKeyOptions(field: string, allowEnvironment: boolean): KeyOp
         result.expiresAt = parseExpiry(need());
         break;
       case 'execgate-accounts': {
-        const names = need().split(',').map((n) => n.trim());
+        const names = need()
+          .split(',')
+          .map((n) => n.trim());
         const bad = names.find((n) => !/^[A-Za-z0-9_.][A-Za-z0-9_.@-]*\$?$/.test(n));
         if (bad !== undefined) throw new Error(`execgate-accounts="${need()}" must list local account names separated by commas${bad ? ` ("${bad}" is not one)` : ''}`);
         if (result.accounts) throw new Error('execgate-accounts is given twice; list every account in one option');
@@ -114,7 +127,15 @@ export function parseKeyOptions(field: string, allowEnvironment: boolean): KeyOp
 }
 
 function globToRegExp(glob: string): RegExp {
-  return new RegExp('^' + glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$', 'i');
+  return new RegExp(
+    '^' +
+      glob
+        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+        .replace(/\*/g, '.*')
+        .replace(/\?/g, '.') +
+      '$',
+    'i',
+  );
 }
 
 /**

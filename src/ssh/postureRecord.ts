@@ -87,7 +87,13 @@ export function encodeRecord(record: PostureRecord): string {
 /** Reads the file's text; throws an Error naming what is wrong (at most three problems). */
 export function decodeRecord(text: string): PostureRecord {
   const result = fileSchema.safeParse(JSON.parse(text));
-  if (!result.success) throw new Error(result.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).slice(0, 3).join('; '));
+  if (!result.success)
+    throw new Error(
+      result.error.issues
+        .map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`)
+        .slice(0, 3)
+        .join('; '),
+    );
   return {
     since: result.data.since,
     entries: result.data.entries.map((e) => ({

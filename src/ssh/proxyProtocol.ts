@@ -94,7 +94,10 @@ function ipv6Bytes(address: string): Buffer {
  */
 export function encodeProxyV2(endpoints: { source: ProxyEndpoint; destination: ProxyEndpoint }): Buffer {
   const { source, destination } = endpoints;
-  for (const [name, e] of [['source', source], ['destination', destination]] as const) {
+  for (const [name, e] of [
+    ['source', source],
+    ['destination', destination],
+  ] as const) {
     if (!Number.isInteger(e.port) || e.port < 0 || e.port > 65535) throw new Error(`PROXY v2 ${name} port ${e.port} is not a TCP port (0-65535)`);
     if (!isIPv4(e.address) && !isIPv6(e.address)) throw new Error(`PROXY v2 ${name} address "${e.address}" is not an IPv4 or IPv6 address`);
   }

@@ -56,7 +56,10 @@ export class SshServer {
       if (!served.has(key.type)) log.warn({ path: key.path, type: key.type }, `host key ${key.path} (${key.type}) not served: ${key.type} host keys are offered only with auth.allowSshRsaSha1: true`);
     }
     if (!options.hostKeys.some((k) => served.has(k.type))) {
-      throw errors.hostKeyInvalid(options.hostKeys.map((k) => k.path).join(', '), 'none of these host keys can be served with auth.allowSshRsaSha1: false; add an ed25519 or RSA (>= 2048 bits) host key');
+      throw errors.hostKeyInvalid(
+        options.hostKeys.map((k) => k.path).join(', '),
+        'none of these host keys can be served with auth.allowSshRsaSha1: false; add an ed25519 or RSA (>= 2048 bits) host key',
+      );
     }
     this.tracker = new ConnectionTracker(log);
     const sshConfig: PatchedServerConfig = {

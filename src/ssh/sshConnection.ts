@@ -88,10 +88,7 @@ export function serveConnection(client: Connection, info: ClientInfo | undefined
     const who = identity;
     // Before authentication ssh2's 35000-byte packet cap stands; now an exec request
     // up to limits.maxCommandBytes must fit, so the command admission (src/command/admission.ts) can refuse longer ones (75).
-    patched.setMaxPacketSize(
-      config.limits.maxCommandBytes + EXEC_REQUEST_OVERHEAD,
-      `a command line may have at most limits.maxCommandBytes = ${config.limits.maxCommandBytes} bytes`,
-    );
+    patched.setMaxPacketSize(config.limits.maxCommandBytes + EXEC_REQUEST_OVERHEAD, `a command line may have at most limits.maxCommandBytes = ${config.limits.maxCommandBytes} bytes`);
     log.info({ client: clientLabel, user: who.username, account: who.runAs.account.name, fingerprint: who.keyFingerprint }, 'authenticated');
     metrics.sshConnections.inc({ result: 'authenticated' });
     idle.arm();

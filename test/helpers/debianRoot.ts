@@ -87,31 +87,33 @@ function runLogged(argv: string[], logFile: string): Promise<void> {
 export async function warmRoots(suites: Suite[], log: (line: string) => void = () => {}): Promise<Map<Suite, number>> {
   const built = new Map<Suite, number>();
   await Promise.all(
-    suites.filter((suite) => cachedTar(suite) === null).map(async (suite) => {
-      if (!keyringKnows(suite)) {
-        throw new Error(`${KEYRING} does not carry Debian ${suite}'s release key: install debian-archive-keyring from bookworm-backports (never debootstrap --no-check-gpg)`);
-      }
-      const dir = join(CACHE, 'roots');
-      const tar = join(dir, `${suite}.tar`);
-      mkdirSync(dir, { recursive: true });
-      const started = Date.now();
-      const build = mkdtempSync(join(dir, `.${suite}-build-`));
-      chmodSync(build, 0o755); // the root's "/" (mkdtemp makes 0700: no other account could reach /usr/lib)
-      const logFile = `${build}.log`;
-      try {
-        log(`debootstrap --variant=minbase ${suite} (cache miss: ${tar})`);
-        await runLogged(['debootstrap', '--variant=minbase', `--keyring=${KEYRING}`, suite, build, MIRROR], logFile);
-        // Package lists are fetched per test (a cached list goes stale when the mirror moves on).
-        await runLogged(['tar', '-C', build, '--numeric-owner', '-cf', `${tar}.tmp`, '.'], logFile);
-        renameSync(`${tar}.tmp`, tar);
-      } finally {
-        rmSync(`${tar}.tmp`, { force: true });
-        rmSync(build, { recursive: true, force: true });
-        rmSync(logFile, { force: true });
-      }
-      built.set(suite, Date.now() - started);
-      log(`${suite} root built and cached in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-    }),
+    suites
+      .filter((suite) => cachedTar(suite) === null)
+      .map(async (suite) => {
+        if (!keyringKnows(suite)) {
+          throw new Error(`${KEYRING} does not carry Debian ${suite}'s release key: install debian-archive-keyring from bookworm-backports (never debootstrap --no-check-gpg)`);
+        }
+        const dir = join(CACHE, 'roots');
+        const tar = join(dir, `${suite}.tar`);
+        mkdirSync(dir, { recursive: true });
+        const started = Date.now();
+        const build = mkdtempSync(join(dir, `.${suite}-build-`));
+        chmodSync(build, 0o755); // the root's "/" (mkdtemp makes 0700: no other account could reach /usr/lib)
+        const logFile = `${build}.log`;
+        try {
+          log(`debootstrap --variant=minbase ${suite} (cache miss: ${tar})`);
+          await runLogged(['debootstrap', '--variant=minbase', `--keyring=${KEYRING}`, suite, build, MIRROR], logFile);
+          // Package lists are fetched per test (a cached list goes stale when the mirror moves on).
+          await runLogged(['tar', '-C', build, '--numeric-owner', '-cf', `${tar}.tmp`, '.'], logFile);
+          renameSync(`${tar}.tmp`, tar);
+        } finally {
+          rmSync(`${tar}.tmp`, { force: true });
+          rmSync(build, { recursive: true, force: true });
+          rmSync(logFile, { force: true });
+        }
+        built.set(suite, Date.now() - started);
+        log(`${suite} root built and cached in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      }),
   );
   return built;
 }
@@ -175,7 +177,14 @@ export class DebianRoot {
     this.mount(['-t', 'sysfs', '-o', 'ro,nosuid,nodev,noexec', 'sysfs'], 'sys');
     this.mount(['-t', 'tmpfs', '-o', 'mode=0755,nosuid,size=16m', 'tmpfs'], 'dev');
     const dev = join(this.dir, 'dev');
-    for (const [name, major, minor] of [['null', 1, 3], ['zero', 1, 5], ['full', 1, 7], ['random', 1, 8], ['urandom', 1, 9], ['tty', 5, 0]] as const) {
+    for (const [name, major, minor] of [
+      ['null', 1, 3],
+      ['zero', 1, 5],
+      ['full', 1, 7],
+      ['random', 1, 8],
+      ['urandom', 1, 9],
+      ['tty', 5, 0],
+    ] as const) {
       sh(['mknod', '-m', '0666', join(dev, name), 'c', String(major), String(minor)]);
     }
     mkdirSync(join(dev, 'pts'));
@@ -183,7 +192,13 @@ export class DebianRoot {
     this.mount(['-t', 'devpts', '-o', 'newinstance,ptmxmode=0666,mode=0620,gid=5', 'devpts'], 'dev/pts');
     this.mount(['-t', 'tmpfs', '-o', 'mode=1777,nosuid,nodev,size=64m', 'tmpfs'], 'dev/shm');
     sh(['ln', '-s', 'pts/ptmx', join(dev, 'ptmx')]);
-    for (const [link, to] of [['fd', '/proc/self/fd'], ['stdin', '/proc/self/fd/0'], ['stdout', '/proc/self/fd/1'], ['stderr', '/proc/self/fd/2']]) sh(['ln', '-s', to!, join(dev, link!)]);
+    for (const [link, to] of [
+      ['fd', '/proc/self/fd'],
+      ['stdin', '/proc/self/fd/0'],
+      ['stdout', '/proc/self/fd/1'],
+      ['stderr', '/proc/self/fd/2'],
+    ])
+      sh(['ln', '-s', to!, join(dev, link!)]);
     this.mount(['-t', 'tmpfs', '-o', 'mode=0755,nosuid,nodev,size=64m', 'tmpfs'], 'run');
     const archives = join(CACHE, 'apt', this.suite);
     mkdirSync(join(archives, 'partial'), { recursive: true });

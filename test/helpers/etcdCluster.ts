@@ -12,11 +12,15 @@ export const ETCD_BIN = '/usr/bin/etcd';
 /** Free TCP ports on 127.0.0.1 (bound at once, then released together). */
 export async function freePorts(n: number, host = '127.0.0.1'): Promise<number[]> {
   const servers = await Promise.all(
-    Array.from({ length: n }, () => new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-      const s = createServer();
-      s.once('error', reject);
-      s.listen(0, host, () => resolve(s));
-    })),
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+          const s = createServer();
+          s.once('error', reject);
+          s.listen(0, host, () => resolve(s));
+        }),
+    ),
   );
   const ports = servers.map((s) => (s.address() as { port: number }).port);
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
@@ -82,18 +86,30 @@ export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
       const proc = spawn(
         ETCD_BIN,
         [
-          '--name', name,
-          '--data-dir', join(dir, name),
-          '--listen-client-urls', clientUrl,
-          '--advertise-client-urls', clientUrl,
-          '--listen-peer-urls', peer(i),
-          '--initial-advertise-peer-urls', peer(i),
-          '--initial-cluster', initialCluster,
-          '--initial-cluster-state', 'new',
-          '--initial-cluster-token', token,
-          '--heartbeat-interval', '100',
-          '--election-timeout', '1000',
-          '--log-level', 'warn',
+          '--name',
+          name,
+          '--data-dir',
+          join(dir, name),
+          '--listen-client-urls',
+          clientUrl,
+          '--advertise-client-urls',
+          clientUrl,
+          '--listen-peer-urls',
+          peer(i),
+          '--initial-advertise-peer-urls',
+          peer(i),
+          '--initial-cluster',
+          initialCluster,
+          '--initial-cluster-state',
+          'new',
+          '--initial-cluster-token',
+          token,
+          '--heartbeat-interval',
+          '100',
+          '--election-timeout',
+          '1000',
+          '--log-level',
+          'warn',
         ],
         { stdio: ['ignore', 'pipe', 'pipe'] },
       );
@@ -215,7 +231,10 @@ export async function startClusterGateway(
     output,
     audit: () =>
       existsSync(auditPath)
-        ? readFileSync(auditPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
+        ? readFileSync(auditPath, 'utf8')
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => JSON.parse(l) as Record<string, unknown>)
         : [],
     lastState: () => {
       const lines = out.split('\n');

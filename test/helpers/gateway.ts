@@ -127,7 +127,10 @@ export async function startTestGateway(
   };
   const auditLines = () =>
     existsSync(auditPath)
-      ? readFileSync(auditPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
+      ? readFileSync(auditPath, 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as Record<string, unknown>)
       : [];
   const audit = () => auditLines().filter((r) => r.event === 'end' || r.event === 'command');
   return { dir, port, httpPort, httpUrl, keys, auditPath, proc, output, audit, auditLines, stop };

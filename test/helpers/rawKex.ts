@@ -40,18 +40,7 @@ export function cleartextPacket(payload: Buffer): Buffer {
 }
 
 export function kexinitPayload(kex: string[]): Buffer {
-  const lists = [
-    [...kex, 'kex-strict-c-v00@openssh.com'],
-    ['ssh-ed25519', 'rsa-sha2-256'],
-    ['aes128-ctr'],
-    ['aes128-ctr'],
-    ['hmac-sha2-256'],
-    ['hmac-sha2-256'],
-    ['none'],
-    ['none'],
-    [],
-    [],
-  ];
+  const lists = [[...kex, 'kex-strict-c-v00@openssh.com'], ['ssh-ed25519', 'rsa-sha2-256'], ['aes128-ctr'], ['aes128-ctr'], ['hmac-sha2-256'], ['hmac-sha2-256'], ['none'], ['none'], [], []];
   return Buffer.concat([
     Buffer.from([MSG_KEXINIT]),
     randomBytes(16),

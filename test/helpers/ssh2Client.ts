@@ -16,7 +16,11 @@ export interface ExecResult {
   stderr: string;
 }
 
-export function execOn(client: Client, command: string, opts: { pty?: PseudoTtyOptions; env?: Record<string, string>; input?: string; onChannel?: (ch: ClientChannel) => void } = {}): Promise<ExecResult> {
+export function execOn(
+  client: Client,
+  command: string,
+  opts: { pty?: PseudoTtyOptions; env?: Record<string, string>; input?: string; onChannel?: (ch: ClientChannel) => void } = {},
+): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
     client.exec(command, { pty: opts.pty, env: opts.env }, (err, channel) => {
       if (err) return reject(err);

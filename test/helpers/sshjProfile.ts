@@ -578,10 +578,7 @@ export async function sshjScpUpload(target: SshjTarget, localPath: string, remot
     await check('Remote agrees transfer done');
     // SCPEngine.exit(): CHANNEL_CLOSE (no EOF) and a wait for the server's CLOSE, up to the timeout.
     channel.close();
-    await conn.guard(
-      Promise.race([closed, new Promise<void>((resolve) => setTimeout(resolve, conn.target.requestTimeoutMs).unref())]),
-      'scp close',
-    );
+    await conn.guard(Promise.race([closed, new Promise<void>((resolve) => setTimeout(resolve, conn.target.requestTimeoutMs).unref())]), 'scp close');
     conn.wire.channel = conn.events(channel);
     result.exitStatus = exitOf(conn.wire.channel).exitStatus;
   } catch (err) {
@@ -595,14 +592,10 @@ export async function sshjScpUpload(target: SshjTarget, localPath: string, remot
 }
 
 function sftpOpen(conn: SshjConnection): Promise<SFTPWrapper> {
-  return conn.guard(
-    new Promise<SFTPWrapper>((resolve, reject) => conn.client.sftp((err, sftp) => (err ? reject(err) : resolve(sftp)))),
-    'sftp subsystem',
-  );
+  return conn.guard(new Promise<SFTPWrapper>((resolve, reject) => conn.client.sftp((err, sftp) => (err ? reject(err) : resolve(sftp)))), 'sftp subsystem');
 }
 
-const sftpCall = <T>(fn: (cb: (err: Error | null | undefined, value: T) => void) => void) =>
-  new Promise<T>((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value))));
+const sftpCall = <T>(fn: (cb: (err: Error | null | undefined, value: T) => void) => void) => new Promise<T>((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value))));
 
 /** sshj-scp with use-sftp: SFTPClient.put (open, write, close, setstat of mode and times). */
 export async function sshjSftpPut(target: SshjTarget, localPath: string, remotePath: string): Promise<SshjCopyResult> {
@@ -613,14 +606,26 @@ export async function sshjSftpPut(target: SshjTarget, localPath: string, remoteP
     const sftp = await sftpOpen(conn);
     const st = statSync(localPath);
     const content = readFileSync(localPath);
-    const handle = await conn.guard(sftpCall<Buffer>((cb) => sftp.open(remotePath, 'w', cb)), 'sftp open');
+    const handle = await conn.guard(
+      sftpCall<Buffer>((cb) => sftp.open(remotePath, 'w', cb)),
+      'sftp open',
+    );
     for (let off = 0; off < content.length; off += 32 * 1024) {
       const len = Math.min(32 * 1024, content.length - off);
-      await conn.guard(sftpCall<void>((cb) => sftp.write(handle, content, off, len, off, (err) => cb(err, undefined))), 'sftp write');
+      await conn.guard(
+        sftpCall<void>((cb) => sftp.write(handle, content, off, len, off, (err) => cb(err, undefined))),
+        'sftp write',
+      );
     }
-    await conn.guard(sftpCall<void>((cb) => sftp.close(handle, (err) => cb(err, undefined))), 'sftp close');
+    await conn.guard(
+      sftpCall<void>((cb) => sftp.close(handle, (err) => cb(err, undefined))),
+      'sftp close',
+    );
     const attrs = { mode: st.mode & 0o7777, atime: Math.floor(st.atimeMs / 1000), mtime: Math.floor(st.mtimeMs / 1000) };
-    await conn.guard(sftpCall<void>((cb) => sftp.setstat(remotePath, attrs, (err) => cb(err, undefined))), 'sftp setstat');
+    await conn.guard(
+      sftpCall<void>((cb) => sftp.setstat(remotePath, attrs, (err) => cb(err, undefined))),
+      'sftp setstat',
+    );
     sftp.end();
   } catch (err) {
     if (err instanceof Deadline) throw err;
@@ -637,22 +642,27 @@ export async function sshjSftpGet(target: SshjTarget, remotePath: string): Promi
   const conn = await SshjConnection.open(target);
   try {
     const sftp = await sftpOpen(conn);
-    const handle = await conn.guard(sftpCall<Buffer>((cb) => sftp.open(remotePath, 'r', cb)), 'sftp open');
+    const handle = await conn.guard(
+      sftpCall<Buffer>((cb) => sftp.open(remotePath, 'r', cb)),
+      'sftp open',
+    );
     const chunks: Buffer[] = [];
-    for (let pos = 0; ; ) {
+    for (let pos = 0; ;) {
       const buf = Buffer.alloc(32 * 1024);
-      const n = await conn.guard(
-        new Promise<number>((resolve, reject) => sftp.read(handle, buf, 0, buf.length, pos, (err, bytes) => (err ? reject(err) : resolve(bytes)))),
-        'sftp read',
-      ).catch((err: Error & { code?: number }) => {
-        if (err.code === 1) return 0; // SSH_FX_EOF
-        throw err;
-      });
+      const n = await conn
+        .guard(new Promise<number>((resolve, reject) => sftp.read(handle, buf, 0, buf.length, pos, (err, bytes) => (err ? reject(err) : resolve(bytes)))), 'sftp read')
+        .catch((err: Error & { code?: number }) => {
+          if (err.code === 1) return 0; // SSH_FX_EOF
+          throw err;
+        });
       if (n === 0) break;
       chunks.push(buf.subarray(0, n));
       pos += n;
     }
-    await conn.guard(sftpCall<void>((cb) => sftp.close(handle, (err) => cb(err, undefined))), 'sftp close');
+    await conn.guard(
+      sftpCall<void>((cb) => sftp.close(handle, (err) => cb(err, undefined))),
+      'sftp close',
+    );
     sftp.end();
     return { content: Buffer.concat(chunks), failure: null, wire: conn.wire };
   } catch (err) {

@@ -141,7 +141,7 @@ describe('sshd account model: the SSH username is the local account, keys per us
   });
 });
 
-describe('%h: the keys in each account\'s home, as with sshd (%h/.ssh/authorized_keys)', () => {
+describe("%h: the keys in each account's home, as with sshd (%h/.ssh/authorized_keys)", () => {
   const missing = notRoot();
   let clientDir = '';
   let aliceKey = '';
@@ -285,7 +285,9 @@ describe('a gateway without root runs commands only as its own account', () => {
       expect(
         await logged(
           () => out,
-          new RegExp(`username "${user}" is not ${ALICE}, and execgate runs as ${ALICE} without root so it can only run commands as ${ALICE}: run execgate as root, or map the username with runAs.accounts \\(or runAs.user\\) to ${ALICE}`),
+          new RegExp(
+            `username "${user}" is not ${ALICE}, and execgate runs as ${ALICE} without root so it can only run commands as ${ALICE}: run execgate as root, or map the username with runAs.accounts \\(or runAs.user\\) to ${ALICE}`,
+          ),
         ),
       ).not.toBeNull();
     }

@@ -96,7 +96,9 @@ describe('algorithm posture with JSch 0.1.55 and OpenSSH', () => {
 
       let s = await status(gw);
       expect(s.algorithms).toMatchObject({ legacyOffered: true, verdict: 'unused-short-record', coversWindow: false, legacy: [], compat: [] });
-      expect(s.algorithms!.summary).toMatch(/^no legacy algorithm negotiated since \S+Z, but this record covers only 0\.0 h of the last 24 h: not yet evidence that auth\.allowSshRsaSha1: false is safe/);
+      expect(s.algorithms!.summary).toMatch(
+        /^no legacy algorithm negotiated since \S+Z, but this record covers only 0\.0 h of the last 24 h: not yet evidence that auth\.allowSshRsaSha1: false is safe/,
+      );
 
       // JSch 0.1.55 as Rundeck's jsch-ssh executor drives it.
       const j = await jsch(['--host', '127.0.0.1', '--port', String(gw.port), '--user', 'root', '--key', gw.keys.rsaPem, '--node', 'gw-test', '--mode', 'exec', '--command', 'echo jsch']);
@@ -120,7 +122,9 @@ describe('algorithm posture with JSch 0.1.55 and OpenSSH', () => {
       expect(sample(m, 'execgate_ssh_negotiated_cipher_total', { node, algorithm: 'aes256-ctr' })).toBe(1);
       // OpenSSH: X25519 (or ML-KEM where the client has it), Ed25519, an AEAD cipher with its implicit MAC.
       // Each of its rekeys negotiates again and counts again.
-      expect(sample(m, 'execgate_ssh_negotiated_kex_total', { node, algorithm: 'curve25519-sha256' }) + sample(m, 'execgate_ssh_negotiated_kex_total', { node, algorithm: 'mlkem768x25519-sha256' })).toBe(1 + rekeys);
+      expect(
+        sample(m, 'execgate_ssh_negotiated_kex_total', { node, algorithm: 'curve25519-sha256' }) + sample(m, 'execgate_ssh_negotiated_kex_total', { node, algorithm: 'mlkem768x25519-sha256' }),
+      ).toBe(1 + rekeys);
       expect(sample(m, 'execgate_ssh_negotiated_host_key_total', { node, algorithm: 'ssh-ed25519' })).toBe(1 + rekeys);
       expect(sample(m, 'execgate_ssh_negotiated_mac_total', { node, algorithm: 'implicit' })).toBe(1 + rekeys);
       expect(sample(m, 'execgate_ssh_userauth_signatures_total', { node, algorithm: 'ssh-ed25519' })).toBe(1);
@@ -130,20 +134,19 @@ describe('algorithm posture with JSch 0.1.55 and OpenSSH', () => {
       const p = s.algorithms!;
       expect(p.verdict).toBe('in-use');
       // Exactly what JSch used, by JSch; not the scanner's nistp384/aes256-ctr, nothing of OpenSSH.
-      expect(brief(p.legacy)).toEqual([
-        `host-key ssh-rsa 1 ${JSCH_IDENT}`,
-        `kex ecdh-sha2-nistp256 1 ${JSCH_IDENT}`,
-        `mac hmac-sha1 1 ${JSCH_IDENT}`,
-        `user-auth ssh-rsa 1 ${JSCH_IDENT}`,
-      ]);
+      expect(brief(p.legacy)).toEqual([`host-key ssh-rsa 1 ${JSCH_IDENT}`, `kex ecdh-sha2-nistp256 1 ${JSCH_IDENT}`, `mac hmac-sha1 1 ${JSCH_IDENT}`, `user-auth ssh-rsa 1 ${JSCH_IDENT}`]);
       expect(brief(p.compat)).toEqual([`cipher aes128-ctr 1 ${JSCH_IDENT}`]);
       expect(JSON.stringify(p)).not.toMatch(/OpenSSH|nistp384|aes256-ctr/);
-      expect(p.summary).toMatch(new RegExp(`^legacy algorithms negotiated in the last 24 h: .*ecdh-sha2-nistp256 kex \\(1 handshake, last \\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\dZ, client ${JSCH_IDENT}\\)`));
+      expect(p.summary).toMatch(
+        new RegExp(`^legacy algorithms negotiated in the last 24 h: .*ecdh-sha2-nistp256 kex \\(1 handshake, last \\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\dZ, client ${JSCH_IDENT}\\)`),
+      );
 
       // execgate status (the CLI)
       const cliStatus = await cli(['status', '--url', gw.httpUrl!]);
       expect(cliStatus.code).toBe(0);
-      expect(cliStatus.stdout).toMatch(/^algorithms: legacy algorithms negotiated in the last 24 h: .*ecdh-sha2-nistp256 kex \(1 handshake, last [^,]+, client SSH-2\.0-JSCH-0\.1\.54\).*keep auth\.allowSshRsaSha1: true until these clients are upgraded$/m);
+      expect(cliStatus.stdout).toMatch(
+        /^algorithms: legacy algorithms negotiated in the last 24 h: .*ecdh-sha2-nistp256 kex \(1 handshake, last [^,]+, client SSH-2\.0-JSCH-0\.1\.54\).*keep auth\.allowSshRsaSha1: true until these clients are upgraded$/m,
+      );
 
       // The page
       const page = await (await fetch(`${gw.httpUrl}/`)).text();
@@ -172,7 +175,9 @@ describe('algorithm posture with JSch 0.1.55 and OpenSSH', () => {
         expect(doctor.stdout).toMatch(new RegExp(`^legacy algorithms\\s+gw-test\\s+WARN\\s+${a} in the last 24 h: 1 handshake, last \\S+Z, client SSH-2\\.0-JSCH-0\\.1\\.54$`, 'm'));
       }
       expect(doctor.stdout).toMatch(/fix:\s+upgrade the named clients .*then set auth\.allowSshRsaSha1: false on every node/);
-      expect(doctor.stdout).toMatch(/^legacy algorithms\s+cluster\s+WARN\s+negotiated in the last 24 h on gw-test \(ecdh-sha2-nistp256, ssh-rsa, hmac-sha1\) \(not known for gw-c unreachable\): keep auth\.allowSshRsaSha1: true$/m);
+      expect(doctor.stdout).toMatch(
+        /^legacy algorithms\s+cluster\s+WARN\s+negotiated in the last 24 h on gw-test \(ecdh-sha2-nistp256, ssh-rsa, hmac-sha1\) \(not known for gw-c unreachable\): keep auth\.allowSshRsaSha1: true$/m,
+      );
 
       // A restart keeps the record (written on shutdown); the counters start again.
       await gw.stop();

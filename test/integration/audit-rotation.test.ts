@@ -23,7 +23,7 @@ describe('audit log rotation', () => {
     gw = null;
   });
 
-  it('after a rename, the next command\'s lines land in a new file at the path', async () => {
+  it("after a rename, the next command's lines land in a new file at the path", async () => {
     gw = await startTestGateway();
     expect((await ssh(gw.port, gw.keys.ed25519, 'echo one')).code).toBe(0);
     renameSync(gw.auditPath, `${gw.auditPath}.1`);
@@ -44,7 +44,11 @@ describe('audit log rotation', () => {
     expect(gw.proc.exitCode).toBeNull();
     expect(gw.proc.signalCode).toBeNull();
     expect((await ssh(gw.port, gw.keys.ed25519, 'echo two')).code).toBe(0);
-    expect(read(gw.auditPath).filter((r) => r.event === 'end').map((r) => r.command)).toEqual(['echo two']);
+    expect(
+      read(gw.auditPath)
+        .filter((r) => r.event === 'end')
+        .map((r) => r.command),
+    ).toEqual(['echo two']);
     expect(gw.output()).toMatch(/"msg":"audit log reopened"/);
   });
 });

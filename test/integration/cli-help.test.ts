@@ -20,10 +20,22 @@ function spawnCli(args: string[]): Promise<Result> {
 
 /** Every command line the tests look at, run beforehand four at a time (each CLI start loads the whole gateway). */
 const COMMAND_LINES: string[][] = [
-  ...VERBS.flatMap((verb) => [[verb, '--help'], [verb, '-h'], [verb, '--no-such-option']]),
+  ...VERBS.flatMap((verb) => [
+    [verb, '--help'],
+    [verb, '-h'],
+    [verb, '--no-such-option'],
+  ]),
   ['doctor', '--cluster'],
-  [], ['help'], ['--help'], ['-h'],
-  ['help', 'render'], ['render', '--help'], ['help', 'nope'], ['nope'], ['version'], ['--version'],
+  [],
+  ['help'],
+  ['--help'],
+  ['-h'],
+  ['help', 'render'],
+  ['render', '--help'],
+  ['help', 'nope'],
+  ['nope'],
+  ['version'],
+  ['--version'],
 ];
 const results = new Map<string, Result>();
 
@@ -42,7 +54,12 @@ describe('the built CLI: help, usage and exit codes', () => {
     await Promise.all([worker(), worker(), worker(), worker()]);
   }, 300_000);
 
-  it.each(VERBS.flatMap((verb) => [[verb, '--help'], [verb, '-h']]))('execgate %s %s prints its usage on stdout and exits 0', (verb, flag) => {
+  it.each(
+    VERBS.flatMap((verb) => [
+      [verb, '--help'],
+      [verb, '-h'],
+    ]),
+  )('execgate %s %s prints its usage on stdout and exits 0', (verb, flag) => {
     const r = cli(verb, flag);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(EXIT_OK);
@@ -72,15 +89,24 @@ describe('the built CLI: help, usage and exit codes', () => {
     const r = arg ? cli(arg) : cli();
     expect(r.code).toBe(EXIT_OK);
     expect(r.stderr).toBe('');
-    const verbs = r.stdout.split('\nVerbs:\n')[1]!.split('\n\n')[0]!.split('\n').map((l) => l.trim().split(/\s+/)[0]);
+    const verbs = r.stdout
+      .split('\nVerbs:\n')[1]!
+      .split('\n\n')[0]!
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/)[0]);
     expect(verbs.sort()).toEqual([...VERBS].sort());
     const codes = r.stdout.split('\nExit codes:\n')[1]!;
-    for (const [code, word] of [[EXIT_OK, 'ok'], [EXIT_CHECK_FAILED, 'check failed'], [EXIT_USAGE, 'usage'], [EXIT_TEMPFAIL, 'tempfail']] as const) {
+    for (const [code, word] of [
+      [EXIT_OK, 'ok'],
+      [EXIT_CHECK_FAILED, 'check failed'],
+      [EXIT_USAGE, 'usage'],
+      [EXIT_TEMPFAIL, 'tempfail'],
+    ] as const) {
       expect(codes).toMatch(new RegExp(`^  ${code}\\s+.*${word}`, 'm'));
     }
   });
 
-  it('execgate help VERB is that verb\'s usage; an unknown verb is a usage error', () => {
+  it("execgate help VERB is that verb's usage; an unknown verb is a usage error", () => {
     expect(cli('help', 'render').stdout).toBe(cli('render', '--help').stdout);
     const unknown = cli('help', 'nope');
     expect(unknown.code).toBe(EXIT_USAGE);

@@ -88,13 +88,7 @@ async function makePair(): Promise<Pair> {
     relays,
     gws,
     async start(name, waitListening = true) {
-      const gw = await startClusterGateway(
-        fixture,
-        nodes,
-        name,
-        { endpoints: [deadEndpoint, relays[name]!.url], ttlSeconds: TTL, marginSeconds: MARGIN },
-        { waitListening },
-      );
+      const gw = await startClusterGateway(fixture, nodes, name, { endpoints: [deadEndpoint, relays[name]!.url], ttlSeconds: TTL, marginSeconds: MARGIN }, { waitListening });
       gws[name] = gw;
       cleanups.push(async () => {
         try {
@@ -162,7 +156,7 @@ describe('etcd leadership (real 3-member etcd, two gateways, relays)', () => {
     expect(failoverMs).toBeGreaterThanOrEqual(1000); // it had to wait for the lease, not less
   });
 
-  it('cutting only the leader\'s relay: it kills its command before its deadline; the new leader starts after that', async () => {
+  it("cutting only the leader's relay: it kills its command before its deadline; the new leader starts after that", async () => {
     const p = await makePair();
     const gw1 = await p.start('gw1');
     await waitForRole(gw1, 'leader');
@@ -194,10 +188,16 @@ describe('etcd leadership (real 3-member etcd, two gateways, relays)', () => {
     const newStart = ms(firstNew.start);
     expect(oldEnd).toBeLessThan(newStart);
     expect(BigInt(String(firstNew.token)) > BigInt(String(killed!.token))).toBe(true);
-    const fenced = gw1.output().split('\n').find((l) => l.includes('"etcd leadership: fenced"'));
+    const fenced = gw1
+      .output()
+      .split('\n')
+      .find((l) => l.includes('"etcd leadership: fenced"'));
     expect(fenced).toBeDefined();
     const fencedAt = ms((JSON.parse(fenced!) as { time: string }).time);
-    const gw2LeaderLine = gw2.output().split('\n').find((l) => l.includes('"etcd leadership state"') && l.includes('"role":"leader"'))!;
+    const gw2LeaderLine = gw2
+      .output()
+      .split('\n')
+      .find((l) => l.includes('"etcd leadership state"') && l.includes('"role":"leader"'))!;
     const gw2LeaderAt = ms((JSON.parse(gw2LeaderLine) as { time: string }).time);
     expect(fencedAt).toBeLessThan(gw2LeaderAt);
     console.log(`[etcd] relay cut: gw1 fenced ${fencedAt - cutAt} ms after the cut, gw2 leader ${gw2LeaderAt - cutAt} ms after the cut: fence ${gw2LeaderAt - fencedAt} ms ahead of the takeover`);

@@ -62,11 +62,16 @@ describe('exec through the real OpenSSH client', () => {
 
     it('passes allow-listed env (RD_*) and drops the rest (LD_PRELOAD)', async () => {
       const execid = client.name === 'openssh-10' ? '5242' : '4242'; // one audit line per client
-      const r = await ssh(gw.port, gw.keys.ed25519, 'echo "id=${RD_JOB_EXECID:-unset} preload=${LD_PRELOAD:-unset} node=$EXECGATE_NODE token=$EXECGATE_FENCING_TOKEN execid=${EXECGATE_EXEC_ID:+set}"', {
-        extra: ['-o', 'SendEnv=RD_JOB_EXECID', '-o', 'SendEnv=LD_PRELOAD'],
-        env: { ...process.env, RD_JOB_EXECID: execid, LD_PRELOAD: '/nonexistent/evil.so' },
-        client,
-      });
+      const r = await ssh(
+        gw.port,
+        gw.keys.ed25519,
+        'echo "id=${RD_JOB_EXECID:-unset} preload=${LD_PRELOAD:-unset} node=$EXECGATE_NODE token=$EXECGATE_FENCING_TOKEN execid=${EXECGATE_EXEC_ID:+set}"',
+        {
+          extra: ['-o', 'SendEnv=RD_JOB_EXECID', '-o', 'SendEnv=LD_PRELOAD'],
+          env: { ...process.env, RD_JOB_EXECID: execid, LD_PRELOAD: '/nonexistent/evil.so' },
+          client,
+        },
+      );
       expect(r.code).toBe(0);
       expect(r.stdout.toString()).toBe(`id=${execid} preload=unset node=gw-test token=1 execid=set\n`);
       const line = gw.audit().find((a) => a.rdJobExecId === execid);
@@ -77,9 +82,7 @@ describe('exec through the real OpenSSH client', () => {
       const r = await ssh(gw.port, gw.keys.ed25519, 'pwd; env | cut -d= -f1 | sort | tr "\\n" " "', { client });
       const [pwd, names] = r.stdout.toString().split('\n');
       expect(pwd).toBe(process.env.HOME ?? '/root');
-      expect(names!.trim().split(' ')).toEqual(
-        expect.arrayContaining(['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'LANG', 'EXECGATE_NODE', 'EXECGATE_FENCING_TOKEN', 'EXECGATE_EXEC_ID']),
-      );
+      expect(names!.trim().split(' ')).toEqual(expect.arrayContaining(['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'LANG', 'EXECGATE_NODE', 'EXECGATE_FENCING_TOKEN', 'EXECGATE_EXEC_ID']));
       expect(names).not.toMatch(/\bNODE_|npm_|VITEST/);
     });
 

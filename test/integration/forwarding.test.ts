@@ -87,7 +87,14 @@ describe('a draining node forwards new connections at TCP level, PROXY v2 first'
       proc,
       port: gw2Port!,
       output: () => out,
-      audit: () => (existsSync(auditPath) ? readFileSync(auditPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) : []).filter((r) => r.event === 'end'),
+      audit: () =>
+        (existsSync(auditPath)
+          ? readFileSync(auditPath, 'utf8')
+              .split('\n')
+              .filter(Boolean)
+              .map((l) => JSON.parse(l) as Record<string, unknown>)
+          : []
+        ).filter((r) => r.event === 'end'),
     };
     await waitForOutput(proc, gw2.output, /"msg":"execgate listening"/, 20_000);
 
@@ -141,7 +148,12 @@ describe('a draining node forwards new connections at TCP level, PROXY v2 first'
     const r = await sshVia('127.0.0.1', gw1.port, 'true');
     expect(r.code).toBe(0);
     expect(await until(() => /"msg":"preload: openVia","count":0/.test(gw1.output().slice(before)), 5000)).not.toBeNull();
-    const counts = [...gw1.output().slice(before).matchAll(/"msg":"preload: openVia","count":(\d+)/g)].map((m) => Number(m[1]));
+    const counts = [
+      ...gw1
+        .output()
+        .slice(before)
+        .matchAll(/"msg":"preload: openVia","count":(\d+)/g),
+    ].map((m) => Number(m[1]));
     expect(counts).toEqual([1, 0]);
     expect(await metricBecomes('execgate_forwarded_connections_open', / 0$/)).toEqual([expect.stringMatching(/ 0$/)]);
   });

@@ -1,10 +1,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  freePorts, makeClusterFixture, startClusterGateway, startEtcdCluster, waitForRole,
-  type ClusterFixture, type ClusterGateway, type EtcdCluster,
-} from '../helpers/etcdCluster.js';
+import { freePorts, makeClusterFixture, startClusterGateway, startEtcdCluster, waitForRole, type ClusterFixture, type ClusterGateway, type EtcdCluster } from '../helpers/etcdCluster.js';
 import { run, sshArgs } from '../helpers/clients.js';
 
 /** A standby (etcd mode) refuses every way of starting something, and nothing starts. */

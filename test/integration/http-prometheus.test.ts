@@ -39,17 +39,22 @@ describe('a real Prometheus scrapes a running gateway', () => {
       scrape_configs: [{ job_name: 'execgate', static_configs: [{ targets: [`127.0.0.1:${gw.httpPort}`] }] }],
     };
     writeFileSync(join(dir, 'prometheus.yml'), stringify(config));
-    prom = spawn(
-      '/usr/bin/prometheus',
-      [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    prom = spawn('/usr/bin/prometheus', [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     prom.stdout!.on('data', (d: Buffer) => (promLog += d.toString()));
     prom.stderr!.on('data', (d: Buffer) => (promLog += d.toString()));
-    const ready = await until(async () => {
-      if (prom.exitCode !== null) throw new Error(`prometheus exited ${prom.exitCode}:\n${promLog}`);
-      return fetch(`${promUrl}/-/ready`).then((r) => r.ok, () => false);
-    }, 30_000, 100);
+    const ready = await until(
+      async () => {
+        if (prom.exitCode !== null) throw new Error(`prometheus exited ${prom.exitCode}:\n${promLog}`);
+        return fetch(`${promUrl}/-/ready`).then(
+          (r) => r.ok,
+          () => false,
+        );
+      },
+      30_000,
+      100,
+    );
     if (ready === null) throw new Error(`prometheus not ready after 30 s:\n${promLog}`);
   });
   afterAll(async () => {
@@ -68,13 +73,17 @@ describe('a real Prometheus scrapes a running gateway', () => {
     const r = await ssh(gw.port, gw.keys.ed25519, 'echo counted');
     expect(r.code).toBe(0);
     let samples: Sample[] = [];
-    await until(async () => {
-      const res = await fetch(`${promUrl}/api/v1/query?query=${encodeURIComponent('execgate_commands_total{result="completed"}')}`);
-      const body = (await res.json()) as { status: string; data: { resultType: string; result: Sample[] } };
-      expect(body.status).toBe('success');
-      samples = body.data.result;
-      return samples.some((s) => Number(s.value[1]) >= 1);
-    }, 30_000, 500);
+    await until(
+      async () => {
+        const res = await fetch(`${promUrl}/api/v1/query?query=${encodeURIComponent('execgate_commands_total{result="completed"}')}`);
+        const body = (await res.json()) as { status: string; data: { resultType: string; result: Sample[] } };
+        expect(body.status).toBe('success');
+        samples = body.data.result;
+        return samples.some((s) => Number(s.value[1]) >= 1);
+      },
+      30_000,
+      500,
+    );
     console.log(`PromQL execgate_commands_total -> ${JSON.stringify(samples)}`);
     expect(samples).toHaveLength(1);
     expect(samples[0]!.metric).toMatchObject({ __name__: 'execgate_commands_total', job: 'execgate', node: 'gw-test', result: 'completed', instance: `127.0.0.1:${gw.httpPort}` });
@@ -89,9 +98,18 @@ describe('a real Prometheus scrapes a running gateway', () => {
   it('promtool check metrics passes on the scraped text', async () => {
     const text = await fetch(`${gw.httpUrl}/metrics`).then((r) => r.text());
     for (const name of [
-      'execgate_ssh_connections_total', 'execgate_ssh_sessions', 'execgate_auth_failures_total', 'execgate_commands_total',
-      'execgate_commands_running', 'execgate_command_duration_seconds', 'execgate_output_bytes_total', 'execgate_leader',
-      'execgate_fencing_token', 'execgate_leadership_transitions_total', 'execgate_commands_refused_total', 'execgate_build_info',
+      'execgate_ssh_connections_total',
+      'execgate_ssh_sessions',
+      'execgate_auth_failures_total',
+      'execgate_commands_total',
+      'execgate_commands_running',
+      'execgate_command_duration_seconds',
+      'execgate_output_bytes_total',
+      'execgate_leader',
+      'execgate_fencing_token',
+      'execgate_leadership_transitions_total',
+      'execgate_commands_refused_total',
+      'execgate_build_info',
     ]) {
       expect(text).toContain(`# TYPE ${name} `);
     }

@@ -59,7 +59,11 @@ describe('HTTP token: an unprivileged local account cannot drain or read command
 
   labIt('a job run through ssh that drops to nobody gets 401 on /admin/drain and no command lines', missing, async () => {
     const url = gw.httpUrl!;
-    const job = await ssh(gw.port, gw.keys.ed25519, [curlAsNobody('GET', `${url}/status`), curlAsNobody('GET', `${url}/`), curlAsNobody('POST', `${url}/admin/drain`), curlAsNobody('POST', `${url}/admin/undrain`)].join('; '));
+    const job = await ssh(
+      gw.port,
+      gw.keys.ed25519,
+      [curlAsNobody('GET', `${url}/status`), curlAsNobody('GET', `${url}/`), curlAsNobody('POST', `${url}/admin/drain`), curlAsNobody('POST', `${url}/admin/undrain`)].join('; '),
+    );
     expect(job.stderr).toBe('');
     const out = job.stdout.toString();
     expect(statusOf(out)).toEqual([200, 200, 401, 401]);
@@ -135,55 +139,62 @@ describe('embedded defaults (execgate serve with no config): a generated token i
     rmSync(cwd, { recursive: true, force: true });
   });
 
-  labIt('status, drain and undrain work for the owner; nobody is refused; an open token file stops serve', missing, async () => {
-    proc = serve();
-    const sshLine = (await waitForOutput(proc, () => out, /^\s*(ssh -i .*)$/m))[1]!;
-    const url = (await waitForOutput(proc, () => out, /Status page: (http:\/\/\S+)\//))[1]!;
-    const tokenFile = join(state, 'http-token');
-    expect(statSync(tokenFile).mode & 0o777).toBe(0o600);
-    expect(readFileSync(tokenFile, 'utf8')).toMatch(/^[A-Za-z0-9_-]{43}\n$/);
-    await waitForOutput(proc, () => out, new RegExp(`"tokenConfigured":true,"tokenFile":"${tokenFile}"[^\\n]*"msg":"http listening"`));
+  labIt(
+    'status, drain and undrain work for the owner; nobody is refused; an open token file stops serve',
+    missing,
+    async () => {
+      proc = serve();
+      const sshLine = (await waitForOutput(proc, () => out, /^\s*(ssh -i .*)$/m))[1]!;
+      const url = (await waitForOutput(proc, () => out, /Status page: (http:\/\/\S+)\//))[1]!;
+      const tokenFile = join(state, 'http-token');
+      expect(statSync(tokenFile).mode & 0o777).toBe(0o600);
+      expect(readFileSync(tokenFile, 'utf8')).toMatch(/^[A-Za-z0-9_-]{43}\n$/);
+      await waitForOutput(proc, () => out, new RegExp(`"tokenConfigured":true,"tokenFile":"${tokenFile}"[^\\n]*"msg":"http listening"`));
 
-    // Runs until the test releases it, so the drain below surely finds it running.
-    const release = join(cwd, 'release');
-    const command = `while [ ! -e ${release} ]; do sleep 0.05; done # backup --key=${SECRET}`;
-    const job = run('sh', ['-c', `cd ${cwd} && ${sshLine.replace(/'[^']*'$/, `'${command}'`).replace('ssh ', 'ssh -o BatchMode=yes ')}`]);
-    let st: RunResult | undefined;
-    for (let i = 0; i < 100; i++) {
-      st = await cliHere('status', '--url', url);
-      if (st.stdout.toString().includes(SECRET)) break;
-      await sleep(100);
-    }
-    expect(st!.stderr).toBe('');
-    expect(st!.stdout.toString()).toContain(command);
-    // By default the CLI reads ./.execgate/http-token; --state-dir and EXECGATE_STATE_DIR name another.
-    expect((await run(process.execPath, [CLI, 'status', '--url', url, '--state-dir', state])).stdout.toString()).toContain(SECRET);
+      // Runs until the test releases it, so the drain below surely finds it running.
+      const release = join(cwd, 'release');
+      const command = `while [ ! -e ${release} ]; do sleep 0.05; done # backup --key=${SECRET}`;
+      const job = run('sh', ['-c', `cd ${cwd} && ${sshLine.replace(/'[^']*'$/, `'${command}'`).replace('ssh ', 'ssh -o BatchMode=yes ')}`]);
+      let st: RunResult | undefined;
+      for (let i = 0; i < 100; i++) {
+        st = await cliHere('status', '--url', url);
+        if (st.stdout.toString().includes(SECRET)) break;
+        await sleep(100);
+      }
+      expect(st!.stderr).toBe('');
+      expect(st!.stdout.toString()).toContain(command);
+      // By default the CLI reads ./.execgate/http-token; --state-dir and EXECGATE_STATE_DIR name another.
+      expect((await run(process.execPath, [CLI, 'status', '--url', url, '--state-dir', state])).stdout.toString()).toContain(SECRET);
 
-    const nobody = await run('sh', ['-c', [curlAsNobody('GET', `${url}/status`), curlAsNobody('POST', `${url}/admin/drain`)].join('; ')]);
-    expect(statusOf(nobody.stdout.toString())).toEqual([200, 401]);
-    expect(nobody.stdout.toString()).not.toContain(SECRET);
-    // nobody cannot read the owner's token file, and the CLI says which one it tried.
-    const nobodyCli = await run('setpriv', [...NOBODY, process.execPath, CLI, 'drain', '--url', url, '--state-dir', state]);
-    expect(nobodyCli.code).toBe(2);
-    expect(nobodyCli.stderr).toContain(`sent no token; tried --token, --token-file and EXECGATE_HTTP_TOKEN (none given); ${tokenFile}: EACCES (not readable by this account: run as its owner or root)`);
+      const nobody = await run('sh', ['-c', [curlAsNobody('GET', `${url}/status`), curlAsNobody('POST', `${url}/admin/drain`)].join('; ')]);
+      expect(statusOf(nobody.stdout.toString())).toEqual([200, 401]);
+      expect(nobody.stdout.toString()).not.toContain(SECRET);
+      // nobody cannot read the owner's token file, and the CLI says which one it tried.
+      const nobodyCli = await run('setpriv', [...NOBODY, process.execPath, CLI, 'drain', '--url', url, '--state-dir', state]);
+      expect(nobodyCli.code).toBe(2);
+      expect(nobodyCli.stderr).toContain(
+        `sent no token; tried --token, --token-file and EXECGATE_HTTP_TOKEN (none given); ${tokenFile}: EACCES (not readable by this account: run as its owner or root)`,
+      );
 
-    const d = await cliHere('drain', '--url', url);
-    expect(d.stderr).toBe('');
-    expect(d.stdout.toString()).toMatch(/: drain started; draining since .*; 1 still running/);
-    const u = await cliHere('undrain', '--url', url);
-    expect(u.stderr).toBe('');
-    expect(u.stdout.toString()).toMatch(/: drain ended, accepting commands again/);
-    writeFileSync(release, '');
-    expect((await job).code).toBe(0);
+      const d = await cliHere('drain', '--url', url);
+      expect(d.stderr).toBe('');
+      expect(d.stdout.toString()).toMatch(/: drain started; draining since .*; 1 still running/);
+      const u = await cliHere('undrain', '--url', url);
+      expect(u.stderr).toBe('');
+      expect(u.stdout.toString()).toMatch(/: drain ended, accepting commands again/);
+      writeFileSync(release, '');
+      expect((await job).code).toBe(0);
 
-    // A token file open to others is refused at start, naming the key and the fix.
-    await stop();
-    chmodSync(tokenFile, 0o644);
-    proc = serve();
-    const code = await new Promise<number | null>((r) => proc!.once('exit', r));
-    expect(code).toBe(2);
-    expect(out).toContain(
-      `execgate: http.tokenFile: ${tokenFile} has mode 0644, open to group or others (any local account could drain this node and read command lines): run "chmod 600 ${tokenFile}"`,
-    );
-  }, 60_000);
+      // A token file open to others is refused at start, naming the key and the fix.
+      await stop();
+      chmodSync(tokenFile, 0o644);
+      proc = serve();
+      const code = await new Promise<number | null>((r) => proc!.once('exit', r));
+      expect(code).toBe(2);
+      expect(out).toContain(
+        `execgate: http.tokenFile: ${tokenFile} has mode 0644, open to group or others (any local account could drain this node and read command lines): run "chmod 600 ${tokenFile}"`,
+      );
+    },
+    60_000,
+  );
 });

@@ -34,8 +34,7 @@ describe('limits', () => {
 
   const count = (text: string, needle: string) => text.split(needle).length - 1;
   const running = () => count(gw.output(), '"msg":"command started"') - count(gw.output(), '"msg":"command finished"');
-  const sshFrom = (bind: string, command: string, user = 'alice') =>
-    ssh(gw.port, gw.keys.ed25519, command, { user, extra: ['-b', bind] });
+  const sshFrom = (bind: string, command: string, user = 'alice') => ssh(gw.port, gw.keys.ed25519, command, { user, extra: ['-b', bind] });
 
   it('maxConnectionsPerSource disconnects with a reason; another source is unaffected', async () => {
     const held = ['alice', 'bob', 'carol'].map((user) => sshFrom('127.0.0.5', 'sleep 2', user));

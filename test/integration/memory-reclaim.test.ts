@@ -13,7 +13,11 @@ async function youngGeneration(gw: TestGateway): Promise<number> {
   return Number(m[1]);
 }
 
-const collections = (gw: TestGateway) => gw.output().split('\n').filter((l) => l.includes('"msg":"idle: collected garbage"')).length;
+const collections = (gw: TestGateway) =>
+  gw
+    .output()
+    .split('\n')
+    .filter((l) => l.includes('"msg":"idle: collected garbage"')).length;
 
 /*
  * V8 collects only when JavaScript allocates: after a load the gateway allocates nothing,

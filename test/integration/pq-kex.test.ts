@@ -111,7 +111,10 @@ describe('post-quantum key exchange mlkem768x25519-sha256', () => {
       const payload = randomBytes(256 * 1024);
       const local = join(work, 'payload.bin');
       writeFileSync(local, payload);
-      for (const [mode, extra] of [['sftp', []], ['legacy', ['-O']]] as const) {
+      for (const [mode, extra] of [
+        ['sftp', []],
+        ['legacy', ['-O']],
+      ] as const) {
         const remote = join(work, `up-${mode}.bin`);
         const up = await scpWith(client, gw.port, gw.keys.ed25519, [...extra, '-v', local, `root@127.0.0.1:${remote}`]);
         expect(up.code, up.stderr).toBe(0);
@@ -162,7 +165,7 @@ describe('post-quantum key exchange mlkem768x25519-sha256', () => {
     });
   });
 
-  it('execgate\'s own ssh2 client side of the kex interoperates with the server side', async () => {
+  it("execgate's own ssh2 client side of the kex interoperates with the server side", async () => {
     registerPostQuantumKex();
     const client = new ssh2.Client();
     let kex = '';
@@ -195,12 +198,16 @@ describe('post-quantum key exchange mlkem768x25519-sha256', () => {
     const cases: Array<[string, () => Buffer, RegExp]> = [
       ['an all-zero (low-order) X25519 share', () => Buffer.concat([valid().subarray(0, 1184), Buffer.alloc(32)]), /X25519/],
       ['a low-order X25519 share u=1', () => Buffer.concat([valid().subarray(0, 1184), Buffer.from([1]), Buffer.alloc(31)]), /X25519/],
-      ['an ML-KEM key with a coefficient >= q', () => {
-        const b = Buffer.from(valid());
-        b[0] = 0xff;
-        b[1] = b[1]! | 0x0f;
-        return b;
-      }, /ML-KEM/],
+      [
+        'an ML-KEM key with a coefficient >= q',
+        () => {
+          const b = Buffer.from(valid());
+          b[0] = 0xff;
+          b[1] = b[1]! | 0x0f;
+          return b;
+        },
+        /ML-KEM/,
+      ],
       ['a share one byte short', () => valid().subarray(1), /1215 bytes, expected 1216/],
       ['a 32-byte curve25519-sized share', () => randomBytes(32), /32 bytes, expected 1216/],
       ['an empty share', () => Buffer.alloc(0), /0 bytes, expected 1216/],
@@ -213,7 +220,12 @@ describe('post-quantum key exchange mlkem768x25519-sha256', () => {
         expect(r.disconnect, JSON.stringify(r.packets.map((p) => p.type))).not.toBeNull();
         expect(r.disconnect!.reason).toBe(KEY_EXCHANGE_FAILED);
         expect(r.closed).toBe(true);
-        const failure = () => gw.output().slice(logged).split('\n').find((l) => l.includes('key exchange failed'));
+        const failure = () =>
+          gw
+            .output()
+            .slice(logged)
+            .split('\n')
+            .find((l) => l.includes('key exchange failed'));
         await until(() => failure() !== undefined, 3000);
         expect(failure()).toMatch(reason);
         const after = await ssh(gw.port, gw.keys.ed25519, 'echo alive');

@@ -42,11 +42,7 @@ describe('client environment reaches commands only after the privilege drop', ()
     execFileSync('cc', ['-shared', '-fPIC', '-o', join(work, 'evil.so'), join(work, 'evil.c')]);
     chmodSync(join(work, 'evil.so'), 0o755);
     execFileSync('mkdir', ['-m', '1777', join(work, 'marks')]);
-    gw = await startTestGateway(
-      { runAs: { accounts: { [USER]: USER } }, env: { allow: ['RD_*', 'PATH', 'LD_PRELOAD'], allowUnsafe: true } },
-      [],
-      { inheritFd: 251 },
-    );
+    gw = await startTestGateway({ runAs: { accounts: { [USER]: USER } }, env: { allow: ['RD_*', 'PATH', 'LD_PRELOAD'], allowUnsafe: true } }, [], { inheritFd: 251 });
     client = await connectClient(gw.port, gw.keys.ed25519, USER);
   });
   afterAll(async () => {

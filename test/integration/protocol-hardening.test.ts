@@ -44,7 +44,19 @@ function ssh2Session(config: ConnectConfig, prepare?: (client: ssh2.Client) => v
 
 /** OpenSSH arguments without LogLevel=ERROR, so the client's own error lines show. */
 const verboseSshArgs = (port: number, key: string, extra: string[] = []) => [
-  '-i', key, '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-p', String(port), ...extra,
+  '-i',
+  key,
+  '-o',
+  'IdentitiesOnly=yes',
+  '-o',
+  'BatchMode=yes',
+  '-o',
+  'StrictHostKeyChecking=no',
+  '-o',
+  'UserKnownHostsFile=/dev/null',
+  '-p',
+  String(port),
+  ...extra,
 ];
 
 /** ssh2's client internals a test reaches into: the EXT_INFO handler. */
@@ -121,7 +133,9 @@ describe('SSH protocol hardening', () => {
     });
     // 4 MB of "x" compresses to a few KB on the wire: within the wire limit, 12x over the inflated one
     s.client.exec(`: ${'x'.repeat(4_000_000)}`, () => {});
-    expect(await Promise.race([ended, sleep(15_000).then(() => 'no disconnect within 15 s')])).toMatch(/inflated packet exceeds the limit of \d+ bytes; a command line may have at most limits\.maxCommandBytes/);
+    expect(await Promise.race([ended, sleep(15_000).then(() => 'no disconnect within 15 s')])).toMatch(
+      /inflated packet exceeds the limit of \d+ bytes; a command line may have at most limits\.maxCommandBytes/,
+    );
     await until(() => gw.output().includes('packet too large'), 3000);
     const after = await sshFrom('127.0.0.23', ['echo', 'alive']);
     expect(after.stdout.toString()).toBe('alive\n');
@@ -164,9 +178,7 @@ describe('SSH protocol hardening', () => {
     const pid = gw.proc.pid!;
     const before = rssKb(pid, 'VmRSS');
     const results = await Promise.all(
-      Array.from({ length: 20 }, (_, i) =>
-        ssh2Session({ port: gw.port, localAddress: `127.0.1.${i + 1}`, username: 'u'.repeat(30_000), authHandler: ['none'] as never }),
-      ),
+      Array.from({ length: 20 }, (_, i) => ssh2Session({ port: gw.port, localAddress: `127.0.1.${i + 1}`, username: 'u'.repeat(30_000), authHandler: ['none'] as never })),
     );
     for (const r of results) {
       expect(r.ready).toBe(false);
@@ -283,9 +295,7 @@ describe('auth.allowSshRsaSha1: false', () => {
     const noSha1 = await run('ssh', [...sshArgs(gw.port, gw.keys.rsaPem, ['-o', 'PubkeyAcceptedAlgorithms=ssh-rsa']), 'alice@127.0.0.1', 'echo', 'no']);
     expect(noSha1.code).toBe(255);
     // A client that ignores server-sig-algs (as old JSch) signs with ssh-rsa: refused by the gateway
-    const sha1 = await ssh2Session({ port: gw.port, username: 'alice', privateKey: readFileSync(gw.keys.rsaPem) }, (client) =>
-      extInfoHook(client, () => () => {}),
-    );
+    const sha1 = await ssh2Session({ port: gw.port, username: 'alice', privateKey: readFileSync(gw.keys.rsaPem) }, (client) => extInfoHook(client, () => () => {}));
     expect(sha1.ready).toBe(false);
     await until(() => gw.output().includes('ssh-rsa (SHA-1) signatures are disabled'), 3000);
     expect(gw.output()).toContain('ssh-rsa (SHA-1) signatures are disabled (auth.allowSshRsaSha1: false)');

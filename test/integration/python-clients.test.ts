@@ -28,7 +28,14 @@ interface PyClient {
 }
 
 const CLIENTS: PyClient[] = [
-  { name: 'paramiko 2.12', script: 'paramiko_client.py', modules: [['paramiko', 'python3-paramiko'], ['scp', 'python3-scp']] },
+  {
+    name: 'paramiko 2.12',
+    script: 'paramiko_client.py',
+    modules: [
+      ['paramiko', 'python3-paramiko'],
+      ['scp', 'python3-scp'],
+    ],
+  },
   { name: 'asyncssh 2.10', script: 'asyncssh_client.py', modules: [['asyncssh', 'python3-asyncssh']] },
 ];
 
@@ -74,9 +81,12 @@ for (const client of CLIENTS) {
     const py = (args: string[], options: { key?: string; env?: Record<string, string>; info?: string; port?: number } = {}) =>
       run(PYTHON, [
         join(ROOT, 'test/clients', client.script),
-        '--port', String(options.port ?? gw.port),
-        '--key', options.key ?? gw.keys.ed25519,
-        '--timeout', '20',
+        '--port',
+        String(options.port ?? gw.port),
+        '--key',
+        options.key ?? gw.keys.ed25519,
+        '--timeout',
+        '20',
         ...Object.entries(options.env ?? {}).flatMap(([k, v]) => ['--env', `${k}=${v}`]),
         ...(options.info ? ['--info', options.info] : []),
         ...args,

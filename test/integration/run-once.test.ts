@@ -34,8 +34,22 @@ describe('run-once: dispatch to every gateway, execute exactly once', () => {
 
   const step = (gw: TestGateway, name: string, script: string, execid: string, withEnv: boolean) =>
     jsch([
-      '--host', '127.0.0.1', '--port', String(gw.port), '--user', 'root', '--key', gw.keys.rsaPem,
-      '--node', name, '--mode', 'step', '--script', script, '--execid', execid,
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(gw.port),
+      '--user',
+      'root',
+      '--key',
+      gw.keys.rsaPem,
+      '--node',
+      name,
+      '--mode',
+      'step',
+      '--script',
+      script,
+      '--execid',
+      execid,
       ...(withEnv ? ['--env', `RD_JOB_EXECID=${execid}`, '--env', `RD_NODE_NAME=${name}`] : []),
     ]);
 
@@ -124,7 +138,7 @@ describe('run-once: dispatch to every gateway, execute exactly once', () => {
     expect(r.stdout.toString()).toBe('');
   });
 
-  it('an unconfirmed claim is abandoned in etcd only while it is still this node\'s', async () => {
+  it("an unconfirmed claim is abandoned in etcd only while it is still this node's", async () => {
     const store = new EtcdClaimStore(new EtcdClient({ endpoints: etcd.endpoints, requestTimeoutMs: 5000 }), 600, 5, pino({ level: 'silent' }));
     try {
       const mine = { node: 'gw1', start: new Date().toISOString() };

@@ -45,15 +45,14 @@ describe('run-as: SSH usernames map to local accounts', () => {
   labIt('a command for alice runs with her uid, gid, groups and HOME', missing, async () => {
     const r = await ssh(gw!.port, aliceOnly, 'id -u; id -g; id -G | tr " " "\\n" | sort -n | tr "\\n" " "; echo; echo $HOME; echo $USER; pwd', { user: 'alice' });
     expect(r.stderr).toBe('');
-    const groups = execFileSync('id', ['-G', USER]).toString().trim().split(' ').map(Number).sort((a, b) => a - b).join(' ');
-    const expected = [
-      execFileSync('id', ['-u', USER]).toString().trim(),
-      execFileSync('id', ['-g', USER]).toString().trim(),
-      groups + ' ',
-      `/home/${USER}`,
-      USER,
-      `/home/${USER}`,
-    ];
+    const groups = execFileSync('id', ['-G', USER])
+      .toString()
+      .trim()
+      .split(' ')
+      .map(Number)
+      .sort((a, b) => a - b)
+      .join(' ');
+    const expected = [execFileSync('id', ['-u', USER]).toString().trim(), execFileSync('id', ['-g', USER]).toString().trim(), groups + ' ', `/home/${USER}`, USER, `/home/${USER}`];
     expect(r.stdout.toString().split('\n').slice(0, 6)).toEqual(expected);
     expect(groups.split(' ').length).toBeGreaterThanOrEqual(2); // the supplementary group came along
   });

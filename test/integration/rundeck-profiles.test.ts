@@ -7,18 +7,7 @@ import ssh2 from 'ssh2';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { jsch, JSCH_PROFILE, type JschOp } from '../helpers/clients.js';
 import { until } from '../helpers/until.js';
-import {
-  sshjExec,
-  sshjScriptStep,
-  sshjScpUpload,
-  sshjSftpGet,
-  sshjSftpPut,
-  sshjScpCommand,
-  rundeckJobEnv,
-  SSHJ_VERSION,
-  offer,
-  type SshjTarget,
-} from '../helpers/sshjProfile.js';
+import { sshjExec, sshjScriptStep, sshjScpUpload, sshjSftpGet, sshjSftpPut, sshjScpCommand, rundeckJobEnv, SSHJ_VERSION, offer, type SshjTarget } from '../helpers/sshjProfile.js';
 
 /**
  * Every Rundeck client profile (docs/rundeck.md) against a real gateway, with the same
@@ -68,16 +57,49 @@ const jschProfile: Profile = {
   scpCommand: (path) => `scp -t ${path}`,
   async exec(command, env = {}, options = {}) {
     const r = await jsch([
-      '--host', '127.0.0.1', '--port', String(options.port ?? gw.port), '--user', 'root', '--key', gw.keys.rsaPem, '--node', NODE,
-      '--mode', 'exec', '--command', command, ...envFlags(env),
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(options.port ?? gw.port),
+      '--user',
+      'root',
+      '--key',
+      gw.keys.rsaPem,
+      '--node',
+      NODE,
+      '--mode',
+      'exec',
+      '--command',
+      command,
+      ...envFlags(env),
       ...(options.keepAliveSeconds ? ['--server-alive-interval', String(options.keepAliveSeconds)] : []),
     ]);
-    return jschRun(r.ops.find((o) => o.op === 'exec'), r.ops.find((o) => o.op === 'error'));
+    return jschRun(
+      r.ops.find((o) => o.op === 'exec'),
+      r.ops.find((o) => o.op === 'error'),
+    );
   },
   async step(script, execId, args, env) {
     const r = await jsch([
-      '--host', '127.0.0.1', '--port', String(gw.port), '--user', 'root', '--key', gw.keys.rsaPem, '--node', NODE,
-      '--mode', 'step', '--script', script, '--execid', execId, '--args', args, ...envFlags(env),
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(gw.port),
+      '--user',
+      'root',
+      '--key',
+      gw.keys.rsaPem,
+      '--node',
+      NODE,
+      '--mode',
+      'step',
+      '--script',
+      script,
+      '--execid',
+      execId,
+      '--args',
+      args,
+      ...envFlags(env),
     ]);
     const error = r.ops.find((o) => o.op === 'error');
     expect(error, `JSch step failed: ${error?.message}\n${r.stderr}`).toBeUndefined();
@@ -408,15 +430,19 @@ describe(`Rundeck client profile ${JSCH_PROFILE}: sftp`, () => {
     writeFileSync(local, content);
     const remote = join(gw.dir, 'jsch-sftp-remote.bin');
     const auditBefore = gw.audit().length;
-    const r = await jsch([
-      '--host', '127.0.0.1', '--port', String(gw.port), '--user', 'root', '--key', gw.keys.rsaPem, '--node', NODE,
-      '--mode', 'sftp', '--script', local, '--command', remote,
-    ]);
-    expect(r.ops.find((o) => o.op === 'error'), r.stderr).toBeUndefined();
+    const r = await jsch(['--host', '127.0.0.1', '--port', String(gw.port), '--user', 'root', '--key', gw.keys.rsaPem, '--node', NODE, '--mode', 'sftp', '--script', local, '--command', remote]);
+    expect(
+      r.ops.find((o) => o.op === 'error'),
+      r.stderr,
+    ).toBeUndefined();
     expect(r.ops.map((o) => o.op)).toEqual(['sftp-put', 'sftp-get', 'done']);
     expect(readFileSync(remote).equals(content)).toBe(true);
     expect(readFileSync(`${local}.back`).equals(content)).toBe(true);
-    const sftpRecord = () => gw.audit().slice(auditBefore).find((a) => a.command === '(sftp)');
+    const sftpRecord = () =>
+      gw
+        .audit()
+        .slice(auditBefore)
+        .find((a) => a.command === '(sftp)');
     await until(() => sftpRecord() !== undefined, 5000);
     expect(sftpRecord()).toMatchObject({ result: 'completed' });
   });

@@ -23,8 +23,7 @@ const why = !isRoot ? 'needs root (a mount namespace with a private /tmp for the
 if (why && required) throw new Error(`script replication test: ${why} (EXECGATE_REQUIRE_LAB=1 makes this a failure)`);
 if (why) console.warn(`script replication test skipped: ${why}`);
 
-const jschMissing = !existsSync('/usr/share/java/jsch.jar') || spawnSync('sh', ['-c', 'command -v javac']).status !== 0
-  ? 'JSch (libjsch-java) or javac is not installed' : null;
+const jschMissing = !existsSync('/usr/share/java/jsch.jar') || spawnSync('sh', ['-c', 'command -v javac']).status !== 0 ? 'JSch (libjsch-java) or javac is not installed' : null;
 if (jschMissing && required) throw new Error(`script replication test: ${jschMissing} (EXECGATE_REQUIRE_LAB=1 makes this a failure)`);
 
 const TOKEN = 'cluster-shared-token-for-the-replication-test';
@@ -208,15 +207,41 @@ describe.skipIf(why !== null)('dispatch-script replication between two gateways 
     const local = join(dir, 'jsch-step.sh');
     writeFileSync(local, '#!/bin/sh\necho "step ran: $*"\n', { mode: 0o644 });
     const execid = `${process.pid}${Date.now()}`;
-    const r = await jsch(['--host', gw1.address, '--port', String(gw1.sshPort), '--user', 'root', '--key', keys.rsaPem, '--node', 'web01', '--mode', 'step', '--script', local, '--execid', execid, '--args', 'x y']);
-    expect(r.ops.find((o) => o.op === 'error'), r.stderr).toBeUndefined();
+    const r = await jsch([
+      '--host',
+      gw1.address,
+      '--port',
+      String(gw1.sshPort),
+      '--user',
+      'root',
+      '--key',
+      keys.rsaPem,
+      '--node',
+      'web01',
+      '--mode',
+      'step',
+      '--script',
+      local,
+      '--execid',
+      execid,
+      '--args',
+      'x y',
+    ]);
+    expect(
+      r.ops.find((o) => o.op === 'error'),
+      r.stderr,
+    ).toBeUndefined();
     const [scp, , exec, rm] = r.ops;
     expect(scp).toMatchObject({ op: 'scp', exit: 0 });
     expect(exec).toMatchObject({ op: 'exec', exit: 0, stdout: 'step ran: x y\n' });
     expect(rm).toMatchObject({ op: 'exec', exit: 0 });
     const path = scp!.path!;
     hostTmpFiles.push(path);
-    const lines = (out: string) => out.split('\n').filter((l) => l.includes(path)).map((l) => JSON.parse(l) as { msg: string; time: string });
+    const lines = (out: string) =>
+      out
+        .split('\n')
+        .filter((l) => l.includes(path))
+        .map((l) => JSON.parse(l) as { msg: string; time: string });
     const sent = lines(gw1.output()).find((l) => l.msg === 'dispatch script copied to every peer');
     const received = lines(gw2.output()).find((l) => l.msg === 'dispatch-script copy received');
     const removed = lines(gw2.output()).find((l) => l.msg.startsWith('dispatch-script copy removed'));
@@ -225,7 +250,10 @@ describe.skipIf(why !== null)('dispatch-script replication between two gateways 
     expect(removed).toMatchObject({ removed: true });
     expect(inGw2(gw2, ['test', '-e', path]).status).toBe(1);
     // gw2 had the copy before JSch, told "uploaded", opened its next connection (chmod) to gw1.
-    const gw1Audit = readFileSync(join(dir, 'gw1', 'audit.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, string>);
+    const gw1Audit = readFileSync(join(dir, 'gw1', 'audit.jsonl'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, string>);
     const chmodStart = gw1Audit.find((a) => a.event === 'start' && a.command === `chmod +x ${path}`);
     expect(chmodStart).toBeDefined();
     expect(Date.parse(received!.time)).toBeLessThanOrEqual(Date.parse(chmodStart!.start!));

@@ -26,10 +26,7 @@ async function execEnds(client: Client, command: string, opts: { env?: Record<st
 }
 
 /** Hostile strings: any code point, NUL and shell bytes especially. */
-const hostile = fc.oneof(
-  fc.string({ unit: 'binary', maxLength: 60 }),
-  fc.string({ unit: fc.constantFrom('\0', 'x', ' ', '\n', ';', '$', '"', '\u00ff', '\ud800'), minLength: 1, maxLength: 30 }),
-);
+const hostile = fc.oneof(fc.string({ unit: 'binary', maxLength: 60 }), fc.string({ unit: fc.constantFrom('\0', 'x', ' ', '\n', ';', '$', '"', '\u00ff', '\ud800'), minLength: 1, maxLength: 30 }));
 
 describe('a command slot is released on every path', () => {
   let gw: TestGateway;

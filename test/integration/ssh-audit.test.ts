@@ -42,7 +42,10 @@ async function startStockSshd(dir: string): Promise<{ port: number; proc: ChildP
   // sshd cannot report a port 0 binding: pick one and retry on a clash
   for (let attempt = 0; ; attempt++) {
     const port = 20000 + Math.floor(Math.random() * 30000);
-    writeFileSync(config, [...['ed25519', 'rsa', 'ecdsa'].map((t) => `HostKey ${join(dir, `host_${t}`)}`), `PidFile ${join(dir, 'sshd.pid')}`, `ListenAddress 127.0.0.1:${port}`, 'UsePAM no', ''].join('\n'));
+    writeFileSync(
+      config,
+      [...['ed25519', 'rsa', 'ecdsa'].map((t) => `HostKey ${join(dir, `host_${t}`)}`), `PidFile ${join(dir, 'sshd.pid')}`, `ListenAddress 127.0.0.1:${port}`, 'UsePAM no', ''].join('\n'),
+    );
     const proc = spawn(SSHD, ['-D', '-e', '-f', config], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -67,11 +70,7 @@ describe.skipIf(!existsSync(SSH_AUDIT) || !existsSync(SSHD))('ssh-audit: execgat
   let legacy: TestGateway;
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'execgate-audit-'));
-    [sshd, modern, legacy] = await Promise.all([
-      startStockSshd(dir),
-      startTestGateway({ auth: { allowSshRsaSha1: false } }),
-      startTestGateway({ auth: { allowSshRsaSha1: true } }),
-    ]);
+    [sshd, modern, legacy] = await Promise.all([startStockSshd(dir), startTestGateway({ auth: { allowSshRsaSha1: false } }), startTestGateway({ auth: { allowSshRsaSha1: true } })]);
   });
   afterAll(async () => {
     sshd?.stop();

@@ -90,9 +90,14 @@ describe('bad input at startup gives one clear error line', () => {
       const stranger = makeClientKeys(mkdtempSync(join(dir, 'stranger-')));
       const r = await ssh(gw.port, stranger.ed25519, 'true');
       expect(r.code).toBe(255);
-      const fp = execFileSync('ssh-keygen', ['-lf', `${stranger.ed25519}.pub`]).toString().split(' ')[1]!;
+      const fp = execFileSync('ssh-keygen', ['-lf', `${stranger.ed25519}.pub`])
+        .toString()
+        .split(' ')[1]!;
       await until(() => gw.output().includes(fp), 3000);
-      const lines = gw.output().split('\n').filter((l) => l.includes(fp));
+      const lines = gw
+        .output()
+        .split('\n')
+        .filter((l) => l.includes(fp));
       expect(lines).toHaveLength(1);
       expect(lines[0]).toMatch(/authentication failed for root from 127\.0\.0\.1:\d+: key SHA256:\S+ is not in /);
       // Nothing about the failed login: only the gateway's own start marker.

@@ -50,7 +50,10 @@ describe('session surfaces real clients use', () => {
       const r = await sftpWith(client, gw.port, gw.keys.ed25519, ['-b', batch, 'root@127.0.0.1']);
       expect(r.code).toBe(0);
       expect(sha256(readFileSync(back))).toBe(sha256(readFileSync(local)));
-      const audit = gw.audit().slice(auditBefore).find((a) => a.command === '(sftp)');
+      const audit = gw
+        .audit()
+        .slice(auditBefore)
+        .find((a) => a.command === '(sftp)');
       expect(audit).toMatchObject({ result: 'completed', exitStatus: 0 });
     });
 
@@ -92,11 +95,7 @@ describe('session surfaces real clients use', () => {
       const result = await new Promise<number | null>((resolve, reject) => {
         client.exec(`scp -t -r -p '${dir}'`, (err, ch) => {
           if (err) return reject(err);
-          const steps = [
-            Buffer.from(`T${mtime} 0 ${mtime} 0\n`),
-            Buffer.from(`C0755 ${payload.length} script.sh\n`),
-            Buffer.concat([payload, Buffer.from([0])]),
-          ];
+          const steps = [Buffer.from(`T${mtime} 0 ${mtime} 0\n`), Buffer.from(`C0755 ${payload.length} script.sh\n`), Buffer.concat([payload, Buffer.from([0])])];
           let code: number | null = null;
           ch.on('exit', (c: number | null) => (code = c));
           ch.on('data', (d: Buffer) => {

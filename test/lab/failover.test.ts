@@ -72,7 +72,9 @@ describe('failover lab: an interrupted run leaves nothing behind', () => {
     expect(namespacesWithPrefix(prefix)).toEqual([]);
     // No veth of ours in the default namespace, and no process of the run left anywhere.
     expect(spawnSync('ip', ['-o', 'link'], { encoding: 'utf8' }).stdout).not.toMatch(/\bp-(gw\d|client|lb)\b/);
-    const ps = spawnSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.includes(prefix));
+    const ps = spawnSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' })
+      .stdout.split('\n')
+      .filter((l) => l.includes(prefix));
     expect(ps).toEqual([]);
   }, 120_000);
 });

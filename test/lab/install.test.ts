@@ -35,11 +35,7 @@ const CLIENT = { name: 'client', address: '198.18.0.10' };
 const VIP = '198.18.0.100';
 const SSH_USER = 'rundeck';
 
-const missing = [
-  ...labPrerequisites(['/usr/bin/ssh', '/usr/bin/ssh-keygen', '/usr/bin/dpkg-deb']),
-  ...rootPrerequisites(),
-  ...[packagePrerequisite()].filter((m): m is string => m !== null),
-];
+const missing = [...labPrerequisites(['/usr/bin/ssh', '/usr/bin/ssh-keygen', '/usr/bin/dpkg-deb']), ...rootPrerequisites(), ...[packagePrerequisite()].filter((m): m is string => m !== null)];
 
 const figures: string[] = [];
 let packageReported = false;
@@ -132,8 +128,30 @@ async function serve(lab: NetnsLab, ns: string, root: DebianRoot, argv: string[]
 function ssh(lab: NetnsLab, clientNs: string, key: string, knownHosts: string, command: string): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync(
     'ip',
-    ['netns', 'exec', clientNs, 'ssh', '-i', key, '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${knownHosts}`,
-      '-o', 'ConnectTimeout=10', '-o', 'LogLevel=ERROR', '-p', String(GW.sshPort), `${SSH_USER}@${GW.address}`, command],
+    [
+      'netns',
+      'exec',
+      clientNs,
+      'ssh',
+      '-i',
+      key,
+      '-o',
+      'IdentitiesOnly=yes',
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      'StrictHostKeyChecking=yes',
+      '-o',
+      `UserKnownHostsFile=${knownHosts}`,
+      '-o',
+      'ConnectTimeout=10',
+      '-o',
+      'LogLevel=ERROR',
+      '-p',
+      String(GW.sshPort),
+      `${SSH_USER}@${GW.address}`,
+      command,
+    ],
     { encoding: 'utf8', timeout: 60_000 },
   );
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
@@ -197,12 +215,34 @@ for (const suite of SUITES) {
         // One host key set for the cluster, made once, before install (execgate keygen; here the
         // package's own, unpacked: the node has nothing installed yet).
         root.run(['dpkg-deb', '-x', '/root/ci/execgate.deb', '/root/ci/unpacked']);
-        const keygen = root.run(['/root/ci/unpacked/opt/execgate/node/bin/node', '/root/ci/unpacked/opt/execgate/dist/src/cli.js', 'keygen', '--cluster', '/root/ci/cluster.yaml', '--dir', '/root/ci/host-keys']);
+        const keygen = root.run([
+          '/root/ci/unpacked/opt/execgate/node/bin/node',
+          '/root/ci/unpacked/opt/execgate/dist/src/cli.js',
+          'keygen',
+          '--cluster',
+          '/root/ci/cluster.yaml',
+          '--dir',
+          '/root/ci/host-keys',
+        ]);
         expect(keygen.stdout).toContain('ssh_host_ed25519_key');
         t = Date.now();
         const install = root.run(
-          ['bash', '/root/ci/install.sh', '--package', '/root/ci/execgate.deb', '--cluster', '/root/ci/cluster.yaml', '--node', GW.name,
-            '--host-keys', '/root/ci/host-keys', '--authorized-keys', '/root/ci/authorized_keys', '--ssh-user', SSH_USER],
+          [
+            'bash',
+            '/root/ci/install.sh',
+            '--package',
+            '/root/ci/execgate.deb',
+            '--cluster',
+            '/root/ci/cluster.yaml',
+            '--node',
+            GW.name,
+            '--host-keys',
+            '/root/ci/host-keys',
+            '--authorized-keys',
+            '/root/ci/authorized_keys',
+            '--ssh-user',
+            SSH_USER,
+          ],
           { netns: gw.ns, allowFail: true },
         );
         mark('install.sh (apt-get install, offline)', t);
@@ -226,7 +266,10 @@ for (const suite of SUITES) {
         const first = await serve(lab, gw.ns, root, argv);
         served.push(first);
         mark('gateway start', t);
-        const crypto = first.out().split('\n').find((l) => l.includes('ssh2 crypto:'));
+        const crypto = first
+          .out()
+          .split('\n')
+          .find((l) => l.includes('ssh2 crypto:'));
         expect(crypto, first.out()).toMatch(/"ssh2Crypto":"native"/);
         const metrics = lab.exec(client.ns, ['curl', '-sf', '--max-time', '10', `http://${GW.address}:${GW.httpPort}/metrics`]);
         expect(metrics).toMatch(new RegExp(`^execgate_build_info\\{version="${installedVersion.replace(/[.+]/g, '\\$&')}",ssh2_crypto="native",node="${GW.name}"\\} 1$`, 'm'));
@@ -252,7 +295,14 @@ for (const suite of SUITES) {
         expect(await first.stop()).toBe(0);
 
         // 4. Upgrade: what the operator made must survive, byte for byte.
-        const kept = ['etc/execgate/cluster.yaml', 'etc/execgate/host-keys/ssh_host_ed25519_key', 'etc/execgate/host-keys/ssh_host_rsa_key', `etc/execgate/authorized_keys/${SSH_USER}`, 'etc/execgate/http-token', 'var/log/execgate/audit.jsonl'];
+        const kept = [
+          'etc/execgate/cluster.yaml',
+          'etc/execgate/host-keys/ssh_host_ed25519_key',
+          'etc/execgate/host-keys/ssh_host_rsa_key',
+          `etc/execgate/authorized_keys/${SSH_USER}`,
+          'etc/execgate/http-token',
+          'var/log/execgate/audit.jsonl',
+        ];
         const before = Object.fromEntries(kept.map((p) => [p, sha256(root!.path(p))]));
         const auditBefore = readFileSync(root.path('var/log/execgate/audit.jsonl'), 'utf8');
         expect(auditBefore).toContain('"exitCode":7');

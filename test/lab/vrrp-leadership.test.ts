@@ -165,7 +165,11 @@ describe.skipIf(missing.length > 0 && !required)('vrrp leadership in network nam
   it('the VIP moving flips roles (keepalived on gw1 stops gracefully); a long command on gw1 is terminated', async () => {
     const gw1 = node('gw1');
     const gw2 = node('gw2');
-    const tokenBefore = BigInt(roleChanges(gw1).filter((l) => l.role === 'leader').at(-1)!.token!);
+    const tokenBefore = BigInt(
+      roleChanges(gw1)
+        .filter((l) => l.role === 'leader')
+        .at(-1)!.token!,
+    );
     // A long command on gw1's own address (not the VIP, so the VIP move does not reset it).
     const long = ssh(gw1.address, 2222, 'sleep 60; echo finished', 60_000);
     await sleep(1500); // connected and running

@@ -39,9 +39,24 @@ const lines = (path: string) =>
 
 function record(execId: string, gatewayPid: number, pid: number, cgroup: string | null, ticks: number | null): AuditStartRecord {
   return {
-    time: new Date().toISOString(), event: 'start', node: 'n1', execId, gatewayPid, user: 'rundeck', account: 'rundeck', uid: 1000,
-    keyFingerprint: 'SHA256:x', client: '127.0.0.1:1', command: 'sleep 300', rdJobExecId: null, token: null,
-    start: new Date(Date.now() - 5000).toISOString(), pid, cgroup, bootId: bootId(), pidStartTicks: ticks,
+    time: new Date().toISOString(),
+    event: 'start',
+    node: 'n1',
+    execId,
+    gatewayPid,
+    user: 'rundeck',
+    account: 'rundeck',
+    uid: 1000,
+    keyFingerprint: 'SHA256:x',
+    client: '127.0.0.1:1',
+    command: 'sleep 300',
+    rdJobExecId: null,
+    token: null,
+    start: new Date(Date.now() - 5000).toISOString(),
+    pid,
+    cgroup,
+    bootId: bootId(),
+    pidStartTicks: ticks,
   };
 }
 
@@ -83,10 +98,7 @@ describe('startup recovery of a SIGKILLed gateway', () => {
       record('live-gw', liveGateway.pid!, liveGateway.pid!, null, processStartTicks(liveGateway.pid!)),
       record('ended', gone, 1, null, null),
     ];
-    writeFileSync(
-      path,
-      [{ time: 't', event: 'open', reason: 'start', running: [] }, ...recs, { time: 't', event: 'end', execId: 'ended' }].map((r) => JSON.stringify(r)).join('\n') + '\n',
-    );
+    writeFileSync(path, [{ time: 't', event: 'open', reason: 'start', running: [] }, ...recs, { time: 't', event: 'end', execId: 'ended' }].map((r) => JSON.stringify(r)).join('\n') + '\n');
     const audit = new AuditLog(path, { node: 'n1' });
     await audit.open();
     const report = await recoverPreviousRun(audit);

@@ -64,7 +64,11 @@ describe('logrotate renderer', () => {
       expect(r.status, r.stderr).toBe(0);
       expect(existsSync(`${path}.1`)).toBe(true);
       await log.end(endFields('after-rotation'));
-      const read = (p: string) => readFileSync(p, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+      const read = (p: string) =>
+        readFileSync(p, 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as Record<string, unknown>);
       expect(read(`${path}.1`).map((x) => x.execId)).toEqual(['before-rotation']);
       expect(read(path).map((x) => x.execId ?? x.reason)).toEqual(['rotated', 'after-rotation']);
       await log.close(0);

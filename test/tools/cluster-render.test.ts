@@ -77,10 +77,7 @@ for (const n of [2, 3]) {
         `${n} nodes, VRRPv${version}, ${source}`,
         base(n, {
           vrrp: { version, advertInterval: version === 2 ? 1 : 0.2, unicast: n === 3, nopreempt: source === 'vrrp' && n === 2 ? false : undefined, authPassword: version === 2 ? 'secret' : undefined },
-          leadership:
-            source === 'etcd'
-              ? { source, etcd: { endpoints: ['http://127.0.0.1:2379'], ttlSeconds: 5, marginSeconds: 1 } }
-              : { source },
+          leadership: source === 'etcd' ? { source, etcd: { endpoints: ['http://127.0.0.1:2379'], ttlSeconds: 5, marginSeconds: 1 } } : { source },
         }),
       ]);
     }
@@ -161,7 +158,9 @@ describe('renderer refusals name the field', () => {
     expect(msg).toMatch(/nodes\.1\.priority: 150 is used by nodes\.0/);
   });
   it('VIP outside the subnet', () => {
-    expect(refusal(() => cluster(base(2, { vip: { address: '198.19.0.100', prefixLength: 24, interface: IFACE } })))).toMatch(/vip\.address: 198\.19\.0\.100\/24 is outside the subnet of nodes\.0\.address/);
+    expect(refusal(() => cluster(base(2, { vip: { address: '198.19.0.100', prefixLength: 24, interface: IFACE } })))).toMatch(
+      /vip\.address: 198\.19\.0\.100\/24 is outside the subnet of nodes\.0\.address/,
+    );
     // a wider prefix makes the same VIP fine
     expect(() => cluster(base(2, { vip: { address: '198.19.0.100', prefixLength: 15, interface: IFACE } }))).not.toThrow();
   });
@@ -250,7 +249,12 @@ describe('systemd renderer', () => {
   }
 
   it('WatchdogSec stays below lease TTL - margin', () => {
-    for (const [ttl, margin] of [[5, 1], [3, 1], [10, 2], [2, 0.5]] as const) {
+    for (const [ttl, margin] of [
+      [5, 1],
+      [3, 1],
+      [10, 2],
+      [2, 0.5],
+    ] as const) {
       const c = cluster(base(2, { leadership: { source: 'etcd', etcd: { endpoints: ['http://127.0.0.1:2379'], ttlSeconds: ttl, marginSeconds: margin } } }));
       const text = renderSystemd(c, 'gw1');
       const m = text.match(/^WatchdogSec=(\d+)ms$/m);
@@ -335,7 +339,9 @@ describe('execgate render and keygen --cluster (CLI)', () => {
 
 describe('deploy kit', () => {
   it('shellcheck passes on every script under deploy/', () => {
-    const scripts = execFileSync('find', [join(ROOT, 'deploy'), '-name', '*.sh', '-not', '-path', '*/lab/*'], { encoding: 'utf8' }).split('\n').filter(Boolean);
+    const scripts = execFileSync('find', [join(ROOT, 'deploy'), '-name', '*.sh', '-not', '-path', '*/lab/*'], { encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean);
     expect(scripts.length).toBeGreaterThan(0);
     const r = spawnSync('shellcheck', scripts, { encoding: 'utf8' });
     expect(r.stdout + r.stderr).toBe('');
@@ -346,7 +352,9 @@ describe('deploy kit', () => {
     const dir = mkdtempSync(join(tmpdir(), 'execgate-install-'));
     try {
       execFileSync(process.execPath, [CLI, 'keygen', '--dir', join(dir, 'keys')]);
-      const gw = spawnSync('bash', [join(ROOT, 'deploy/install.sh'), '--cluster', join(ROOT, 'deploy/example-cluster.yaml'), '--node', 'gw1', '--host-keys', join(dir, 'keys'), '--dry-run'], { encoding: 'utf8' });
+      const gw = spawnSync('bash', [join(ROOT, 'deploy/install.sh'), '--cluster', join(ROOT, 'deploy/example-cluster.yaml'), '--node', 'gw1', '--host-keys', join(dir, 'keys'), '--dry-run'], {
+        encoding: 'utf8',
+      });
       expect(gw.status, gw.stderr).toBe(0);
       expect(gw.stdout).toMatch(/\+ apt-get install -y --no-install-recommends \/\S+\/execgate_\S+\.deb keepalived curl logrotate$/m);
       expect(gw.stdout).toMatch(/\+ install -m 0600 .*ssh_host_ed25519_key \/etc\/execgate\/host-keys\//);

@@ -146,7 +146,10 @@ const cases: Case[] = [
           { key: `${p}/a`, target: 'version', result: 'equal', version: 5n },
         ],
         success: [{ type: 'put', key: `${p}/a`, value: 'should not happen' }],
-        failure: [{ type: 'range', key: `${p}/a` }, { type: 'range', key: `${p}/none` }],
+        failure: [
+          { type: 'range', key: `${p}/a` },
+          { type: 'range', key: `${p}/none` },
+        ],
       });
       expect(r.succeeded).toBe(false);
       expect(r.revision).toBe(before);
@@ -172,8 +175,21 @@ const cases: Case[] = [
       expect(r.responses[3]).toEqual({ type: 'deleteRange', deleted: 0 });
       const empty = await api.txn({ compare: [], success: [{ type: 'deleteRange', key: `${p}/nothing` }] });
       expect(empty.revision).toBe(before + 1n);
-      const del = await api.txn({ compare: [], success: [{ type: 'deleteRange', key: `${p}/x` }, { type: 'range', key: `${p}/x` }] });
-      expect(del).toEqual({ succeeded: true, responses: [{ type: 'deleteRange', deleted: 1 }, { type: 'range', kvs: [] }], revision: before + 2n });
+      const del = await api.txn({
+        compare: [],
+        success: [
+          { type: 'deleteRange', key: `${p}/x` },
+          { type: 'range', key: `${p}/x` },
+        ],
+      });
+      expect(del).toEqual({
+        succeeded: true,
+        responses: [
+          { type: 'deleteRange', deleted: 1 },
+          { type: 'range', kvs: [] },
+        ],
+        revision: before + 2n,
+      });
       // Created again: a new create revision, version from 1.
       await api.txn({ compare: [], success: [{ type: 'put', key: `${p}/x`, value: '3' }] });
       expect(await getKv(api, `${p}/x`)).toMatchObject({ createRevision: before + 3n, version: 1n });
@@ -195,7 +211,13 @@ const cases: Case[] = [
     async ({ api, p }) => {
       await api.txn({ compare: [], success: [{ type: 'put', key: `${p}/c`, value: '1' }] });
       await api.txn({ compare: [], success: [{ type: 'put', key: `${p}/a`, value: '2' }] });
-      await api.txn({ compare: [], success: [{ type: 'put', key: `${p}/e`, value: '3' }, { type: 'put', key: `${p}/b`, value: '3' }] });
+      await api.txn({
+        compare: [],
+        success: [
+          { type: 'put', key: `${p}/e`, value: '3' },
+          { type: 'put', key: `${p}/b`, value: '3' },
+        ],
+      });
       await api.txn({ compare: [], success: [{ type: 'put', key: `${p}/c`, value: 'updated' }] });
       const r = await api.rangePrefix(`${p}/`);
       expect(r.kvs.map((kv) => kv.key)).toEqual([`${p}/c`, `${p}/a`, `${p}/b`, `${p}/e`]);
@@ -208,12 +230,26 @@ const cases: Case[] = [
     'refusals: an unknown lease, ignoreLease on a missing key, a key twice in one branch (even the branch not taken); nothing is applied',
     async ({ api, p }) => {
       const before = await revisionOf(api);
-      const lease = await rejection(api.txn({ compare: [], success: [{ type: 'put', key: `${p}/ok`, value: 'v' }, { type: 'put', key: `${p}/k`, value: 'v', lease: '12345' }] }));
+      const lease = await rejection(
+        api.txn({
+          compare: [],
+          success: [
+            { type: 'put', key: `${p}/ok`, value: 'v' },
+            { type: 'put', key: `${p}/k`, value: 'v', lease: '12345' },
+          ],
+        }),
+      );
       expect([lease.grpcCode, lease.message]).toEqual([5, 'etcdserver: requested lease not found']);
       const missing = await rejection(api.txn({ compare: [], success: [{ type: 'put', key: `${p}/k`, value: 'v', ignoreLease: true }] }));
       expect([missing.grpcCode, missing.message]).toEqual([3, 'etcdserver: key not found']);
-      const twicePut: Op[] = [{ type: 'put', key: `${p}/k`, value: '1' }, { type: 'put', key: `${p}/k`, value: '2' }];
-      const putDelete: Op[] = [{ type: 'put', key: `${p}/k`, value: '1' }, { type: 'deleteRange', key: `${p}/k` }];
+      const twicePut: Op[] = [
+        { type: 'put', key: `${p}/k`, value: '1' },
+        { type: 'put', key: `${p}/k`, value: '2' },
+      ];
+      const putDelete: Op[] = [
+        { type: 'put', key: `${p}/k`, value: '1' },
+        { type: 'deleteRange', key: `${p}/k` },
+      ];
       for (const t of [{ success: twicePut }, { success: putDelete }, { success: [], failure: twicePut }]) {
         const dup = await rejection(api.txn({ compare: [], ...t }));
         expect([dup.grpcCode, dup.message]).toEqual([3, 'etcdserver: duplicate key given in txn request']);
@@ -280,7 +316,13 @@ const cases: Case[] = [
     async ({ api, p, passTime }) => {
       const kept = await api.grantLease(2);
       const left = await api.grantLease(2);
-      await api.txn({ compare: [], success: [{ type: 'put', key: `${p}/kept`, value: 'v', lease: kept.id }, { type: 'put', key: `${p}/left`, value: 'v', lease: left.id }] });
+      await api.txn({
+        compare: [],
+        success: [
+          { type: 'put', key: `${p}/kept`, value: 'v', lease: kept.id },
+          { type: 'put', key: `${p}/left`, value: 'v', lease: left.id },
+        ],
+      });
       for (let i = 0; i < 3; i++) {
         await passTime(1000);
         expect(await api.keepAlive(kept.id)).toEqual({ ttlSeconds: 2 });
@@ -299,11 +341,15 @@ const prefix = () => `/contract-${process.pid}-${++seq}`;
 
 describe('etcd contract: MemoryEtcd', () => {
   for (const [name, run, timeout] of cases) {
-    it(name, async () => {
-      const clock = new FakeClock();
-      const api = new MemoryEtcd({ now: clock.now });
-      await run({ api, p: prefix(), passTime: async (ms) => clock.advance(ms) });
-    }, timeout);
+    it(
+      name,
+      async () => {
+        const clock = new FakeClock();
+        const api = new MemoryEtcd({ now: clock.now });
+        await run({ api, p: prefix(), passTime: async (ms) => clock.advance(ms) });
+      },
+      timeout,
+    );
   }
 });
 

@@ -43,7 +43,9 @@ async function throughForwarder(target: { host: string; port: number }, options:
  * full accept queue; Linux then drops further SYNs (tcp_abort_on_overflow = 0).
  */
 async function silentPort(): Promise<number> {
-  const py = spawn('python3', ['-c', 'import socket,sys,time\ns=socket.socket()\ns.bind(("127.0.0.1",0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\nsys.stdin.read()'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const py = spawn('python3', ['-c', 'import socket,sys,time\ns=socket.socket()\ns.bind(("127.0.0.1",0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\nsys.stdin.read()'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   cleanups.push(() => py.kill());
   const port = Number(await new Promise<string>((r) => py.stdout!.once('data', (d: Buffer) => r(d.toString().trim()))));
   // fill the accept queue until a connection hangs in SYN_SENT
@@ -174,4 +176,3 @@ describe('forwardConnection', () => {
     expect(Date.now() - started).toBeLessThan(3000);
   });
 });
-

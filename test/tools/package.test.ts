@@ -22,8 +22,7 @@ const pkgJson = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as 
 };
 const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean }> };
 const NODE_VERSION = /^node_version=(\S+)$/m.exec(readFileSync(join(ROOT, 'deploy/package/node-runtime'), 'utf8'))![1]!;
-const sh = (cmd: string, args: string[], opts: { cwd?: string; timeout?: number } = {}) =>
-  spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, ...opts });
+const sh = (cmd: string, args: string[], opts: { cwd?: string; timeout?: number } = {}) => spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, ...opts });
 const has = (cmd: string, args = ['--version']) => sh(cmd, args).status === 0;
 
 let deb: string;
@@ -75,7 +74,9 @@ describe('execgate Debian package', () => {
       expect(files.has(p), p).toBe(true);
     for (const dep of Object.keys(pkgJson.dependencies)) expect(files.has(`/opt/execgate/node_modules/${dep}/package.json`), dep).toBe(true);
     // Only production dependencies: nothing the lockfile marks dev-only.
-    const dev = Object.entries(lock.packages).filter(([k, v]) => k.startsWith('node_modules/') && v.dev).map(([k]) => `/opt/execgate/${k}`);
+    const dev = Object.entries(lock.packages)
+      .filter(([k, v]) => k.startsWith('node_modules/') && v.dev)
+      .map(([k]) => `/opt/execgate/${k}`);
     expect(dev.length).toBeGreaterThan(10);
     for (const d of dev) expect(files.has(d), `dev dependency ${d}`).toBe(false);
     const leftovers = listing.filter(
@@ -94,9 +95,7 @@ describe('execgate Debian package', () => {
     expect(readFileSync(join(unpacked, 'usr/lib/sysctl.d/60-execgate.conf'), 'utf8')).toMatch(/^net\.ipv4\.ip_nonlocal_bind = 1$/m);
     expect(readFileSync(join(unpacked, 'usr/lib/tmpfiles.d/execgate.conf'), 'utf8')).toMatch(/^d \/run\/execgate 0755 root root -$/m);
     // The unit a cluster file renders runs the package's own runtime.
-    expect(readFileSync(join(unpacked, 'usr/share/doc/execgate/examples/execgate.service'), 'utf8')).toMatch(
-      /^ExecStart=\/opt\/execgate\/node\/bin\/node \/opt\/execgate\/dist\/src\/cli\.js serve /m,
-    );
+    expect(readFileSync(join(unpacked, 'usr/share/doc/execgate/examples/execgate.service'), 'utf8')).toMatch(/^ExecStart=\/opt\/execgate\/node\/bin\/node \/opt\/execgate\/dist\/src\/cli\.js serve /m);
     // State the size (the closing note quotes it).
     console.log(`package: ${deb}: ${(statSync(deb).size / 1048576).toFixed(1)} MiB, ${listing.length} entries`);
   });
@@ -129,13 +128,18 @@ describe('execgate Debian package', () => {
     expect(readFileSync(join(control, 'postrm'), 'utf8')).toMatch(/^purge\)\n[\s\S]*rm -rf \/etc\/execgate \/var\/lib\/execgate \/var\/log\/execgate/m);
   });
 
-  labIt('lintian reports no errors', has('lintian') ? null : 'lintian (bash .ci/install-debian-packages)', async () => {
-    const r = sh('lintian', ['--fail-on', 'error', '--no-tag-display-limit', deb], { timeout: 600_000 });
-    const tags = (r.stdout + r.stderr).split('\n').filter((l) => /^[EWIPX]: /.test(l));
-    console.log(`lintian:\n${tags.join('\n') || '(no tags)'}`);
-    expect(tags.filter((l) => l.startsWith('E: '))).toEqual([]);
-    expect(r.status, r.stdout + r.stderr).toBe(0);
-  }, 600_000);
+  labIt(
+    'lintian reports no errors',
+    has('lintian') ? null : 'lintian (bash .ci/install-debian-packages)',
+    async () => {
+      const r = sh('lintian', ['--fail-on', 'error', '--no-tag-display-limit', deb], { timeout: 600_000 });
+      const tags = (r.stdout + r.stderr).split('\n').filter((l) => /^[EWIPX]: /.test(l));
+      console.log(`lintian:\n${tags.join('\n') || '(no tags)'}`);
+      expect(tags.filter((l) => l.startsWith('E: '))).toEqual([]);
+      expect(r.status, r.stdout + r.stderr).toBe(0);
+    },
+    600_000,
+  );
 
   it('the bundled node is the pinned Node 20 and runs the bundled sshcrypto.node, cpu-features, node-pty and the CLI', () => {
     const opt = join(unpacked, 'opt/execgate');

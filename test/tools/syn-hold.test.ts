@@ -20,7 +20,7 @@ function attempt(port: number): { socket: Socket; outcome: Promise<Outcome> } {
   return { socket, outcome };
 }
 
-const within = <T,>(p: Promise<T>, ms: number) => Promise.race([p, new Promise<'pending'>((r) => setTimeout(() => r('pending'), ms))]);
+const within = <T>(p: Promise<T>, ms: number) => Promise.race([p, new Promise<'pending'>((r) => setTimeout(() => r('pending'), ms))]);
 
 describe('holding new connections on a listener (SO_ATTACH_FILTER)', () => {
   let server: Server;

@@ -138,8 +138,7 @@ function plan(extra: Record<string, string> = {}, prepare = false): Plan {
 }
 
 const ipToInt = (ip: string) => ip.split('.').reduce((a, o) => a * 256 + Number(o), 0);
-const maskOf = (prefix: number) =>
-  [24, 16, 8, 0].map((s) => ((prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0) >>> s) & 255).join('.');
+const maskOf = (prefix: number) => [24, 16, 8, 0].map((s) => ((prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0) >>> s) & 255).join('.');
 
 function vagrantValidate(extra: Record<string, string> = {}): SpawnSyncReturns<string> {
   return spawnSync('vagrant', ['validate', '--ignore-provider'], { cwd: ROOT, encoding: 'utf8', env: labEnv(extra), timeout: 60_000 });
@@ -197,7 +196,14 @@ describe('Vagrantfile', () => {
       const rd = p.machines.find((m) => m.name === 'rundeck')!;
       expect(rd.networks).toContainEqual(expect.objectContaining({ type: 'forwarded_port', guest: 4440, host: 4440, host_ip: '127.0.0.1' }));
     }
-    const sized = plan({ EXECGATE_LAB_BOX: 'example/gw-box', EXECGATE_LAB_RUNDECK_BOX: 'example/rd-box', EXECGATE_LAB_CPUS: '3', EXECGATE_LAB_MEMORY: '1536', EXECGATE_LAB_RUNDECK_CPUS: '4', EXECGATE_LAB_RUNDECK_MEMORY: '4096' });
+    const sized = plan({
+      EXECGATE_LAB_BOX: 'example/gw-box',
+      EXECGATE_LAB_RUNDECK_BOX: 'example/rd-box',
+      EXECGATE_LAB_CPUS: '3',
+      EXECGATE_LAB_MEMORY: '1536',
+      EXECGATE_LAB_RUNDECK_CPUS: '4',
+      EXECGATE_LAB_RUNDECK_MEMORY: '4096',
+    });
     for (const m of sized.machines) {
       const want = m.name === 'rundeck' ? { box: 'example/rd-box', cpus: 4, memory: 4096 } : { box: 'example/gw-box', cpus: 3, memory: 1536 };
       expect(m.box).toBe(want.box);
@@ -360,7 +366,9 @@ describe('install.sh additions for the lab', () => {
     const lb = spawnSync('bash', [join(ROOT, 'deploy/install.sh'), '--cluster', EXAMPLE, '--role', 'lb', '--etcd-member', '--dry-run'], { encoding: 'utf8' });
     expect(lb.status).toBe(2);
     expect(lb.stderr).toMatch(/--etcd-member and --authorized-keys are for gateways/);
-    const ak = spawnSync('bash', [join(ROOT, 'deploy/install.sh'), '--cluster', EXAMPLE, '--node', 'gw1', '--host-keys', work, '--authorized-keys', join(work, 'none'), '--dry-run'], { encoding: 'utf8' });
+    const ak = spawnSync('bash', [join(ROOT, 'deploy/install.sh'), '--cluster', EXAMPLE, '--node', 'gw1', '--host-keys', work, '--authorized-keys', join(work, 'none'), '--dry-run'], {
+      encoding: 'utf8',
+    });
     expect(ak.status).toBe(2);
     expect(ak.stderr).toMatch(/cannot read .*none/);
   });
@@ -368,11 +376,20 @@ describe('install.sh additions for the lab', () => {
 
 describe('lab scripts', () => {
   // deploy/*.sh outside deploy/lab is covered by test/tools/cluster-render.test.ts.
-  const scripts = ['deploy/lab/vagrant-drill.sh', ...readdirSync(join(ROOT, 'deploy/lab/vagrant')).filter((f) => f.endsWith('.sh')).map((f) => `deploy/lab/vagrant/${f}`)];
+  const scripts = [
+    'deploy/lab/vagrant-drill.sh',
+    ...readdirSync(join(ROOT, 'deploy/lab/vagrant'))
+      .filter((f) => f.endsWith('.sh'))
+      .map((f) => `deploy/lab/vagrant/${f}`),
+  ];
 
   labIt('shellcheck passes on the Vagrant lab scripts', has('shellcheck') ? null : 'shellcheck', async () => {
     expect(scripts.length).toBeGreaterThanOrEqual(4);
-    const r = spawnSync('shellcheck', scripts.map((s) => join(ROOT, s)), { encoding: 'utf8' });
+    const r = spawnSync(
+      'shellcheck',
+      scripts.map((s) => join(ROOT, s)),
+      { encoding: 'utf8' },
+    );
     expect(r.stdout + r.stderr).toBe('');
     expect(r.status).toBe(0);
   });

@@ -157,36 +157,33 @@ describe('findOpenStarts (the backward scan)', () => {
 
   it('stops at the newest marker and finds exactly the starts without an end, for any history', async () => {
     await fc.assert(
-      fc.asyncProperty(
-        fc.array(fc.record({ id: fc.integer({ min: 0, max: 30 }), end: fc.boolean(), pad: fc.string({ unit: 'grapheme', maxLength: 40 }) }), { maxLength: 60 }),
-        async (ops) => {
-          const path = join(dir, 'audit.jsonl');
-          const log = new AuditLog(path);
-          await log.open();
-          const expected = new Set<string>();
-          const done = new Set<string>();
-          await log.mark('open', 'start', []);
-          for (const op of ops) {
-            const id = `c${op.id}`;
-            if (done.has(id)) continue;
-            if (!expected.has(id)) {
-              await log.start(startFields(id, { command: op.pad }));
-              expected.add(id);
-            } else if (op.end) {
-              await log.end(endFields(id, { command: op.pad }));
-              expected.delete(id);
-              done.add(id);
-            }
-            if (op.id % 7 === 0) await log.mark('open', 'reopen');
+      fc.asyncProperty(fc.array(fc.record({ id: fc.integer({ min: 0, max: 30 }), end: fc.boolean(), pad: fc.string({ unit: 'grapheme', maxLength: 40 }) }), { maxLength: 60 }), async (ops) => {
+        const path = join(dir, 'audit.jsonl');
+        const log = new AuditLog(path);
+        await log.open();
+        const expected = new Set<string>();
+        const done = new Set<string>();
+        await log.mark('open', 'start', []);
+        for (const op of ops) {
+          const id = `c${op.id}`;
+          if (done.has(id)) continue;
+          if (!expected.has(id)) {
+            await log.start(startFields(id, { command: op.pad }));
+            expected.add(id);
+          } else if (op.end) {
+            await log.end(endFields(id, { command: op.pad }));
+            expected.delete(id);
+            done.add(id);
           }
-          await log.close(0).catch(() => {});
-          // close() wrote a stop marker listing the open ones
-          const found = await findOpenStarts(path);
-          expect(new Set(found.open.keys())).toEqual(expected);
-          expect(found.bounded).toBe(true);
-          rmSync(path);
-        },
-      ),
+          if (op.id % 7 === 0) await log.mark('open', 'reopen');
+        }
+        await log.close(0).catch(() => {});
+        // close() wrote a stop marker listing the open ones
+        const found = await findOpenStarts(path);
+        expect(new Set(found.open.keys())).toEqual(expected);
+        expect(found.bounded).toBe(true);
+        rmSync(path);
+      }),
       { numRuns: 40 },
     );
   });

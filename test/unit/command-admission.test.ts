@@ -40,7 +40,14 @@ const claimed = (finish: (s: number) => Promise<void>): RunOnceDecision => ({ ac
 describe('command admission: limits', () => {
   it('refuses a request whose environment overflowed limits.maxEnvVars/maxEnvBytes', async () => {
     const fakes = makePipeline();
-    const req = request(fakes, 'exec', 'true', { env: [['RD_A', '1'], ['RD_B', '2'], ['RD_C', '3'], ['RD_D', '4']] });
+    const req = request(fakes, 'exec', 'true', {
+      env: [
+        ['RD_A', '1'],
+        ['RD_B', '2'],
+        ['RD_C', '3'],
+        ['RD_D', '4'],
+      ],
+    });
     const ch = await open(fakes, req);
     await expectRefused(fakes, ch, 'env-limit', /more than limits\.maxEnvVars \(3\) variables/);
     expect(req.events).toEqual([]); // refused before the gate: the connection's command is not decided
@@ -126,9 +133,22 @@ describe('command admission: run-once', () => {
   it('answers for the winner: its line on stdout, its status, a runonce:<outcome> record', async () => {
     const ro = runOnce({ action: 'answer', status: 4, outcome: 'mirrored', line: 'execgate: step ran on gw2 (token 3), exit 4' });
     const fakes = makePipeline({ runOnce: ro });
-    const ch = await open(fakes, request(fakes, 'exec', 'do-work', { env: [['RD_JOB_EXECID', '77'], ['RD_NODE_NAME', 'gw1']] }));
+    const ch = await open(
+      fakes,
+      request(fakes, 'exec', 'do-work', {
+        env: [
+          ['RD_JOB_EXECID', '77'],
+          ['RD_NODE_NAME', 'gw1'],
+        ],
+      }),
+    );
     expect(ch.ends).toEqual([{ how: 'answer', status: 4, text: 'execgate: step ran on gw2 (token 3), exit 4' }]);
-    expect(ro.asked[0]!.env).toEqual(new Map([['RD_JOB_EXECID', '77'], ['RD_NODE_NAME', 'gw1']]));
+    expect(ro.asked[0]!.env).toEqual(
+      new Map([
+        ['RD_JOB_EXECID', '77'],
+        ['RD_NODE_NAME', 'gw1'],
+      ]),
+    );
     expect(fakes.audit.ends).toEqual([expect.objectContaining({ result: 'runonce:mirrored', exitStatus: 4, rdJobExecId: '77', token: null })]);
     expect(await counted(fakes.metrics.commands, { result: 'runonce_mirrored' })).toBe(1);
     expect(fakes.started).toHaveLength(0);

@@ -40,8 +40,18 @@ export class FakeCommand implements CommandHandle {
 
   exit(status: number, result: CommandOutcome['result'] = 'completed', killReason: string | null = null): void {
     this.resolve({
-      result, status, exitCode: result === 'completed' ? status : null, signal: result === 'killed' ? 'SIGTERM' : null, killReason,
-      error: null, pid: this.pid, startedAt: this.startedAt, endedAt: Date.now(), stdoutBytes: 3, stderrBytes: 0, leftoversKilled: 0,
+      result,
+      status,
+      exitCode: result === 'completed' ? status : null,
+      signal: result === 'killed' ? 'SIGTERM' : null,
+      killReason,
+      error: null,
+      pid: this.pid,
+      startedAt: this.startedAt,
+      endedAt: Date.now(),
+      stdoutBytes: 3,
+      stderrBytes: 0,
+      leftoversKilled: 0,
     });
   }
 }
@@ -140,7 +150,12 @@ export function makePipeline(options: { runOnce?: RunOnceDecider; gateWaitMs?: n
 }
 
 /** A request as the SSH layer hands it over; env pairs go through the pipeline's collector. */
-export function request(fakes: Fakes, kind: CommandKind, requested: string | null, options: { env?: Array<[string, string]>; user?: string; forced?: string; pty?: PtySize } = {}): CommandRequest & { events: string[] } {
+export function request(
+  fakes: Fakes,
+  kind: CommandKind,
+  requested: string | null,
+  options: { env?: Array<[string, string]>; user?: string; forced?: string; pty?: PtySize } = {},
+): CommandRequest & { events: string[] } {
   const env = fakes.pipeline.environment();
   for (const [name, value] of options.env ?? []) env.add(name, value);
   const events: string[] = [];

@@ -10,7 +10,13 @@ describe('command pipeline: running and recording', () => {
   it('runs an admitted command: registry, metrics, start and end records, exit status', async () => {
     const fakes = makePipeline();
     fakes.autoExit = null;
-    const req = request(fakes, 'exec', 'echo hi', { env: [['LANG', 'C'], ['RD_JOB_EXECID', '5'], ['SECRET', 'x']] });
+    const req = request(fakes, 'exec', 'echo hi', {
+      env: [
+        ['LANG', 'C'],
+        ['RD_JOB_EXECID', '5'],
+        ['SECRET', 'x'],
+      ],
+    });
     const ch = fakeChannel();
     const done = fakes.pipeline.open(req, ch.channel);
     await tick();
@@ -50,7 +56,9 @@ describe('command pipeline: running and recording', () => {
   it('a program that never started (no pid) ends the same way, and a run-once claim gets its 126', async () => {
     const finished: number[] = [];
     const fakes = makePipeline({ runOnce: { decide: async () => ({ action: 'run-claimed', key: 'k', token: 3n, finish: async (s) => void finished.push(s) }) } });
-    fakes.services.run.starter = { start: () => ({ pid: null, cgroupPath: null, done: Promise.resolve(spawnFailedOutcome('ENOENT', Date.now())), signal: () => false, terminate: () => null, clientGone: () => {} }) };
+    fakes.services.run.starter = {
+      start: () => ({ pid: null, cgroupPath: null, done: Promise.resolve(spawnFailedOutcome('ENOENT', Date.now())), signal: () => false, terminate: () => null, clientGone: () => {} }),
+    };
     const ch = fakeChannel();
     await fakes.pipeline.open(request(fakes, 'exec', 'true', { env: [['RD_JOB_EXECID', '1']] }), ch.channel);
     expect(ch.ends).toEqual([{ how: 'refuse', status: 126, text: 'execgate: cannot run the command: ENOENT' }]);
@@ -90,7 +98,12 @@ describe('command pipeline: running and recording', () => {
   it('last resort: a step that throws gives "internal error" (126); the slot and the claim are given back', async () => {
     const finished: number[] = [];
     const fakes = makePipeline({ runOnce: { decide: async () => ({ action: 'run-claimed', key: 'k', token: 3n, finish: async (s) => void finished.push(s) }) } });
-    fakes.services.run.registry = { add: () => { throw new Error('registry broke'); }, finish: () => {} };
+    fakes.services.run.registry = {
+      add: () => {
+        throw new Error('registry broke');
+      },
+      finish: () => {},
+    };
     const ch = fakeChannel();
     await fakes.pipeline.open(request(fakes, 'exec', 'true', { env: [['RD_JOB_EXECID', '1']] }), ch.channel);
     expect(ch.ends).toEqual([{ how: 'refuse', status: 126, text: 'execgate: internal error (registry broke); not running' }]);

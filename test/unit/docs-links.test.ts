@@ -7,7 +7,9 @@ const ROOT = resolve(import.meta.dirname, '../..');
 /** Every Markdown file at the top of the repository and in docs/. */
 const MARKDOWN = [
   ...readdirSync(ROOT).filter((f) => f.endsWith('.md')),
-  ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`),
+  ...readdirSync(join(ROOT, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => `docs/${f}`),
 ];
 
 /** A target with a scheme (https:, mailto:) or only an anchor is not a file of this repository. */

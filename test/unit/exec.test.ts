@@ -14,12 +14,15 @@ describe('env allow-list', () => {
   });
 
   it('builds a clean environment where client values cannot override identity', () => {
-    const env = buildEnvironment(
-      { name: 'alice', uid: 1000, gid: 1000, home: '/home/alice', shell: '/bin/bash' },
-      '/usr/bin:/bin',
-      new Map([['RD_X', '1']]),
-      { node: 'gw1', fencingToken: 17n, execId: 'e1', clientAddress: '198.18.0.10', clientPort: 5000, serverAddress: '198.18.0.100', serverPort: 22 },
-    );
+    const env = buildEnvironment({ name: 'alice', uid: 1000, gid: 1000, home: '/home/alice', shell: '/bin/bash' }, '/usr/bin:/bin', new Map([['RD_X', '1']]), {
+      node: 'gw1',
+      fencingToken: 17n,
+      execId: 'e1',
+      clientAddress: '198.18.0.10',
+      clientPort: 5000,
+      serverAddress: '198.18.0.100',
+      serverPort: 22,
+    });
     expect(env).toMatchObject({ HOME: '/home/alice', USER: 'alice', RD_X: '1', EXECGATE_NODE: 'gw1', EXECGATE_FENCING_TOKEN: '17', EXECGATE_EXEC_ID: 'e1' });
     expect(env.SSH_CONNECTION).toBe('198.18.0.10 5000 198.18.0.100 22');
   });

@@ -14,7 +14,17 @@ describe('a node runtime derived from the config', () => {
   it('a single gateway: no peers, no VIP, no track file, no forwarding, no gate wait', () => {
     const config = parseConfig({ authorizedKeys: '/etc/keys', hostKeys: ['/etc/host_key'], audit: { path: '/var/log/execgate/audit.jsonl' } }, 'test', '/');
     const runtime = nodeRuntime(config, 'solo');
-    expect(runtime).toMatchObject({ source: undefined, vipAddress: null, peerProxies: [], gateWaitMs: 0, trackFile: null, stepsDownWhenUnhealthy: false, finishOnLeadershipLoss: false, vipLocal: undefined, loadBalancers: [] });
+    expect(runtime).toMatchObject({
+      source: undefined,
+      vipAddress: null,
+      peerProxies: [],
+      gateWaitMs: 0,
+      trackFile: null,
+      stepsDownWhenUnhealthy: false,
+      finishOnLeadershipLoss: false,
+      vipLocal: undefined,
+      loadBalancers: [],
+    });
     expect(runtime.drain).toEqual({ timeoutSeconds: 600, handoverMs: 0, mode: 'strict', vipHoldMs: 0, vipHasListener: false });
     expect(runtime.posturePath).toBe('/var/log/execgate/algorithm-posture.json');
     expect(runtime.forwardTo({ forwardTarget: () => 'x' })).toBeUndefined();
@@ -27,7 +37,13 @@ describe('a node runtime derived from the config', () => {
     const runtime = nodeRuntime(config, me!.name, cluster);
     expect(runtime.source).toBe('etcd');
     expect(runtime.peerProxies).toEqual([...cluster.nodes.map((n) => n.address), cluster.vip.address]);
-    expect(runtime).toMatchObject({ vipAddress: cluster.vip.address, trackFile: cluster.trackFile, stepsDownWhenUnhealthy: true, finishOnLeadershipLoss: false, gateWaitMs: cluster.leadership.gateWaitMs });
+    expect(runtime).toMatchObject({
+      vipAddress: cluster.vip.address,
+      trackFile: cluster.trackFile,
+      stepsDownWhenUnhealthy: true,
+      finishOnLeadershipLoss: false,
+      gateWaitMs: cluster.leadership.gateWaitMs,
+    });
     expect(runtime.drain).toMatchObject({ mode: cluster.leadership.handover, vipHasListener: cluster.vip.bind === 'nonlocal', handoverMs: cluster.leadership.handoverMs });
     expect(runtime.handoverAnnounceMs).toBe(cluster.haproxy.rise * cluster.haproxy.interMs + 100);
     expect(runtime.posturePath).toMatch(new RegExp(`-${me!.name}\\.json$`));

@@ -169,7 +169,7 @@ describe('planned handover against the in-memory etcd (fake clock)', () => {
     expect(leadersSeen).toEqual([]);
   });
 
-  it('strict: the next node leads only after the old leader\'s last command ended (token order kept)', async () => {
+  it("strict: the next node leads only after the old leader's last command ended (token order kept)", async () => {
     const [a, b] = [makeNode('gw1', 'strict'), makeNode('gw2', 'strict')];
     await startAll(a, b);
     a.running = 1;

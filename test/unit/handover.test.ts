@@ -120,7 +120,14 @@ describe('zero-failure handover', () => {
     now = 150;
     expect(probe.gone()).toBe(true);
     const vip = { local: true };
-    const both = new AllProbes([new VipProbe(() => vip.local, 200, () => now), probe]);
+    const both = new AllProbes([
+      new VipProbe(
+        () => vip.local,
+        200,
+        () => now,
+      ),
+      probe,
+    ]);
     expect(both.gone()).toBe(false);
     vip.local = false;
     expect(both.gone()).toBe(false); // the next master may not have claimed it yet
@@ -132,8 +139,16 @@ describe('zero-failure handover', () => {
 
   it('waits for connections accepted before the load balancers were refused to reach the gate', () => {
     let now = 0;
-    const pending = new Map<string, number>([['early', 90], ['late', 400]]);
-    const probe = new LoadBalancerProbe(['198.18.0.20'], 50, () => now, (instant) => [...pending.values()].some((t) => t < instant));
+    const pending = new Map<string, number>([
+      ['early', 90],
+      ['late', 400],
+    ]);
+    const probe = new LoadBalancerProbe(
+      ['198.18.0.20'],
+      50,
+      () => now,
+      (instant) => [...pending.values()].some((t) => t < instant),
+    );
     probe.begin();
     now = 100;
     probe.record('198.18.0.20', 404);
@@ -146,8 +161,7 @@ describe('zero-failure handover', () => {
   it('the next in line says ready once every load balancer got a 200 for this handover', () => {
     const told: string[] = [];
     const traffic = new SuccessorTraffic(['198.18.0.20', '198.18.0.21'], 1, (id) => told.push(id));
-    const next = (handoverId?: string): LeadershipState =>
-      ({ role: 'standby', token: 7n, since: 0, successor: true, ...(handoverId ? { handover: { side: 'joining', id: handoverId } } : {}) });
+    const next = (handoverId?: string): LeadershipState => ({ role: 'standby', token: 7n, since: 0, successor: true, ...(handoverId ? { handover: { side: 'joining', id: handoverId } } : {}) });
     traffic.record('198.18.0.20', 404, next()); // no handover yet
     traffic.record('198.18.0.20', 200, next('41'));
     traffic.record('198.18.0.99', 200, next('41')); // not a load balancer

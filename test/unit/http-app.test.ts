@@ -26,11 +26,7 @@ describe('the HTTP app against a fake Leadership that flips roles', () => {
   const dir = mkdtempSync(join(tmpdir(), 'execgate-http-unit-'));
   const auditPath = join(dir, 'audit.jsonl');
   writeFileSync(auditPath, '');
-  const config = parseConfig(
-    { hostKeys: ['k'], authorizedKeys: 'ak', audit: { path: auditPath }, http: { token: TOKEN } },
-    'test.yaml',
-    dir,
-  );
+  const config = parseConfig({ hostKeys: ['k'], authorizedKeys: 'ak', audit: { path: auditPath }, http: { token: TOKEN } }, 'test.yaml', dir);
   const ssh = { listening: true };
   const audit: { path: string; error: Error | null } = { path: auditPath, error: null };
   let source: FakeLeadership;
@@ -192,9 +188,7 @@ describe('the HTTP app against a fake Leadership that flips roles', () => {
       limits: { maxConnections: 2000, killGraceSeconds: 5 },
     });
     expect(s.json.version).toMatch(/^\d+\.\d+\.\d+/);
-    expect(s.json.running).toEqual([
-      expect.objectContaining({ id: '11111111-aaaa', user: 'rundeck', command: 'sleep 30 # secret=hunter2', client: '198.51.100.7:40000', pid: 4242, token: '7' }),
-    ]);
+    expect(s.json.running).toEqual([expect.objectContaining({ id: '11111111-aaaa', user: 'rundeck', command: 'sleep 30 # secret=hunter2', client: '198.51.100.7:40000', pid: 4242, token: '7' })]);
     expect(s.json.running[0].runningSeconds).toBeGreaterThanOrEqual(1);
     expect(s.json.recent).toEqual([expect.objectContaining({ id: '22222222-bbbb', command: 'false', result: 'completed', exitStatus: 1 })]);
     expect(s.text).not.toContain(TOKEN);
@@ -288,7 +282,14 @@ describe('the HTTP app against a fake Leadership that flips roles', () => {
     const m = await call(port, 'GET', '/metrics');
     expect(m.status).toBe(200);
     expect(m.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
-    for (const name of ['execgate_commands_total', 'execgate_leader', 'execgate_fencing_token', 'execgate_build_info', 'execgate_process_cpu_seconds_total', 'execgate_command_duration_seconds_bucket']) {
+    for (const name of [
+      'execgate_commands_total',
+      'execgate_leader',
+      'execgate_fencing_token',
+      'execgate_build_info',
+      'execgate_process_cpu_seconds_total',
+      'execgate_command_duration_seconds_bucket',
+    ]) {
       expect(m.text).toContain(name);
     }
     expect(m.text).toMatch(/execgate_commands_total\{result="completed",node="gw1"\} 1/);

@@ -52,7 +52,11 @@ describe('http.tokenFile on the server', () => {
     const sub = join(dir, 'subdir');
     mkdirSync(sub, { mode: 0o700 });
     expect(() => readServerTokenFile(sub)).toThrow(`http.tokenFile: ${sub} is not a regular file`);
-    for (const [name, text] of [['short', 'short\n'], ['spaced', 'two words of a token\n'], ['empty', '']]) {
+    for (const [name, text] of [
+      ['short', 'short\n'],
+      ['spaced', 'two words of a token\n'],
+      ['empty', ''],
+    ]) {
       const p = tokenFile(name!, text!);
       expect(() => readServerTokenFile(p)).toThrow(/must hold one token of at least 16 printable characters without spaces/);
     }

@@ -43,7 +43,7 @@ describe('IdleReclaim: full collections once a busy period is over', () => {
     reclaim.stop();
   });
 
-  it('start() ticks every intervalMs on an unref\'d timer; stop() ends it', async () => {
+  it("start() ticks every intervalMs on an unref'd timer; stop() ends it", async () => {
     let n = 0;
     const reclaim = new IdleReclaim({ intervalMs: 20, collect: () => n++, utilization: () => 0 });
     reclaim.start();

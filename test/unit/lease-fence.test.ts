@@ -33,7 +33,10 @@ describe('LeaseFence', () => {
     const fired: number[] = [];
     let matters = true;
     f.extend(1000, 2); // deadline 2500
-    f.arm(() => matters, () => fired.push(Date.now()));
+    f.arm(
+      () => matters,
+      () => fired.push(Date.now()),
+    );
     vi.advanceTimersByTime(900);
     f.extend(1900, 2); // renewed: deadline 3400
     vi.advanceTimersByTime(600); // 2500: the timer finds the deadline moved and re-arms
@@ -43,7 +46,10 @@ describe('LeaseFence', () => {
     vi.advanceTimersByTime(1);
     expect(fired).toEqual([3400]);
     f.extend(3400, 2); // deadline 4900
-    f.arm(() => matters, () => fired.push(Date.now()));
+    f.arm(
+      () => matters,
+      () => fired.push(Date.now()),
+    );
     matters = false;
     vi.advanceTimersByTime(2000);
     expect(fired).toEqual([3400]);

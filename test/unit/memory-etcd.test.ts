@@ -14,7 +14,13 @@ describe('MemoryEtcd lease expiry on the injected clock', () => {
     const clock = new FakeClock();
     const etcd = new MemoryEtcd({ now: clock.now });
     const lease = await etcd.grantLease(2);
-    await etcd.txn({ compare: [], success: [{ type: 'put', key: '/a', value: '1', lease: lease.id }, { type: 'put', key: '/b', value: '1', lease: lease.id }] });
+    await etcd.txn({
+      compare: [],
+      success: [
+        { type: 'put', key: '/a', value: '1', lease: lease.id },
+        { type: 'put', key: '/b', value: '1', lease: lease.id },
+      ],
+    });
     const written = etcd.revision;
     clock.advance(1999);
     expect(await keysOf(etcd)).toEqual(['/a', '/b']);
@@ -29,7 +35,13 @@ describe('MemoryEtcd lease expiry on the injected clock', () => {
     const clock = new FakeClock();
     const etcd = new MemoryEtcd({ now: clock.now });
     const [a, b, empty] = [await etcd.grantLease(2), await etcd.grantLease(3), await etcd.grantLease(2)];
-    await etcd.txn({ compare: [], success: [{ type: 'put', key: '/a', value: '', lease: a.id }, { type: 'put', key: '/b', value: '', lease: b.id }] });
+    await etcd.txn({
+      compare: [],
+      success: [
+        { type: 'put', key: '/a', value: '', lease: a.id },
+        { type: 'put', key: '/b', value: '', lease: b.id },
+      ],
+    });
     const written = etcd.revision;
     clock.advance(5000);
     expect(etcd.revision).toBe(written); // nothing happens until something looks

@@ -3,13 +3,7 @@ import { createHash, createPublicKey, verify } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import {
-  clientStart,
-  serverRespond,
-  CLIENT_INIT_BYTES,
-  SERVER_REPLY_BYTES,
-  HybridKexError,
-} from '../../src/ssh/kex/mlkem768x25519.js';
+import { clientStart, serverRespond, CLIENT_INIT_BYTES, SERVER_REPLY_BYTES, HybridKexError } from '../../src/ssh/kex/mlkem768x25519.js';
 
 const MLKEM_PUBLIC_BYTES = 1184;
 
@@ -114,7 +108,7 @@ describe('mlkem768x25519-sha256 known answers (test/fixtures/mlkem768x25519-kat.
   const kat = JSON.parse(readFileSync(join(import.meta.dirname, '../fixtures/mlkem768x25519-kat.json'), 'utf8'));
   const hex = (s: string) => Buffer.from(s, 'hex');
 
-  it('client side reproduces a real exchange with OpenSSH 9.9: same C_INIT, same K, and OpenSSH\'s signature verifies over H with K as a string', () => {
+  it("client side reproduces a real exchange with OpenSSH 9.9: same C_INIT, same K, and OpenSSH's signature verifies over H with K as a string", () => {
     const v = kat.openssh99;
     const client = clientStart({ mlkemSeed: hex(v.mlkem_seed), x25519PrivateKey: hex(v.x25519_client_priv) });
     expect(client.init.toString('hex')).toBe(v.C_INIT);
@@ -148,7 +142,7 @@ function sshString(b: Buffer): Buffer {
 /** Reads consecutive SSH strings from a blob. */
 function sshStrings(blob: Buffer): Buffer[] {
   const out: Buffer[] = [];
-  for (let i = 0; i < blob.length; ) {
+  for (let i = 0; i < blob.length;) {
     const len = blob.readUInt32BE(i);
     out.push(blob.subarray(i + 4, i + 4 + len));
     i += 4 + len;

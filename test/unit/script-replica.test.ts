@@ -102,8 +102,7 @@ describe('ScriptReceiver with real files', () => {
   let dir: string;
   let markers: string;
   let clock: number;
-  const receiver = (maxBytes = 1024) =>
-    new ScriptReceiver({ node: 'gw2', directories: [dir], maxBytes, markerDir: markers, log: memoryLog().log, now: () => clock });
+  const receiver = (maxBytes = 1024) => new ScriptReceiver({ node: 'gw2', directories: [dir], maxBytes, markerDir: markers, log: memoryLog().log, now: () => clock });
   const upload = (path: string, content = '#!/bin/sh\necho hi\n', mode = 0o750) => ({ path, mode, uid: me.uid, gid: me.gid, content: Buffer.from(content) });
 
   beforeEach(() => {
@@ -302,7 +301,12 @@ describe('PUT/DELETE /peer/dispatch-script on the node HTTP app', () => {
     const chunked = await fetch(`${peer.url}${PEER_SCRIPT_PATH}`, {
       method: 'PUT',
       headers: headers(),
-      body: new ReadableStream({ start(c) { c.enqueue(new Uint8Array(big)); c.close(); } }),
+      body: new ReadableStream({
+        start(c) {
+          c.enqueue(new Uint8Array(big));
+          c.close();
+        },
+      }),
       duplex: 'half',
     } as RequestInit);
     expect(chunked.status).toBe(413);
@@ -373,13 +377,18 @@ describe('ScriptReplicator against real peers', () => {
     const { log, lines } = memoryLog();
     const metrics = createMetrics('gw1');
     const r = new ScriptReplicator({
-      node: 'gw1', peers, token: 'token' in extra ? extra.token : TOKEN, maxBytes: extra.maxBytes ?? 1024, timeoutMs: 300,
-      directories: [peerDir], log, metrics,
+      node: 'gw1',
+      peers,
+      token: 'token' in extra ? extra.token : TOKEN,
+      maxBytes: extra.maxBytes ?? 1024,
+      timeoutMs: 300,
+      directories: [peerDir],
+      log,
+      metrics,
     });
     return { r, lines, metrics };
   };
-  const count = async (metrics: ReturnType<typeof createMetrics>) =>
-    Object.fromEntries((await metrics.scriptReplication.get()).values.map((v) => [v.labels.result, v.value]));
+  const count = async (metrics: ReturnType<typeof createMetrics>) => Object.fromEntries((await metrics.scriptReplication.get()).values.map((v) => [v.labels.result, v.value]));
 
   it('copies to a peer; a hung peer and a refusing peer are logged with why, and counted', async () => {
     const path = join(peerDir, scriptName());
@@ -405,14 +414,10 @@ describe('ScriptReplicator against real peers', () => {
     const wrong = replicator([{ name: 'gw2', url: peer.url }], { token: 'another-token-of-enough-length' });
     await wrong.r.afterUpload(path, me.uid);
     expect(await count(wrong.metrics)).toEqual({ ok: 0, failed: 0, refused: 1 });
-    expect(wrong.lines.find((l) => String(l.msg).includes('no standby received'))?.failed).toEqual([
-      { peer: 'gw2', result: 'refused', why: expect.stringMatching(/^HTTP 401: wrong bearer token/) },
-    ]);
+    expect(wrong.lines.find((l) => String(l.msg).includes('no standby received'))?.failed).toEqual([{ peer: 'gw2', result: 'refused', why: expect.stringMatching(/^HTTP 401: wrong bearer token/) }]);
     const none = replicator([{ name: 'gw2', url: peer.url }], { token: undefined });
     await none.r.afterUpload(path, me.uid);
-    expect(none.lines.find((l) => String(l.msg).includes('no standby received'))?.failed).toEqual([
-      { peer: 'gw2', result: 'failed', why: expect.stringMatching(/no http.token or http.tokenFile/) },
-    ]);
+    expect(none.lines.find((l) => String(l.msg).includes('no standby received'))?.failed).toEqual([{ peer: 'gw2', result: 'failed', why: expect.stringMatching(/no http.token or http.tokenFile/) }]);
     const small = replicator([{ name: 'gw2', url: peer.url }], { maxBytes: 10 });
     await small.r.afterUpload(path, me.uid);
     expect(small.lines.find((l) => String(l.msg).includes('no standby received'))?.failed).toEqual([

@@ -83,14 +83,7 @@ function cipherFor(spec: string): { cipher: Cipher; block: number; lengthAligned
   return { cipher, block: Math.max(8, info.blockLen), lengthAligned: macName !== undefined && !macName.includes('-etm@') };
 }
 
-const CIPHERS = [
-  'none',
-  'chacha20-poly1305@openssh.com',
-  'aes128-gcm@openssh.com',
-  'aes256-gcm@openssh.com',
-  'aes128-ctr+hmac-sha2-256-etm@openssh.com',
-  'aes256-ctr+hmac-sha2-256',
-];
+const CIPHERS = ['none', 'chacha20-poly1305@openssh.com', 'aes128-gcm@openssh.com', 'aes256-gcm@openssh.com', 'aes128-ctr+hmac-sha2-256-etm@openssh.com', 'aes256-ctr+hmac-sha2-256'];
 
 describe('ssh2 packet padding comes from the CSPRNG in bulk', () => {
   it.each(CIPHERS)('%s: every padding byte is the next unused byte of the CSPRNG output', (spec) => {

@@ -156,7 +156,14 @@ export function runChecks(input: CheckInput): { checks: Check[]; overlaps: numbe
   checks.push({
     name: 'no execution ran twice',
     ok: twice.length === 0 && dupRuns.length === 0,
-    detail: twice.length || dupRuns.length ? `${twice.map(([id, s]) => `${id} on ${[...s].join('+')}`).concat(dupRuns.map(([id, n]) => `${id} ${n}x`)).slice(0, 5).join('; ')}` : `${nodesOf.size} executions, each on one node`,
+    detail:
+      twice.length || dupRuns.length
+        ? `${twice
+            .map(([id, s]) => `${id} on ${[...s].join('+')}`)
+            .concat(dupRuns.map(([id, n]) => `${id} ${n}x`))
+            .slice(0, 5)
+            .join('; ')}`
+        : `${nodesOf.size} executions, each on one node`,
   });
 
   // 2. Token order between nodes (audit end = process group gone).
@@ -193,14 +200,21 @@ export function runChecks(input: CheckInput): { checks: Check[]; overlaps: numbe
 
   // 3. Nothing lost silently: every execution answered; a success is backed by its node's ledger and audit.
   const pending = executions.filter((e) => e.ok === null);
-  const unbacked = executions.filter((e) => e.ok && !(ledgers.some((l) => l.execid === e.execid && l.node === e.node) && audits.some((a) => a.rdJobExecId === e.execid && a.node === e.node && a.result === 'completed' && a.exitStatus === 0)));
+  const unbacked = executions.filter(
+    (e) =>
+      e.ok &&
+      !(ledgers.some((l) => l.execid === e.execid && l.node === e.node) && audits.some((a) => a.rdJobExecId === e.execid && a.node === e.node && a.result === 'completed' && a.exitStatus === 0)),
+  );
   const silentlyDone = executions.filter((e) => e.ok === false && ledgers.some((l) => l.execid === e.execid));
   checks.push({
     name: 'every execution succeeded or the client saw a failure',
     ok: pending.length === 0 && unbacked.length === 0,
     detail:
       pending.length || unbacked.length
-        ? `${pending.length} without an answer, ${unbacked.length} successes without ledger+audit: ${[...pending, ...unbacked].slice(0, 3).map((e) => e.execid).join(' ')}`
+        ? `${pending.length} without an answer, ${unbacked.length} successes without ledger+audit: ${[...pending, ...unbacked]
+            .slice(0, 3)
+            .map((e) => e.execid)
+            .join(' ')}`
         : `${executions.filter((e) => e.ok).length} ok, ${executions.filter((e) => e.ok === false).length} failed visibly` +
           (silentlyDone.length ? ` (${silentlyDone.length} of those had completed on a node: a failure reported for work that ran, e.g. a connection reset at the end)` : ''),
   });
@@ -226,8 +240,12 @@ export function runChecks(input: CheckInput): { checks: Check[]; overlaps: numbe
     name: 'audit accounts for every execution',
     ok: missing.length === 0,
     detail:
-      (missing.length ? `${missing.length} ledger lines without audit: ${missing.slice(0, 3).map((l) => `${l.execid}@${l.node}`).join(' ')}` : `${ledgers.length - excused.length} ledger lines audited`) +
-      (excused.length ? `; ${excused.length} ended as their gateway was killed (no audit line; the client saw a failure)` : ''),
+      (missing.length
+        ? `${missing.length} ledger lines without audit: ${missing
+            .slice(0, 3)
+            .map((l) => `${l.execid}@${l.node}`)
+            .join(' ')}`
+        : `${ledgers.length - excused.length} ledger lines audited`) + (excused.length ? `; ${excused.length} ended as their gateway was killed (no audit line; the client saw a failure)` : ''),
   });
 
   for (const w of input.quietWindows ?? []) {
@@ -235,7 +253,12 @@ export function runChecks(input: CheckInput): { checks: Check[]; overlaps: numbe
     checks.push({
       name: `nobody executes: ${w.why}`,
       ok: during.length === 0,
-      detail: during.length ? `${during.length} started: ${during.slice(0, 3).map((a) => `${a.rdJobExecId}@${a.node}`).join(' ')}` : `nothing started in ${w.to - w.from} ms`,
+      detail: during.length
+        ? `${during.length} started: ${during
+            .slice(0, 3)
+            .map((a) => `${a.rdJobExecId}@${a.node}`)
+            .join(' ')}`
+        : `nothing started in ${w.to - w.from} ms`,
     });
   }
   return { checks, overlaps, overlapMs };

@@ -26,7 +26,10 @@ class LineChannel {
   private buf = '';
   private waiting: Array<(line: string) => void> = [];
   private queued: string[] = [];
-  constructor(readonly child: ChildProcess, onLine?: (line: string) => boolean) {
+  constructor(
+    readonly child: ChildProcess,
+    onLine?: (line: string) => boolean,
+  ) {
     child.stdout!.on('data', (d: Buffer) => {
       const parts = (this.buf + d.toString()).split('\n');
       this.buf = parts.pop() ?? '';
@@ -90,11 +93,33 @@ export class LabClient {
     this.driver.stderr!.on('data', (d: Buffer) => this.log(`[driver] ${d.toString().trim()}`));
     this.driver.stdin!.on('error', () => {});
     const cp = jschClasspath();
-    const jvm = this.net.spawn(clientNs, [
-      'java', '-Xss512k', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', '-cp', cp, 'RundeckStep',
-      '--host', this.target.host, '--port', String(this.target.port), '--user', 'root', '--key', keys.rsa, '--node', 'gw',
-      '--connect-timeout', String(RUNDECK_CONNECT_TIMEOUT_MS), '--mode', 'server',
-    ], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const jvm = this.net.spawn(
+      clientNs,
+      [
+        'java',
+        '-Xss512k',
+        '-XX:+UseSerialGC',
+        '-XX:TieredStopAtLevel=1',
+        '-cp',
+        cp,
+        'RundeckStep',
+        '--host',
+        this.target.host,
+        '--port',
+        String(this.target.port),
+        '--user',
+        'root',
+        '--key',
+        keys.rsa,
+        '--node',
+        'gw',
+        '--connect-timeout',
+        String(RUNDECK_CONNECT_TIMEOUT_MS),
+        '--mode',
+        'server',
+      ],
+      { stdio: ['pipe', 'pipe', 'pipe'] },
+    );
     jvm.stderr!.on('data', (d: Buffer) => this.stderrTail.push(`[jvm] ${d.toString().trim()}`));
     jvm.stdin!.on('error', () => {});
     this.jvm = { child: jvm, ch: new LineChannel(jvm) };

@@ -121,11 +121,7 @@ function scp(r: Request): Promise<Record<string, unknown>> {
           if (err) return finish(`exec: ${err.message}`);
           const content = Buffer.from(r.content ?? '');
           const name = r.path!.slice(r.path!.lastIndexOf('/') + 1);
-          const steps = [
-            () => ch.write(`C0644 ${content.length} ${name}\n`),
-            () => ch.write(Buffer.concat([content, Buffer.from([0])])),
-            () => finish(null),
-          ];
+          const steps = [() => ch.write(`C0644 ${content.length} ${name}\n`), () => ch.write(Buffer.concat([content, Buffer.from([0])])), () => finish(null)];
           ch.on('data', (d: Buffer) => {
             if (d[0] !== 0) return finish(`scp: ${d.toString().trim()}`);
             steps.shift()?.();

@@ -105,7 +105,16 @@ export class FailoverLab {
   async build(): Promise<void> {
     const t0 = Date.now();
     const keys = writeKeys(this.dir);
-    writeClusterFile({ topology: this.topology, dir: this.dir, hostDir: this.hostDir, nodes: GATEWAYS, token: this.token, ttlSeconds: this.ttlSeconds, marginSeconds: this.marginSeconds, handover: this.handover });
+    writeClusterFile({
+      topology: this.topology,
+      dir: this.dir,
+      hostDir: this.hostDir,
+      nodes: GATEWAYS,
+      token: this.token,
+      ttlSeconds: this.ttlSeconds,
+      marginSeconds: this.marginSeconds,
+      handover: this.handover,
+    });
     renderConfigs(this.dir, this.topology, GATEWAYS);
 
     this.hosts.up();
@@ -123,13 +132,18 @@ export class FailoverLab {
 
     if (this.etcd) {
       for (const g of this.gateways) this.supervisor.startEtcd(g, 'new');
-      await until('etcd healthy', async () => {
-        for (const g of this.gateways) {
-          const r = await this.client.http(`http://${g.address}:2379/health`);
-          if (r.status !== 200 || !String(r.body).includes('"true"')) return false;
-        }
-        return true;
-      }, 30_000, 200);
+      await until(
+        'etcd healthy',
+        async () => {
+          for (const g of this.gateways) {
+            const r = await this.client.http(`http://${g.address}:2379/health`);
+            if (r.status !== 200 || !String(r.body).includes('"true"')) return false;
+          }
+          return true;
+        },
+        30_000,
+        200,
+      );
     }
     for (const g of this.gateways) this.supervisor.startExecgate(g);
     for (const g of this.gateways) await until(`${g.name} listening`, () => g.listening.length > 0, 30_000);

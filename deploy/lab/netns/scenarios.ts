@@ -4,16 +4,7 @@ import type { FailoverLab } from './lab.js';
 import type { Gateway } from './supervisor.js';
 import type { Handover, Topology } from './topology.js';
 import { sleep, until } from './wait.js';
-import {
-  DRAIN_LOADS,
-  type DrainLoad,
-  Workload,
-  commandBody,
-  newExecId,
-  waitedForLead,
-  type Execution,
-  type WorkloadOptions,
-} from './workload.js';
+import { DRAIN_LOADS, type DrainLoad, Workload, commandBody, newExecId, waitedForLead, type Execution, type WorkloadOptions } from './workload.js';
 import { runChecks, splitBrainMs, type Check } from './checks.js';
 
 export interface ScenarioResult {
@@ -222,7 +213,10 @@ export const SCENARIOS: Scenario[] = [
     name: 'partition',
     async run(ctx, t) {
       const { lab, leader } = ctx;
-      lab.net.partition(leader.name, others(lab, leader).map((g) => g.name));
+      lab.net.partition(
+        leader.name,
+        others(lab, leader).map((g) => g.name),
+      );
       ctx.notes.push(`${leader.name} cut off from the other gateways; the client reaches all`);
       await recovered(ctx, t, leader.name, 8000);
       await sleep(Math.max(0, t + 5000 - Date.now()));
@@ -346,9 +340,7 @@ export function scenariosFor(topology: Topology, names: string[] | 'all'): Scena
 /** The drain request at `from` to the first `leader` report of another node; null when none (or no drain). */
 function handoff(lab: FailoverLab, drained: Gateway, from: number | undefined): number | null {
   if (from === undefined) return null;
-  const at = lab.gateways
-    .filter((g) => g !== drained)
-    .flatMap((g) => g.roles.filter((e) => e.role === 'leader' && e.t >= from).map((e) => e.t));
+  const at = lab.gateways.filter((g) => g !== drained).flatMap((g) => g.roles.filter((e) => e.role === 'leader' && e.t >= from).map((e) => e.t));
   return at.length ? Math.min(...at) - from : null;
 }
 

@@ -73,20 +73,50 @@ export class Supervisor {
     if (!etcd) throw new Error('this lab runs no etcd');
     const peer = (x: { name: string; address: string }) => `${x.name}=http://${x.address}:2380`;
     g.etcd = this.hosts.spawn(g.name, [
-      ETCD, '--name', g.name, '--data-dir', join(this.hosts.hostDir, 'etcd'),
-      '--listen-client-urls', `http://${g.address}:2379`, '--advertise-client-urls', `http://${g.address}:2379`,
-      '--listen-peer-urls', `http://${g.address}:2380`, '--initial-advertise-peer-urls', `http://${g.address}:2380`,
-      '--initial-cluster', etcd.members.map(peer).join(','), '--initial-cluster-state', state,
-      '--initial-cluster-token', etcd.clusterToken, '--heartbeat-interval', '100', '--election-timeout', '1000',
-      '--log-level', 'warn',
+      ETCD,
+      '--name',
+      g.name,
+      '--data-dir',
+      join(this.hosts.hostDir, 'etcd'),
+      '--listen-client-urls',
+      `http://${g.address}:2379`,
+      '--advertise-client-urls',
+      `http://${g.address}:2379`,
+      '--listen-peer-urls',
+      `http://${g.address}:2380`,
+      '--initial-advertise-peer-urls',
+      `http://${g.address}:2380`,
+      '--initial-cluster',
+      etcd.members.map(peer).join(','),
+      '--initial-cluster-state',
+      state,
+      '--initial-cluster-token',
+      etcd.clusterToken,
+      '--heartbeat-interval',
+      '100',
+      '--election-timeout',
+      '1000',
+      '--log-level',
+      'warn',
     ]);
   }
 
   startKeepalived(g: Gateway): void {
     const h = this.hosts.hostDir;
     const proc = this.hosts.spawn(g.name, [
-      KEEPALIVED, '-n', '-l', '-D', '-P', '-f', renderedKeepalived(this.o.dir, g.name),
-      '-p', join(h, 'keepalived.pid'), '-r', join(h, 'vrrp.pid'), '-c', join(h, 'checkers.pid'),
+      KEEPALIVED,
+      '-n',
+      '-l',
+      '-D',
+      '-P',
+      '-f',
+      renderedKeepalived(this.o.dir, g.name),
+      '-p',
+      join(h, 'keepalived.pid'),
+      '-r',
+      join(h, 'vrrp.pid'),
+      '-c',
+      join(h, 'checkers.pid'),
     ]);
     g.keepalived = proc;
     // A supervisor: keepalived restarts when it dies (an orphaned VIP is cleared that way).
@@ -155,7 +185,12 @@ export class Supervisor {
     const out: number[] = [];
     for (const pid of this.hosts.net.pids(g.ns)) {
       try {
-        if (readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').some((e) => e.startsWith('EXECGATE_FENCING_TOKEN='))) out.push(pid);
+        if (
+          readFileSync(`/proc/${pid}/environ`, 'latin1')
+            .split('\0')
+            .some((e) => e.startsWith('EXECGATE_FENCING_TOKEN='))
+        )
+          out.push(pid);
       } catch {
         // gone
       }

@@ -147,7 +147,14 @@ export class Workload {
       e.code = r.exit ?? null;
       if (!ok) {
         const failed = r.ops.find((o) => o.op === 'exec' && o.exit !== 0);
-        e.detail = (r.hung ? 'JSch hung (no keepalive) until its socket was killed: ' : '') + (r.message ?? (failed ? `${String(failed.command).split(' ')[0]} exit ${failed.exit}: ${String(failed.stderr ?? '').trim().slice(0, 160)}` : `exit ${r.exit}`));
+        e.detail =
+          (r.hung ? 'JSch hung (no keepalive) until its socket was killed: ' : '') +
+          (r.message ??
+            (failed
+              ? `${String(failed.command).split(' ')[0]} exit ${failed.exit}: ${String(failed.stderr ?? '')
+                  .trim()
+                  .slice(0, 160)}`
+              : `exit ${r.exit}`));
       }
       await new Promise((res) => setTimeout(res, 500));
     }
@@ -183,9 +190,7 @@ export class Workload {
 
   /** The first success started at or after `from` on a node other than `not`. */
   firstSuccess(from: number, not: string | null): Execution | null {
-    const found = this.executions
-      .filter((e) => e.ok && e.t0 >= from && e.node !== not && e.t1 !== null && (e.kind === 'short' || e.kind === 'long'))
-      .sort((a, b) => a.t1! - b.t1!);
+    const found = this.executions.filter((e) => e.ok && e.t0 >= from && e.node !== not && e.t1 !== null && (e.kind === 'short' || e.kind === 'long')).sort((a, b) => a.t1! - b.t1!);
     return found[0] ?? null;
   }
 }

@@ -13,11 +13,7 @@
  * A resigned key is no candidate: the next oldest candidate leads, with a larger token.
  * Words this version does not know are read as a candidate (an older node's value).
  */
-export type ElectionMark =
-  | { kind: 'candidate' }
-  | { kind: 'handover' }
-  | { kind: 'ready'; handoverId: string }
-  | { kind: 'resigned'; holdsVip: boolean };
+export type ElectionMark = { kind: 'candidate' } | { kind: 'handover' } | { kind: 'ready'; handoverId: string } | { kind: 'resigned'; holdsVip: boolean };
 
 export interface ElectionValue {
   /** Empty when the value did not name a node (the key's name says it then). */

@@ -188,10 +188,7 @@ export class DrainController implements Leadership {
       ...state,
       role: 'draining',
       since: this.since ?? state.since,
-      reason:
-        this.phase === 'draining'
-          ? `draining: ${running} command${running === 1 ? '' : 's'} still running`
-          : 'drained: leadership release pending',
+      reason: this.phase === 'draining' ? `draining: ${running} command${running === 1 ? '' : 's'} still running` : 'drained: leadership release pending',
     };
   }
 
@@ -307,10 +304,13 @@ export class DrainController implements Leadership {
   /** Strict (and single-node) drains: look at the running commands until the drain can end. */
   private startStrictPolling(): void {
     this.clearTimers();
-    this.poll = setInterval(() => {
-      if (this.options.running() === 0) void this.finish('no command running');
-      else if (this.canHandOver()) void this.finish('handover');
-    }, Math.min(this.options.pollMs ?? 200, DRAIN_POLL_MS));
+    this.poll = setInterval(
+      () => {
+        if (this.options.running() === 0) void this.finish('no command running');
+        else if (this.canHandOver()) void this.finish('handover');
+      },
+      Math.min(this.options.pollMs ?? 200, DRAIN_POLL_MS),
+    );
     this.poll.unref();
     const left = Math.max(0, (this.deadline ?? Date.now()) - Date.now());
     this.timer = setTimeout(() => void this.finish(DRAIN_TIMEOUT), left);

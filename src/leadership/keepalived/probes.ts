@@ -71,4 +71,3 @@ export function hostProbes(cluster: Cluster): VrrpProbes {
     },
   };
 }
-

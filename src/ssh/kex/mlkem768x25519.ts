@@ -45,8 +45,7 @@ export interface ServerResponse {
 
 /** Server side: answers the client's C_INIT with S_REPLY and the shared secret K. */
 export function serverRespond(clientInit: Uint8Array, randomness?: ServerRandomness): ServerResponse {
-  if (clientInit.length !== CLIENT_INIT_BYTES)
-    throw new HybridKexError(`client key share is ${clientInit.length} bytes, expected ${CLIENT_INIT_BYTES}`);
+  if (clientInit.length !== CLIENT_INIT_BYTES) throw new HybridKexError(`client key share is ${clientInit.length} bytes, expected ${CLIENT_INIT_BYTES}`);
   const clientMlkemPublic = clientInit.subarray(0, MLKEM_PUBLIC_BYTES);
   const clientX25519Public = clientInit.subarray(MLKEM_PUBLIC_BYTES);
 
@@ -79,8 +78,7 @@ export function clientStart(randomness?: ClientRandomness): ClientHandshake {
   return {
     init: Buffer.concat([kem.publicKey, ours.publicRaw]),
     finish(serverReply) {
-      if (serverReply.length !== SERVER_REPLY_BYTES)
-        throw new HybridKexError(`server key share is ${serverReply.length} bytes, expected ${SERVER_REPLY_BYTES}`);
+      if (serverReply.length !== SERVER_REPLY_BYTES) throw new HybridKexError(`server key share is ${serverReply.length} bytes, expected ${SERVER_REPLY_BYTES}`);
       // ML-KEM decapsulation never fails: a corrupted ciphertext yields an unrelated
       // secret (implicit rejection), so the server's signature over H will not verify.
       const post = ml_kem768.decapsulate(serverReply.subarray(0, MLKEM_CIPHERTEXT_BYTES), kem.secretKey);

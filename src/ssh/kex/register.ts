@@ -16,8 +16,7 @@ export function registerPostQuantumKex(): void {
   if (registered) return;
   const require = createRequire(import.meta.url);
   const kex = require('ssh2/lib/protocol/kex.js') as Partial<Ssh2KexModule>;
-  if (typeof kex.registerHybridKex !== 'function')
-    throw new Error('ssh2 lacks execgate\'s hybrid kex hook: patches/ssh2+1.17.0.patch was not applied (run npm ci)');
+  if (typeof kex.registerHybridKex !== 'function') throw new Error("ssh2 lacks execgate's hybrid kex hook: patches/ssh2+1.17.0.patch was not applied (run npm ci)");
   kex.registerHybridKex(MLKEM768X25519_SHA256, { hashName: 'sha256', serverRespond, clientStart });
   registered = true;
 }
