@@ -2,7 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { describe, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { jschClasspath } from './jschBuild.js';
+import { jschClasspath } from '../../deploy/lab/netns/jschBuild.js';
 
 export interface RunResult {
   code: number | null;

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { counted, fakeChannel, makePipeline, request, type Fakes } from './command-fakes.js';
+import { counted, fakeChannel, makePipeline, request, type Fakes } from '../helpers/commandFakes.js';
 import type { RunOnceDecision } from '../../src/runonce/coordinator.js';
 
 /** Runs one request to its end; returns how the channel ended. */

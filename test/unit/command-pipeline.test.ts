@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { counted, fakeChannel, makePipeline, request } from './command-fakes.js';
+import { counted, fakeChannel, makePipeline, request } from '../helpers/commandFakes.js';
 import { spawnFailedOutcome } from '../../src/exec/runner.js';
 import { ClientEnvironment } from '../../src/command/clientEnvironment.js';
 import { planCommand } from '../../src/command/plan.js';

@@ -8,7 +8,7 @@ import type { CommandHandle, CommandOutcome, CommandSpec } from '../../src/exec/
 import { ExecutionPipeline, type ExecutionServices } from '../../src/command/pipeline.js';
 import type { RunOnceDecider } from '../../src/command/admission.js';
 import type { CommandChannel, CommandControl, CommandKind, CommandRequest, PtySize } from '../../src/command/request.js';
-import { FakeLeadership } from '../helpers/fakeLeadership.js';
+import { FakeLeadership } from './fakeLeadership.js';
 
 /** A process that exits when the test says so (or at once with `autoExit`). */
 export class FakeCommand implements CommandHandle {
