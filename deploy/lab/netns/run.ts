@@ -1,20 +1,15 @@
 /**
- * npm run lab -- --topology <vrrp|vrrp-etcd|haproxy-etcd|all> [--scenario NAME[,NAME]|all] [--repeat N]
- *                [--ttl SECONDS] [--handover fast|strict] [--drain-load long|short] [--prefix P] [--keep-dir]
- *
- * Builds the lab once per topology, runs the scenarios N times each, prints every
- * check and a table of figures, writes artifacts/failover-<time>.json, and always
- * tears down (also on SIGINT/SIGTERM and on failure). Exit 1 when a check failed.
- * --handover sets leadership.handover in the etcd topologies' cluster file (default fast).
- * --drain-load short runs drain and rolling with 4-10 s commands instead of 10-30 s (CI does).
- * --keep-dir keeps the run's directory with logs/ (process output, each gateway's ledger
- * and audit files) and results.json.
+ * npm run lab -- [options] (USAGE below): builds the lab once per topology, runs the
+ * scenarios N times each, prints every check and a table of figures, writes
+ * artifacts/failover-<time>.json, and always tears down (also on SIGINT/SIGTERM and on
+ * failure). The whole command line is checked before anything is built.
  */
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { FailoverLab } from './lab.js';
 import { ROOT, prerequisites } from './paths.js';
 import { HANDOVERS, LAB_DEFAULT_TTL_SECONDS, TOPOLOGIES, type Handover, type Topology } from './topology.js';
-import { runScenario, scenariosFor, type ScenarioResult } from './scenarios.js';
+import { SCENARIOS, runScenario, scenariosFor, type ScenarioResult } from './scenarios.js';
 import { DRAIN_LOADS, type DrainLoadName } from './workload.js';
 import { describe, figures, table, writeArtifacts, writeResults } from './report.js';
 
@@ -73,37 +68,77 @@ export async function runTopology(o: RunOptions): Promise<ScenarioResult[]> {
   return results;
 }
 
-function parseArgs(argv: string[]): Record<string, string | boolean> {
-  const out: Record<string, string | boolean> = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}`);
-    const [k, v] = a.slice(2).split('=', 2) as [string, string | undefined];
-    if (v !== undefined) out[k] = v;
-    else if (argv[i + 1] !== undefined && !argv[i + 1]!.startsWith('--')) out[k] = argv[++i]!;
-    else out[k] = true;
+export const USAGE = `Usage: npm run lab -- [options]
+  --topology T        vrrp, vrrp-etcd, haproxy-etcd or all (default vrrp)
+  --scenario A[,B]    scenarios to run, or all (default all): ${SCENARIOS.map((s) => s.name).join(', ')}
+  --repeat N          run every scenario N times (default 1)
+  --ttl SECONDS       the etcd lease (default ${LAB_DEFAULT_TTL_SECONDS})
+  --handover H        leadership.handover of the etcd topologies: ${HANDOVERS.join(' or ')} (default fast)
+  --drain-load L      the drain and rolling workload: long (10-30 s commands, the figures) or short (4-10 s, CI)
+  --prefix P          namespace name prefix
+  --keep-dir          keep the run's directory: logs/ (process output, ledgers, audit files) and results.json
+  -h, --help          this text
+Exit status: 0 every check passed, 1 a check failed, 2 usage or a missing prerequisite.
+`;
+
+/** The command line, checked in full before a lab is built. */
+export function parseRunArgs(argv: string[]): (Omit<RunOptions, 'topology'> & { topologies: Topology[] }) | 'help' {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        topology: { type: 'string', default: 'vrrp' },
+        scenario: { type: 'string', default: 'all' },
+        repeat: { type: 'string', default: '1' },
+        ttl: { type: 'string' },
+        handover: { type: 'string', default: 'fast' },
+        'drain-load': { type: 'string', default: 'long' },
+        prefix: { type: 'string' },
+        'keep-dir': { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }));
+  } catch (err) {
+    throw new Error((err as Error).message.replace(/\. To specify a positional argument.*$/s, ''), { cause: err });
   }
-  return out;
+  if (values.help) return 'help';
+  const topologies = values.topology === 'all' ? TOPOLOGIES : [values.topology as Topology];
+  if (!topologies.every((t) => TOPOLOGIES.includes(t))) throw new Error(`--topology must be one of ${TOPOLOGIES.join(', ')} or all, not ${values.topology}`);
+  const scenarios = values.scenario === 'all' ? 'all' : values.scenario.split(',');
+  if (scenarios !== 'all') for (const t of topologies) scenariosFor(t, scenarios); // throws on an unknown name
+  const repeat = Number(values.repeat);
+  if (!Number.isInteger(repeat) || repeat < 1) throw new Error(`--repeat must be a whole number of at least 1, not ${values.repeat}`);
+  const ttlSeconds = values.ttl === undefined ? LAB_DEFAULT_TTL_SECONDS : Number(values.ttl);
+  if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1) throw new Error(`--ttl must be a whole number of seconds, not ${values.ttl}`);
+  const handover = values.handover as Handover;
+  if (!HANDOVERS.includes(handover)) throw new Error(`--handover must be one of ${HANDOVERS.join(', ')} (leadership.handover of the etcd topologies), not ${values.handover}`);
+  const drainLoad = values['drain-load'];
+  if (!Object.hasOwn(DRAIN_LOADS, drainLoad)) throw new Error(`--drain-load must be one of ${Object.keys(DRAIN_LOADS).join(', ')} (the drain and rolling workload), not ${drainLoad}`);
+  return { topologies, scenarios, repeat, ttlSeconds, handover, drainLoad: drainLoad as DrainLoadName, prefix: values.prefix, keepDir: values['keep-dir'] };
 }
 
 async function main(): Promise<number> {
-  const args = parseArgs(process.argv.slice(2));
-  const topo = String(args.topology ?? 'vrrp');
-  const topologies = topo === 'all' ? TOPOLOGIES : [topo as Topology];
-  if (!topologies.every((t) => TOPOLOGIES.includes(t))) throw new Error(`--topology must be one of ${TOPOLOGIES.join(', ')} or all`);
-  const scenarios = args.scenario === undefined || args.scenario === 'all' ? 'all' : String(args.scenario).split(',');
-  const repeat = Number(args.repeat ?? 1);
-  if (!Number.isInteger(repeat) || repeat < 1) throw new Error(`--repeat must be a whole number of at least 1, not ${String(args.repeat)}`);
-  const handover = String(args.handover ?? 'fast') as Handover;
-  if (!HANDOVERS.includes(handover)) throw new Error(`--handover must be one of ${HANDOVERS.join(', ')} (leadership.handover of the etcd topologies), not ${String(args.handover)}`);
-  const drainLoad = String(args['drain-load'] ?? 'long');
-  if (!Object.hasOwn(DRAIN_LOADS, drainLoad)) throw new Error(`--drain-load must be one of ${Object.keys(DRAIN_LOADS).join(', ')} (the drain and rolling workload), not ${drainLoad}`);
+  let parsed: ReturnType<typeof parseRunArgs>;
+  try {
+    parsed = parseRunArgs(process.argv.slice(2));
+  } catch (err) {
+    console.error(`lab: ${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (parsed === 'help') {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const { topologies, ...options } = parsed;
   let stopping = false;
   const onSignal = (sig: NodeJS.Signals) => {
     if (stopping) return;
     stopping = true;
     console.error(`\n${sig}: tearing the lab down`);
-    void Promise.all([...liveLabs].map((l) => l.teardown(Boolean(args['keep-dir'])))).finally(() => process.exit(130));
+    void Promise.all([...liveLabs].map((l) => l.teardown(options.keepDir))).finally(() => process.exit(130));
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -114,19 +149,7 @@ async function main(): Promise<number> {
       console.error(`lab ${t}: missing ${missing.join(', ')}`);
       return 2;
     }
-    all.push(
-      ...(await runTopology({
-        topology: t,
-        scenarios,
-        repeat,
-        ttlSeconds: args.ttl ? Number(args.ttl) : LAB_DEFAULT_TTL_SECONDS,
-        handover,
-        drainLoad: drainLoad as DrainLoadName,
-        prefix: typeof args.prefix === 'string' ? args.prefix : undefined,
-        keepDir: Boolean(args['keep-dir']),
-        onBuilt: () => console.log('LAB-BUILT'),
-      })),
-    );
+    all.push(...(await runTopology({ ...options, topology: t, onBuilt: () => console.log('LAB-BUILT') })));
   }
   console.log(`\n${table(figures(all))}`);
   const file = writeArtifacts(ROOT, `failover-${new Date().toISOString().replace(/[:.]/g, '-')}.json`, all);
