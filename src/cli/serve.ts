@@ -6,7 +6,6 @@ import { prepareEmbeddedSetup, writeKnownHosts } from '../bootstrap/stateDir.js'
 import { loadHostKeys } from '../ssh/hostKeys.js';
 import { resolveServerToken } from '../http/token.js';
 import { envAllowList } from '../exec/environment.js';
-import { startGateway } from '../gateway.js';
 import { errors } from '../errors.js';
 import { EXIT_FAILURE, EXIT_OK } from '../exitCodes.js';
 import { VERSION } from '../version.js';
@@ -66,6 +65,8 @@ export const serve: Verb = {
       process.stdout.write('config OK\n');
       return;
     }
+    // Loaded here, not at the top: every other verb and --help start without the gateway's modules.
+    const { startGateway } = await import('../gateway.js');
     const gateway = await startGateway(start.config, start.cluster);
     if (hint) {
       const page = gateway.httpAddress ? `Status page: http://${gateway.httpAddress.host}:${gateway.httpAddress.port}/  (execgate status | drain | undrain)\n` : '';
