@@ -1,6 +1,6 @@
-import { createRequire } from 'node:module';
 import { registerPostQuantumKex } from './kex/register.js';
 import type { Algorithms, CipherAlgorithm, CompressionAlgorithm, KexAlgorithm, MacAlgorithm, ServerHostKeyAlgorithm } from 'ssh2';
+import { ssh2SupportedAlgorithms } from './ssh2Internals.js';
 
 /**
  * execgate's own SSH algorithm lists, in preference order, instead of ssh2's
@@ -116,9 +116,7 @@ const COMPRESSION = [
 /** ssh2's own list of what this build (OpenSSL, optional native binding) supports. */
 function supported(): { kex: string[]; hostKey: string[]; cipher: string[]; mac: string[] } {
   registerPostQuantumKex();
-  const require = createRequire(import.meta.url);
-  const c = require('ssh2/lib/protocol/constants.js') as Record<string, string[]>;
-  return { kex: c.SUPPORTED_KEX!, hostKey: c.SUPPORTED_SERVER_HOST_KEY!, cipher: c.SUPPORTED_CIPHER!, mac: c.SUPPORTED_MAC! };
+  return ssh2SupportedAlgorithms();
 }
 
 /** The algorithm lists for ssh2.Server, given auth.allowSshRsaSha1. */

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { ssh2CryptoBindingLoaded } from './ssh2Internals.js';
 
 /**
  * Which crypto ssh2 uses for its ciphers and MACs: its native binding
@@ -42,8 +43,7 @@ function probe(): CryptoBackend {
   const pkg = require.resolve('ssh2/package.json');
   const binding = join(dirname(pkg), SSH2_BINDING);
   const base = { binding, node: process.version, abi: process.versions.modules };
-  const { bindingAvailable } = require('ssh2/lib/protocol/crypto.js') as { bindingAvailable: boolean };
-  if (bindingAvailable) return { backend: 'native', ...base };
+  if (ssh2CryptoBindingLoaded()) return { backend: 'native', ...base };
   // ssh2 swallowed the error: load the same file again to learn it (a failed load is not cached).
   let error: string;
   if (!existsSync(binding)) {

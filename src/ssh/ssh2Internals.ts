@@ -1,8 +1,9 @@
+import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import type { Connection, ServerChannel, ServerConfig } from 'ssh2';
 
 /**
- * Everything execgate reads or writes inside ssh2 beyond its typed API: private fields,
+ * Everything execgate reads or writes inside ssh2 beyond its typed API: private fields and modules,
  * the methods patches/ssh2+*.patch adds, and the socket ssh2 writes to. An ssh2 upgrade
  * is checked here (and against the markers in ssh2Patch.ts), nowhere else.
  */
@@ -56,4 +57,17 @@ export function coalesceWrites(socket: Socket): void {
     }
     return write(...args);
   }) as typeof socket.write;
+}
+
+const ssh2Require = createRequire(import.meta.url);
+
+/** ssh2's own lists of what this build (OpenSSL, the optional native binding) supports. */
+export function ssh2SupportedAlgorithms(): { kex: string[]; hostKey: string[]; cipher: string[]; mac: string[] } {
+  const c = ssh2Require('ssh2/lib/protocol/constants.js') as Record<string, string[]>;
+  return { kex: c.SUPPORTED_KEX!, hostKey: c.SUPPORTED_SERVER_HOST_KEY!, cipher: c.SUPPORTED_CIPHER!, mac: c.SUPPORTED_MAC! };
+}
+
+/** Whether ssh2 loaded its native crypto binding (it falls back to JavaScript silently when not). */
+export function ssh2CryptoBindingLoaded(): boolean {
+  return (ssh2Require('ssh2/lib/protocol/crypto.js') as { bindingAvailable: boolean }).bindingAvailable;
 }
