@@ -5,7 +5,8 @@ import type { Connection, ServerChannel, ServerConfig } from 'ssh2';
 /**
  * Everything execgate reads or writes inside ssh2 beyond its typed API: private fields and modules,
  * the methods patches/ssh2+*.patch adds, and the socket ssh2 writes to. An ssh2 upgrade
- * is checked here (and against the markers in ssh2Patch.ts), nowhere else.
+ * is checked here, against the markers in ssh2Patch.ts, and in kex/register.ts (which
+ * plugs the post-quantum key exchange into ssh2's kex module).
  */
 
 /** The server options the typings lack (read by patches/ssh2+*.patch). */
