@@ -4,6 +4,7 @@ import { execa } from 'execa';
 import { signalGroup, type GroupKillResult } from './processGroup.js';
 import { CommandCgroup } from './cgroup.js';
 import { TreeKiller } from './treeKiller.js';
+import { EXIT_CANNOT_RUN } from '../exitCodes.js';
 
 export interface CommandSpec {
   file: string;
@@ -24,8 +25,6 @@ export interface CommandStreams {
 }
 
 export type CommandResult = 'completed' | 'killed' | 'spawn-failed';
-
-import { EXIT_CANNOT_RUN } from '../exitCodes.js';
 
 export interface CommandOutcome {
   result: CommandResult;
