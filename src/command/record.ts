@@ -1,7 +1,7 @@
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { AuditEndFields, AuditStartFields } from '../audit/auditLog.js';
-import type { CommandHandle, CommandOutcome } from '../exec/runner.js';
+import { spawnFailedOutcome, type CommandHandle, type CommandOutcome } from '../exec/runner.js';
 import { EXIT_TEMPFAIL } from '../exitCodes.js';
 import { isoTime } from '../time.js';
 import { clientLabel, commandLineOf, type CommandRequest } from './request.js';
@@ -15,21 +15,8 @@ export interface RecordPorts {
 /** An end record's outcome: a command's, or a refusal's or run-once answer's (result "refused:<why>", "runonce:<outcome>"). */
 type EndOutcome = Omit<CommandOutcome, 'result'> & { result: string };
 
-/** Nothing ran: no process, no bytes. */
-const nothingRan = (result: string, status: number, error: string | null, startedAt: number): EndOutcome => ({
-  result,
-  status,
-  exitCode: null,
-  signal: null,
-  killReason: null,
-  error,
-  pid: null,
-  startedAt,
-  endedAt: Date.now(),
-  stdoutBytes: 0,
-  stderrBytes: 0,
-  leftoversKilled: 0,
-});
+/** Nothing ran: no process, no bytes (a refusal, or a run-once answer). */
+const nothingRan = (result: string, status: number, error: string | null, startedAt: number): EndOutcome => ({ ...spawnFailedOutcome(error ?? '', startedAt), result, status, error });
 
 /** The metrics, log lines and audit records of one command, from its refusal or start to its end. */
 export class CommandRecord {
