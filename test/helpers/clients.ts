@@ -12,26 +12,13 @@ export interface RunResult {
   stderrBytes: Buffer;
 }
 
+/** An OpenSSH client that uses only this key, never prompts and trusts a test server's new host key. */
+export function batchKeyArgs(key: string): string[] {
+  return ['-i', key, '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null'];
+}
+
 export function sshArgs(port: number, key: string, extra: string[] = []): string[] {
-  return [
-    '-i',
-    key,
-    '-o',
-    'IdentitiesOnly=yes',
-    '-o',
-    'BatchMode=yes',
-    '-o',
-    'StrictHostKeyChecking=no',
-    '-o',
-    'UserKnownHostsFile=/dev/null',
-    '-o',
-    'LogLevel=ERROR',
-    '-o',
-    'ConnectTimeout=10',
-    '-p',
-    String(port),
-    ...extra,
-  ];
+  return [...batchKeyArgs(key), '-o', 'LogLevel=ERROR', '-o', 'ConnectTimeout=10', '-p', String(port), ...extra];
 }
 
 /** Runs a process to completion, collecting stdout as bytes. */

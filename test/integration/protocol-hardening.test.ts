@@ -6,7 +6,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
 import ssh2, { type ConnectConfig } from 'ssh2';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
-import { run, sshArgs } from '../helpers/clients.js';
+import { batchKeyArgs, run, sshArgs } from '../helpers/clients.js';
 import { execOn } from '../helpers/ssh2Client.js';
 import { sleep } from '../helpers/proc.js';
 import { until } from '../helpers/until.js';
@@ -43,21 +43,7 @@ function ssh2Session(config: ConnectConfig, prepare?: (client: ssh2.Client) => v
 }
 
 /** OpenSSH arguments without LogLevel=ERROR, so the client's own error lines show. */
-const verboseSshArgs = (port: number, key: string, extra: string[] = []) => [
-  '-i',
-  key,
-  '-o',
-  'IdentitiesOnly=yes',
-  '-o',
-  'BatchMode=yes',
-  '-o',
-  'StrictHostKeyChecking=no',
-  '-o',
-  'UserKnownHostsFile=/dev/null',
-  '-p',
-  String(port),
-  ...extra,
-];
+const verboseSshArgs = (port: number, key: string, extra: string[] = []) => [...batchKeyArgs(key), '-p', String(port), ...extra];
 
 /** ssh2's client internals a test reaches into: the EXT_INFO handler. */
 type ExtInfoHandler = (p: unknown, exts: Array<{ name: string; algs?: string[] }>) => void;
