@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { admissionViolations, fencingOverlaps, overlappingOldCommands, type TokenRun } from '../../deploy/lab/netns/checks.js';
+import { admissionViolations, auditAccounting, fencingOverlaps, overlappingOldCommands, type AuditLine, type LedgerLine, type TokenRun } from '../../deploy/lab/netns/checks.js';
 import { waitedForLead, type Execution } from '../../deploy/lab/netns/workload.js';
 
 /**
@@ -48,5 +48,34 @@ describe('failover lab: time a new command waited for the lead', () => {
   it('has no figure without a baseline or without commands in the window', () => {
     expect(waitedForLead([short(1000, 50)], 500, 1000, 2000).medianMs).toBeNull();
     expect(waitedForLead([short(0, 50)], 500, 1000, 2000)).toEqual({ baselineMs: 50, medianMs: null, maxMs: null, samples: 0 });
+  });
+});
+
+describe('failover lab: the audit accounts for every execution', () => {
+  const ledger = (execid: string, node: string, start: number, end: number): LedgerLine => ({ execid, node, token: '3', start, end });
+  const audit = (execid: string, node: string, result: string): AuditLine => ({ node, rdJobExecId: execid, token: '3', start: 0, end: 0, result, command: 'sh -c x', exitStatus: 0 });
+  const client = (execid: string, ok: boolean): Execution => ({ execid, kind: 'short', t0: 0, t1: 1, ok, node: 'gw1', token: '3', code: ok ? 0 : null, detail: '' });
+
+  it('a command its gateway died under is accounted for by the "lost" record of the restarted gateway', () => {
+    const c = auditAccounting([ledger('a', 'gw1', 0, 5000)], [audit('a', 'gw1', 'lost')], [client('a', false)], new Map([['gw1', [100]]]));
+    expect(c.ok).toBe(true);
+    expect(c.detail).toContain('1 ended "lost"');
+  });
+
+  it('a ledger line with no audit record at all fails, named', () => {
+    const c = auditAccounting([ledger('a', 'gw1', 0, 5000)], [], [client('a', false)], new Map());
+    expect(c.ok).toBe(false);
+    expect(c.detail).toBe('1 ledger lines without audit: a@gw1');
+  });
+
+  it('"lost" does not excuse a run whose client saw success, nor a record of another node', () => {
+    expect(auditAccounting([ledger('a', 'gw1', 0, 50)], [audit('a', 'gw1', 'lost')], [client('a', true)], new Map()).ok).toBe(false);
+    expect(auditAccounting([ledger('a', 'gw1', 0, 50)], [audit('a', 'gw2', 'lost')], [client('a', false)], new Map()).ok).toBe(false);
+  });
+
+  it('before any restart, a command that ended just before its gateway died is counted, not failed', () => {
+    const deaths = new Map([['gw1', [1500]]]);
+    expect(auditAccounting([ledger('a', 'gw1', 0, 1000)], [], [client('a', false)], deaths).ok).toBe(true);
+    expect(auditAccounting([ledger('a', 'gw1', 0, 1000)], [], [client('a', false)], new Map([['gw1', [4000]]])).ok).toBe(false);
   });
 });

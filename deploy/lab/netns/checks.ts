@@ -229,24 +229,8 @@ export function runChecks(input: CheckInput): { checks: Check[]; overlaps: numbe
   checks.push({ name: 'no command survives its former leader', ok: leftovers.length === 0, detail: leftovers.length ? leftovers.join('; ') : 'none left on non-leaders' });
 
   // 5. The audit logs account for every execution that ran (every ledger line has its audit record).
-  // A command that finished while its gateway was being killed (SIGKILL, host loss) has no
-  // audit line: execgate writes it when the command ends. Those are counted, not failed,
-  // when the client saw a failure and the gateway died within 2 s of the command's end.
-  const diedSoonAfter = (node: string, t: number) => lab.gw(node).roles.some((r) => r.role === 'dead' && r.t >= t - 50 && r.t <= t + 2000);
-  const unaudited = ledgers.filter((l) => !audits.some((a) => a.rdJobExecId === l.execid && a.node === l.node && ran(a)));
-  const excused = unaudited.filter((l) => diedSoonAfter(l.node, l.end) && !executions.some((e) => e.execid === l.execid && e.ok));
-  const missing = unaudited.filter((l) => !excused.includes(l));
-  checks.push({
-    name: 'audit accounts for every execution',
-    ok: missing.length === 0,
-    detail:
-      (missing.length
-        ? `${missing.length} ledger lines without audit: ${missing
-            .slice(0, 3)
-            .map((l) => `${l.execid}@${l.node}`)
-            .join(' ')}`
-        : `${ledgers.length - excused.length} ledger lines audited`) + (excused.length ? `; ${excused.length} ended as their gateway was killed (no audit line; the client saw a failure)` : ''),
-  });
+  const deaths = new Map(lab.gateways.map((g) => [g.name, g.roles.filter((r) => r.role === 'dead').map((r) => r.t)]));
+  checks.push(auditAccounting(ledgers, audits, executions, deaths));
 
   for (const w of input.quietWindows ?? []) {
     const during = audits.filter((a) => ran(a) && a.start >= w.from && a.start < w.to);
@@ -262,6 +246,34 @@ export function runChecks(input: CheckInput): { checks: Check[]; overlaps: numbe
     });
   }
   return { checks, overlaps, overlapMs };
+}
+
+/**
+ * Every ledger line (a command that ran) needs an audit record of its run on that node. A
+ * command running when its gateway was killed (SIGKILL, host loss) has no end record from that
+ * gateway; the restarted gateway's recovery ends its start record with result "lost", which
+ * accounts for it when the client saw a failure. Until that restart, a command that ended within
+ * 2 s before its gateway died (`deaths`: when each node's execgate was seen dead) is counted, not
+ * failed, likewise.
+ */
+export function auditAccounting(ledgers: LedgerLine[], audits: AuditLine[], executions: Execution[], deaths: Map<string, number[]>): Check {
+  const seenOk = (execid: string) => executions.some((e) => e.execid === execid && e.ok);
+  const diedSoonAfter = (node: string, t: number) => (deaths.get(node) ?? []).some((d) => d >= t - 50 && d <= t + 2000);
+  const unaudited = ledgers.filter((l) => !audits.some((a) => a.rdJobExecId === l.execid && a.node === l.node && ran(a)));
+  const lost = unaudited.filter((l) => !seenOk(l.execid) && audits.some((a) => a.rdJobExecId === l.execid && a.node === l.node && a.result === 'lost'));
+  const excused = unaudited.filter((l) => !lost.includes(l) && !seenOk(l.execid) && diedSoonAfter(l.node, l.end));
+  const missing = unaudited.filter((l) => !lost.includes(l) && !excused.includes(l));
+  const notes = [
+    lost.length ? `${lost.length} ended "lost" by the restarted gateway (its predecessor died while they ran; the client saw a failure)` : '',
+    excused.length ? `${excused.length} ended as their gateway was killed (no audit line yet; the client saw a failure)` : '',
+  ].filter(Boolean);
+  const head = missing.length
+    ? `${missing.length} ledger lines without audit: ${missing
+        .slice(0, 3)
+        .map((l) => `${l.execid}@${l.node}`)
+        .join(' ')}`
+    : `${ledgers.length - lost.length - excused.length} ledger lines audited`;
+  return { name: 'audit accounts for every execution', ok: missing.length === 0, detail: head + (notes.length ? `; ${notes.join('; ')}` : '') };
 }
 
 /** Time with two or more leaders at once (from execgate's own role log), within [from, to]. */
