@@ -66,6 +66,8 @@ export const errors = {
   clusterNodeUnknown: (node: string, source: string, nodes?: string[], advice?: string) =>
     new ExecgateError('EG_CLUSTER_NODE', `node "${node}" is not in ${source}${advice ? ` (${advice})` : ''}${nodes ? `; its nodes are: ${nodes.join(', ')}` : ''}`),
   renderRefused: (target: string, source: string, problems: string[]) => new ExecgateError('EG_RENDER_REFUSED', `cannot render ${target} from ${source}: ${problems.join('; ')}`),
+  etcdTlsFile: (key: string, path: string, problem: string) => new ExecgateError('EG_ETCD_TLS_FILE', `${key}: ${path} ${problem}`),
+  etcdPasswordFile: (key: string, path: string, problem: string) => new ExecgateError('EG_ETCD_PASSWORD_FILE', `${key}: ${path} ${problem}`),
   leadershipEtcdMissing: () => new ExecgateError('EG_LEADERSHIP_SOURCE', 'leadership.source "etcd" needs leadership.etcd (endpoints, ttlSeconds, marginSeconds)'),
   leadershipVrrpNeedsCluster: () => new ExecgateError('EG_LEADERSHIP_SOURCE', 'leadership.source "vrrp" needs a cluster file (serve --cluster FILE --node NAME)'),
   leadershipSourceUnavailable: (source: string) => new ExecgateError('EG_LEADERSHIP_SOURCE', `leadership.source "${source}" is not available in this build`),

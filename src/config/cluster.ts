@@ -1,6 +1,7 @@
 import { posix } from 'node:path';
 import { z } from 'zod';
 import { configSchema } from './schema.js';
+import { etcdConnectionShape } from './etcdConnection.js';
 
 /**
  * One cluster file describes every node; `execgate serve --cluster FILE --node NAME`
@@ -28,7 +29,7 @@ export const clusterNodeSchema = z.strictObject({
 });
 
 export const etcdSettingsSchema = z.strictObject({
-  endpoints: z.array(z.url()).min(1, 'list at least one etcd client URL'),
+  ...etcdConnectionShape,
   /** Requested lease TTL; etcd may grant more (read the granted TTL). */
   ttlSeconds: z.number().min(1).default(5),
   /** The leader fences itself this long before its lease could expire. */

@@ -3,10 +3,15 @@ import { clusterSchema, type Cluster } from './cluster.js';
 import { describeIssues, parseConfig, readYamlFile } from './load.js';
 import type { Config } from './schema.js';
 import { errors } from '../errors.js';
+import { etcdConnectionProblems } from './etcdConnection.js';
+
+const etcdConnectionOf = (e: NonNullable<Cluster['leadership']['etcd']>) => ({ endpoints: e.endpoints, tls: e.tls, auth: e.auth, insecure: e.insecure });
 
 /** Cross-field rules zod cannot express per field; each message names the field. */
 export function clusterProblems(cluster: Cluster): string[] {
   const problems: string[] = [];
+  if (cluster.leadership.etcd) problems.push(...etcdConnectionProblems(cluster.leadership.etcd, 'leadership.etcd'));
+  if (cluster.gateway.runOnce.etcd) problems.push(...etcdConnectionProblems(cluster.gateway.runOnce.etcd, 'gateway.runOnce.etcd'));
   const seen = new Map<string, number>();
   cluster.nodes.forEach((n, i) => {
     if (seen.has(n.name)) problems.push(`nodes.${i}.name: "${n.name}" is used by nodes.${seen.get(n.name)} too; node names must be unique`);
@@ -122,7 +127,7 @@ export function nodeConfigFromCluster(cluster: Cluster, nodeName: string, source
       // Run-once claims go to the leadership etcd unless the file names another.
       runOnce:
         cluster.gateway.runOnce.enabled && !cluster.gateway.runOnce.etcd && cluster.leadership.etcd
-          ? { ...cluster.gateway.runOnce, etcd: { endpoints: cluster.leadership.etcd.endpoints, prefix: `${cluster.leadership.etcd.prefix}/${cluster.cluster}/run-once` } }
+          ? { ...cluster.gateway.runOnce, etcd: { ...etcdConnectionOf(cluster.leadership.etcd), prefix: `${cluster.leadership.etcd.prefix}/${cluster.cluster}/run-once` } }
           : cluster.gateway.runOnce,
     },
     source,

@@ -3,6 +3,7 @@ import { dirname, resolve, isAbsolute } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type Config } from './schema.js';
+import { etcdConnectionProblems } from './etcdConnection.js';
 import { errors } from '../errors.js';
 
 /** Turns zod issues into "key.path: what was expected" lines an operator can act on. */
@@ -23,6 +24,8 @@ export function parseConfig(raw: unknown, source: string, baseDir: string): Conf
   if (result.data.runOnce.enabled && !result.data.runOnce.etcd) {
     throw errors.configInvalid(source, ['runOnce.etcd: required when runOnce.enabled is true (claims live in etcd; run-once never runs unguarded); in a cluster file the leadership etcd is used']);
   }
+  const etcdProblems = result.data.runOnce.etcd ? etcdConnectionProblems(result.data.runOnce.etcd, 'runOnce.etcd') : [];
+  if (etcdProblems.length) throw errors.configInvalid(source, etcdProblems);
   return resolvePaths(result.data, baseDir);
 }
 

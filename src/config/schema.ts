@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { authorizedKeysPathProblem } from '../ssh/keysPath.js';
+import { etcdConnectionShape } from './etcdConnection.js';
 
 /** authorizedKeys: a path, with only the tokens %u, %h and %%. */
 const authorizedKeysPath = z
@@ -166,7 +167,7 @@ export const configSchema = z.strictObject({
       enabled: z.boolean().default(false),
       etcd: z
         .strictObject({
-          endpoints: z.array(z.url()).min(1, 'list at least one etcd client URL'),
+          ...etcdConnectionShape,
           prefix: z.string().startsWith('/').default('/execgate/run-once'),
         })
         .optional(),

@@ -11,50 +11,132 @@
 
 import { ETCD_ERRORS, EtcdResponseError, EtcdUnavailableError, type EtcdKeyValue, type LeaseGrant, type Txn, type TxnResult } from './api.js';
 import { byCreateRevision, EtcdApiWithHelpers } from './helpers.js';
+import { describeTlsFailure, tlsFetch, type EtcdFetch, type EtcdTlsMaterial } from './tls.js';
 import { b64, decodeTxnResponse, encodeTxn, parseKv, prefixRangeEnd, type RawKv, type RawTxnResponse } from './wire.js';
 
 // Callers that know only the client import these from here.
 export * from './api.js';
 export { prefixRangeEnd } from './wire.js';
 
+export interface EtcdAuth {
+  user: string;
+  /** Read again when etcd refuses it, so a rotated password file takes effect without a restart. */
+  password: () => string;
+  /** The config key, e.g. "leadership.etcd.auth" (named in errors). */
+  key: string;
+  passwordFile: string;
+}
+
 export interface EtcdClientOptions {
   endpoints: string[];
   /** Per-request timeout. */
   requestTimeoutMs: number;
-  fetch?: typeof fetch;
+  /** Mutual TLS (https endpoints): the transport, and the files to name when a handshake fails. */
+  tls?: EtcdTlsMaterial;
+  /** etcd's authentication: a token from /v3/auth/authenticate on every request. */
+  auth?: EtcdAuth;
+  fetch?: EtcdFetch;
 }
+
+/** etcd refused the auth token (expired simple token, or none sent): log in again once. */
+const TOKEN_REFUSED = /invalid auth token|user name is empty|auth token is expired/i;
 
 export class EtcdClient extends EtcdApiWithHelpers {
   private preferred = 0;
   private readonly endpoints: string[];
-  private readonly fetchImpl: typeof fetch;
+  private readonly fetchImpl: EtcdFetch;
+  private readonly closeTransport: () => void;
+  /** The current auth token (shared by every request until etcd refuses it). */
+  private token: Promise<string> | null = null;
 
   constructor(private readonly options: EtcdClientOptions) {
     super();
     if (options.endpoints.length === 0) throw new Error('etcd: no endpoints');
     this.endpoints = options.endpoints.map((e) => e.replace(/\/+$/, ''));
-    this.fetchImpl = options.fetch ?? fetch;
+    if (options.fetch) {
+      this.fetchImpl = options.fetch;
+      this.closeTransport = () => {};
+    } else if (options.tls) {
+      const t = tlsFetch(options.tls);
+      this.fetchImpl = t.fetch;
+      this.closeTransport = t.close;
+    } else {
+      this.fetchImpl = fetch;
+      this.closeTransport = () => {};
+    }
+  }
+
+  /** Drops kept-alive connections (a stopping gateway). */
+  close(): void {
+    this.closeTransport();
   }
 
   /** POSTs to the preferred endpoint, failing over to the others on transport errors. */
   async call<T>(path: string, body: unknown): Promise<T> {
+    if (!this.options.auth) return this.post<T>(path, body, undefined);
+    const token = await this.authToken();
+    try {
+      return await this.post<T>(path, body, token);
+    } catch (err) {
+      if (!(err instanceof EtcdResponseError) || !TOKEN_REFUSED.test(err.message)) throw err;
+      // A simple token expires (etcd's --auth-token-ttl, 5 min by default): log in again once.
+      if (this.token && (await this.token.catch(() => null)) === token) this.token = null;
+      return this.post<T>(path, body, await this.authToken());
+    }
+  }
+
+  private authToken(): Promise<string> {
+    if (!this.token) {
+      const p = this.authenticate();
+      this.token = p;
+      p.catch(() => {
+        if (this.token === p) this.token = null;
+      });
+    }
+    return this.token;
+  }
+
+  private async authenticate(): Promise<string> {
+    const auth = this.options.auth!;
+    let r: { token?: string };
+    try {
+      r = await this.post<{ token?: string }>('/v3/auth/authenticate', { name: auth.user, password: auth.password() }, undefined);
+    } catch (err) {
+      if (!(err instanceof EtcdResponseError)) throw err;
+      if (/authentication is not enabled/i.test(err.message)) {
+        throw new EtcdResponseError(err.status, err.grpcCode, `etcd has authentication off, but ${auth.key} is set: enable it with execgate etcd-setup --cluster FILE --apply (${err.message})`);
+      }
+      throw new EtcdResponseError(
+        err.status,
+        err.grpcCode,
+        `etcd refused the login of user "${auth.user}" (${err.message}); check ${auth.key}.passwordFile (${auth.passwordFile}) against the password execgate etcd-setup set`,
+      );
+    }
+    if (!r.token) throw new EtcdResponseError(200, null, 'etcd answered /v3/auth/authenticate without a token');
+    return r.token;
+  }
+
+  private async post<T>(path: string, body: unknown, token: string | undefined): Promise<T> {
     const failures: string[] = [];
     const n = this.endpoints.length;
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    if (token !== undefined) headers.authorization = token;
     for (let attempt = 0; attempt < n; attempt++) {
       const index = (this.preferred + attempt) % n;
       const endpoint = this.endpoints[index]!;
-      let response: Response;
+      let response: Awaited<ReturnType<EtcdFetch>>;
       let text: string;
       try {
         response = await this.fetchImpl(`${endpoint}${path}`, {
           method: 'POST',
-          headers: { 'content-type': 'application/json' },
+          headers,
           body: JSON.stringify(body),
           signal: AbortSignal.timeout(this.options.requestTimeoutMs),
         });
         text = await response.text();
       } catch (err) {
-        failures.push(`${endpoint}: ${describeFetchError(err)}`);
+        const tls = this.options.tls ? describeTlsFailure(err, this.options.tls) : null;
+        failures.push(`${endpoint}: ${tls ?? describeFetchError(err)}`);
         continue;
       }
       if (response.status === 502 || response.status === 503 || response.status === 504) {
@@ -66,7 +148,10 @@ export class EtcdClient extends EtcdApiWithHelpers {
       try {
         parsed = text ? JSON.parse(text.split('\n')[0]!) : {};
       } catch {
-        failures.push(`${endpoint}: not JSON (HTTP ${response.status})`);
+        if (/CommonName of client/i.test(text) && this.options.tls) {
+          // etcd's JSON gateway refuses a client certificate that has a common name.
+          failures.push(`${endpoint}: the member refuses ${this.options.tls.key}.certFile (${this.options.tls.certFile}) because it has a common name (CN); make one without (execgate certs does)`);
+        } else failures.push(`${endpoint}: not JSON (HTTP ${response.status})`);
         continue;
       }
       const obj = parsed as { error?: unknown; message?: string; code?: number; result?: unknown };
@@ -78,7 +163,18 @@ export class EtcdClient extends EtcdApiWithHelpers {
           continue;
         }
         this.preferred = index;
-        throw new EtcdResponseError(response.status, typeof obj.code === 'number' ? obj.code : null, message);
+        const code = typeof obj.code === 'number' ? obj.code : null;
+        if (code === 7 && this.options.auth && path !== '/v3/auth/authenticate') {
+          throw new EtcdResponseError(
+            response.status,
+            code,
+            `${message}: etcd user "${this.options.auth.user}" has no role for these keys; grant it with execgate etcd-setup --cluster FILE --apply`,
+          );
+        }
+        if (!this.options.auth && /user name is empty|permission denied/i.test(message)) {
+          throw new EtcdResponseError(response.status, code, `${message}: etcd has authentication on; set the etcd user in auth (user, passwordFile) of this etcd block`);
+        }
+        throw new EtcdResponseError(response.status, code, message);
       }
       this.preferred = index;
       return parsed as T;

@@ -1,5 +1,7 @@
 import type { Logger } from '../log.js';
-import { EtcdClient, type EtcdApi, type EtcdKeyValue } from '../etcd/client.js';
+import type { EtcdApi, EtcdKeyValue } from '../etcd/client.js';
+import { connectEtcd } from '../etcd/connect.js';
+import type { EtcdConnectionSettings } from '../config/etcdConnection.js';
 import type { Leadership, LeadershipState } from './types.js';
 import { leadershipChanged, StateEmitter } from './stateEmitter.js';
 import { encodeElectionValue } from './handover/codec.js';
@@ -528,8 +530,7 @@ export class EtcdLeadership implements Leadership {
   }
 }
 
-export interface EtcdSettings {
-  endpoints: string[];
+export interface EtcdSettings extends EtcdConnectionSettings {
   ttlSeconds: number;
   marginSeconds: number;
   prefix: string;
@@ -544,7 +545,7 @@ export function createEtcdLeadership(node: string, cluster: string, settings: Et
     prefix: settings.prefix,
     ttlSeconds: settings.ttlSeconds,
     marginSeconds: settings.marginSeconds,
-    api: new EtcdClient({ endpoints: settings.endpoints, requestTimeoutMs }),
+    api: connectEtcd(settings, { node, key: 'leadership.etcd', requestTimeoutMs }),
     log,
   });
 }

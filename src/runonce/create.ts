@@ -1,7 +1,7 @@
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { EtcdClient } from '../etcd/client.js';
+import { connectEtcd } from '../etcd/connect.js';
 import { EtcdClaimStore } from './etcdClaimStore.js';
 import { RunOnceCoordinator } from './coordinator.js';
 
@@ -9,7 +9,7 @@ import { RunOnceCoordinator } from './coordinator.js';
 export function createRunOnce(config: Config, node: string, log: Logger, metrics: Metrics): { coordinator: RunOnceCoordinator; close: () => Promise<void> } | null {
   const settings = config.runOnce;
   if (!settings.enabled || !settings.etcd) return null;
-  const client = new EtcdClient({ endpoints: settings.etcd.endpoints, requestTimeoutMs: 5000 }); // a burst of starts can stall a gateway for seconds: waiting beats refusing
+  const client = connectEtcd(settings.etcd, { node, key: 'runOnce.etcd', requestTimeoutMs: 5000 }); // a burst of starts can stall a gateway for seconds: waiting beats refusing
   const store = new EtcdClaimStore(client, settings.retentionSeconds, settings.livenessTtlSeconds, log);
   const coordinator = new RunOnceCoordinator({
     node,
