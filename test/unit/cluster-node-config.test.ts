@@ -23,10 +23,53 @@ describe('a node config derived from the cluster file', () => {
     const config = nodeConfigFromCluster(withRunOnce, cluster.nodes[1]!.name, EXAMPLE);
     expect(config.runOnce.etcd?.endpoints).toEqual(cluster.leadership.etcd!.endpoints);
     expect(config.runOnce.etcd?.prefix).toMatch(/run-once$/);
+    // ...with the same TLS files and etcd user.
+    expect(config.runOnce.etcd?.tls).toEqual(cluster.leadership.etcd!.tls);
+    expect(config.runOnce.etcd?.auth).toEqual({ user: 'execgate', passwordFile: '/etc/execgate/etcd/password' });
   });
 
   it('names an unknown node and lists the known ones', () => {
     const cluster = loadClusterFile(EXAMPLE);
     expect(() => nodeConfigFromCluster(cluster, 'nope', EXAMPLE)).toThrow(/node "nope" is not in .*; its nodes are: /);
+  });
+});
+
+describe('the etcd connection of a cluster file', () => {
+  const example = () => JSON.parse(JSON.stringify(loadClusterFile(EXAMPLE))) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const withEtcd = (etcd: Record<string, unknown>) => {
+    const c = example();
+    c.leadership.etcd = { ...c.leadership.etcd, ...etcd };
+    delete c.leadership.etcd.tls;
+    delete c.leadership.etcd.auth;
+    Object.assign(c.leadership.etcd, etcd);
+    return c;
+  };
+
+  it('refuses plain HTTP unless insecure: true, naming the key and both fixes', () => {
+    const plain = withEtcd({ endpoints: ['http://198.18.0.11:2379'] });
+    expect(() => parseCluster(plain, 'c.yaml')).toThrow(
+      /leadership\.etcd\.endpoints: http:\/\/198\.18\.0\.11:2379 is plain HTTP: .*execgate certs --cluster FILE --dir DIR.*or set leadership\.etcd\.insecure: true/,
+    );
+    expect(parseCluster(withEtcd({ endpoints: ['http://198.18.0.11:2379'], insecure: true }), 'c.yaml').leadership.etcd?.insecure).toBe(true);
+  });
+
+  it('refuses mixed schemes, TLS files for http endpoints, and a URL that is not http(s)', () => {
+    expect(() => parseCluster(withEtcd({ endpoints: ['http://198.18.0.11:2379', 'https://198.18.0.12:2379'], insecure: true }), 'c.yaml')).toThrow(
+      /leadership\.etcd\.endpoints: mixes http:\/\/ and https:\/\//,
+    );
+    expect(() => parseCluster(withEtcd({ endpoints: ['http://198.18.0.11:2379'], insecure: true, tls: {} }), 'c.yaml')).toThrow(/leadership\.etcd\.tls: set, but the endpoints are http:\/\//);
+    expect(() => parseCluster(withEtcd({ endpoints: ['ftp://198.18.0.11:2379'] }), 'c.yaml')).toThrow(/leadership\.etcd\.endpoints\.0/);
+  });
+
+  it('https endpoints without a tls block use the default files', async () => {
+    const { withEtcdDefaults } = await import('../../src/config/etcdConnection.js');
+    const cluster = parseCluster(withEtcd({ endpoints: ['https://198.18.0.11:2379'] }), 'c.yaml');
+    expect(withEtcdDefaults(cluster.leadership.etcd!).tls).toEqual({ caFile: '/etc/execgate/etcd/ca.pem', certFile: '/etc/execgate/etcd/client.pem', keyFile: '/etc/execgate/etcd/client-key.pem' });
+  });
+
+  it('a gateway.runOnce.etcd block follows the same rules', () => {
+    const c = example();
+    c.gateway.runOnce = { enabled: true, etcd: { endpoints: ['http://198.18.0.30:2379'] } };
+    expect(() => parseCluster(c, 'c.yaml')).toThrow(/gateway\.runOnce\.etcd\.endpoints: http:\/\/198\.18\.0\.30:2379 is plain HTTP/);
   });
 });
