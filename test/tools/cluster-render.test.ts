@@ -22,7 +22,7 @@ function base(nodes: number, over: Partial<ClusterInput> = {}): ClusterInput {
   return {
     cluster: 'test',
     vip: { address: '198.18.0.100', prefixLength: 24, interface: IFACE },
-    leadership: { source: 'etcd', etcd: { endpoints: ['http://127.0.0.1:2379'], ttlSeconds: 5, marginSeconds: 1 } },
+    leadership: { source: 'etcd', etcd: { endpoints: ['https://127.0.0.1:2379'], ttlSeconds: 5, marginSeconds: 1 } },
     gateway: { hostKeys: ['/etc/execgate/k'], authorizedKeys: '/etc/execgate/ak', audit: { path: '/var/log/execgate/audit.jsonl' } },
     nodes: Array.from({ length: nodes }, (_, i) => ({ name: `gw${i + 1}`, address: `198.18.0.${11 + i}`, priority: 150 - 10 * i })),
     ...over,
@@ -77,7 +77,7 @@ for (const n of [2, 3]) {
         `${n} nodes, VRRPv${version}, ${source}`,
         base(n, {
           vrrp: { version, advertInterval: version === 2 ? 1 : 0.2, unicast: n === 3, nopreempt: source === 'vrrp' && n === 2 ? false : undefined, authPassword: version === 2 ? 'secret' : undefined },
-          leadership: source === 'etcd' ? { source, etcd: { endpoints: ['http://127.0.0.1:2379'], ttlSeconds: 5, marginSeconds: 1 } } : { source },
+          leadership: source === 'etcd' ? { source, etcd: { endpoints: ['https://127.0.0.1:2379'], ttlSeconds: 5, marginSeconds: 1 } } : { source },
         }),
       ]);
     }
@@ -255,7 +255,7 @@ describe('systemd renderer', () => {
       [10, 2],
       [2, 0.5],
     ] as const) {
-      const c = cluster(base(2, { leadership: { source: 'etcd', etcd: { endpoints: ['http://127.0.0.1:2379'], ttlSeconds: ttl, marginSeconds: margin } } }));
+      const c = cluster(base(2, { leadership: { source: 'etcd', etcd: { endpoints: ['https://127.0.0.1:2379'], ttlSeconds: ttl, marginSeconds: margin } } }));
       const text = renderSystemd(c, 'gw1');
       const m = text.match(/^WatchdogSec=(\d+)ms$/m);
       expect(m).not.toBeNull();
