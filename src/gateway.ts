@@ -33,6 +33,7 @@ import { processStarter } from './command/processStarter.js';
 import { followLeadership } from './command/leadershipPolicy.js';
 import { prepareProcess } from './gateway/processSetup.js';
 import { reportLeadership } from './gateway/leadershipMetrics.js';
+import { resolveServerToken } from './config/tokenFile.js';
 
 export interface Gateway {
   node: string;
@@ -82,9 +83,13 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
   await recoverPreviousRun(audit, log);
   const registry = new CommandRegistry();
 
+  // The cluster's token: every request to a peer carries it (vrrp's peer poll, dispatch-script copies).
+  const clusterToken = cluster ? resolveServerToken(config.http) : undefined;
+
   // 3. Leadership: the drain controller reads the SSH server (built in 4) through a port bound there.
   const sshConnections = new LateSshConnections();
-  const { leadership, leaderChecks, successorTraffic } = createDrainControl(runtime, { source: createLeadership({ node, cluster, log }), registry, ssh: sshConnections, audit, log });
+  const source = createLeadership({ node, cluster, log, peerToken: clusterToken });
+  const { leadership, leaderChecks, successorTraffic } = createDrainControl(runtime, { source, registry, ssh: sshConnections, audit, log });
   const reflect = reportLeadership(leadership, metrics, log);
   // keepalived follows the leader through its track_file (100 leader, 0 standby, -254 stepping down).
   const track = runtime.trackFile ? new TrackFileWriter({ path: runtime.trackFile, node, log }) : null;
@@ -99,7 +104,7 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
   const posture = new AlgorithmPosture({ path: runtime.posturePath, legacyOffered: auth.allowSshRsaSha1, log });
   posture.start();
   // Rundeck's script uploads go to the other nodes too, so a failover between upload and exec does not fail the step.
-  const scriptReplication = createScriptReplication({ config, cluster, node, log, metrics });
+  const scriptReplication = createScriptReplication({ config, cluster, node, token: clusterToken, log, metrics });
   const scriptReplica = scriptReplication ? { scriptReplica: scriptReplication.port } : {};
   const { exec } = config;
   const pipeline = new ExecutionPipeline({
