@@ -34,6 +34,7 @@ import { followLeadership } from './command/leadershipPolicy.js';
 import { prepareProcess } from './gateway/processSetup.js';
 import { reportLeadership } from './gateway/leadershipMetrics.js';
 import { resolveServerToken } from './config/tokenFile.js';
+import type { EtcdConnectionSettings } from './config/etcdConnection.js';
 
 export interface Gateway {
   node: string;
@@ -149,7 +150,8 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
   // 5. HTTP, health and housekeeping.
   const health = new HealthMonitor({ ssh, audit });
   const handover = leaderChecks ? { leaderChecks, successorTraffic, handoverAnnounceMs: runtime.handoverAnnounceMs } : {};
-  const http = await startHttp({ config, node, log, leadership, registry, metrics, ssh, audit, hostKeys, listen, health, posture, scriptReceiver: scriptReplication?.receiver, ...handover });
+  const etcd = etcdInUse(config, cluster);
+  const http = await startHttp({ config, node, log, leadership, registry, metrics, ssh, audit, hostKeys, listen, health, posture, scriptReceiver: scriptReplication?.receiver, etcd, ...handover });
   // In a cluster an unhealthy leader hands over (a single node has nobody to hand over to).
   const stepDown = runtime.stepsDownWhenUnhealthy ? new HealthStepDown({ check: () => health.check(), leadership, track, terminate: (why) => registry.terminateAll(why), log }) : null;
   stepDown?.start();
@@ -199,4 +201,10 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
   const httpAddress = http ? { host: http.host, port: http.port } : null;
   const reopenAudit = () => audit.reopen();
   return { node, log, hostKeys, leadership, registry, metrics, ssh, address, httpAddress, stop, reopenAudit };
+}
+
+/** How this node reaches etcd, for /status: leadership's connection, else run-once.s (undefined: no etcd). */
+function etcdInUse(config: Config, cluster: Cluster | undefined): EtcdConnectionSettings | undefined {
+  if (cluster?.leadership.source === 'etcd' && cluster.leadership.etcd) return cluster.leadership.etcd;
+  return config.runOnce.enabled ? config.runOnce.etcd : undefined;
 }
