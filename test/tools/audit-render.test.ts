@@ -20,7 +20,7 @@ function cluster(auditPath: string, nodes = 2, over: Partial<ClusterInput> = {})
     {
       cluster: 'test',
       vip: { address: '198.18.0.100', prefixLength: 24, interface: 'eth0' },
-      leadership: { source: 'etcd', etcd: { endpoints: ['http://127.0.0.1:2379'], ttlSeconds: 5, marginSeconds: 1 } },
+      leadership: { source: 'etcd', etcd: { endpoints: ['http://127.0.0.1:2379'], insecure: true, ttlSeconds: 5, marginSeconds: 1 } },
       gateway: { hostKeys: ['/etc/execgate/k'], authorizedKeys: '/etc/execgate/ak', audit: { path: auditPath } },
       nodes: Array.from({ length: nodes }, (_, i) => ({ name: `gw${i + 1}`, address: `198.18.0.${11 + i}`, priority: 150 - 10 * i })),
       ...over,
