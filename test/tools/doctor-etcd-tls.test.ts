@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -10,6 +9,7 @@ import { etcdRows } from '../../src/doctor/etcdChecks.js';
 import { etcdHealth } from '../../src/doctor/peers.js';
 import { loadEtcdTls } from '../../src/etcd/tls.js';
 import type { Row } from '../../src/doctor/report.js';
+import { TestCerts } from '../helpers/testCerts.js';
 
 /**
  * The doctor's etcd checks against certificates made by openssl (a CA, a client certificate
@@ -18,15 +18,8 @@ import type { Row } from '../../src/doctor/report.js';
  * --client-cert-auth) and answers /health and the two JSON-gateway calls the probe makes.
  */
 const dir = mkdtempSync(join(tmpdir(), 'eg-doctor-tls-'));
-const f = (name: string) => join(dir, name);
-const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-
-function leaf(name: string, subject: string, days: number, ext: string) {
-  openssl('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', f(`${name}-key.pem`), '-out', f(`${name}.csr`), '-subj', subject);
-  writeFileSync(f(`${name}.ext`), ext);
-  openssl('x509', '-req', '-in', f(`${name}.csr`), '-CA', f('ca.pem'), '-CAkey', f('ca-key.pem'), '-CAcreateserial', '-out', f(`${name}.pem`), '-days', String(days), '-extfile', f(`${name}.ext`));
-  chmodSync(f(`${name}-key.pem`), 0o600);
-}
+const certs = new TestCerts(dir);
+const f = (name: string) => certs.file(name);
 
 let member: Server;
 let port = 0;
@@ -34,9 +27,7 @@ let rangeAnswer: { status: number; body: unknown } = { status: 200, body: { head
 const seen: Array<{ path: string | undefined; authorization: string | undefined; clientCert: boolean }> = [];
 
 beforeAll(async () => {
-  openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', f('ca-key.pem'), '-out', f('ca.pem'), '-days', '3650', '-subj', '/CN=execgate test CA');
-  leaf('client', '/O=execgate', 400, 'extendedKeyUsage=clientAuth\n');
-  leaf('member', '/CN=gw1', 10, 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
+  certs.ca().leaf('client', '/O=execgate', 400, 'extendedKeyUsage=clientAuth\n').leaf('member', '/CN=gw1', 10, 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
   writeFileSync(f('password'), 'etcd-password-0123456789\n', { mode: 0o600 });
   member = createServer({ ca: readFileSync(f('ca.pem')), cert: readFileSync(f('member.pem')), key: readFileSync(f('member-key.pem')), requestCert: true, rejectUnauthorized: true }, (req, res) => {
     seen.push({ path: req.url, authorization: req.headers.authorization, clientCert: (req.socket as unknown as { authorized: boolean }).authorized });
