@@ -212,12 +212,13 @@ etcd_env() {
   ' "$app/dist/src/config/clusterLoad.js" "$cluster" "$node" "${member_dir:-/etc/etcd/execgate}"
 }
 # etcd_transport: "https", "http" (insecure: true) or "none": how the cluster's gateways reach
-# etcd (leadership.etcd, and gateway.runOnce.etcd when it has its own).
+# etcd (leadership.etcd in etcd mode, and run-once's: gateway.runOnce.etcd, else leadership.etcd).
 etcd_transport() {
   "$node_bin" --input-type=module -e '
     const { loadClusterFile } = await import(process.argv[1]);
     const c = loadClusterFile(process.argv[2]);
-    const blocks = [c.leadership.source === "etcd" ? c.leadership.etcd : undefined, c.gateway.runOnce.enabled ? c.gateway.runOnce.etcd : undefined].filter(Boolean);
+    const runOnce = c.gateway.runOnce.enabled ? (c.gateway.runOnce.etcd ?? c.leadership.etcd) : undefined;
+    const blocks = [c.leadership.source === "etcd" ? c.leadership.etcd : undefined, runOnce].filter(Boolean);
     const urls = blocks.flatMap((b) => b.endpoints);
     console.log(urls.length === 0 ? "none" : urls.some((u) => u.startsWith("https:")) ? "https" : "http");
   ' "$app/dist/src/config/clusterLoad.js" "$cluster"

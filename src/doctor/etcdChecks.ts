@@ -27,13 +27,18 @@ export interface EtcdBlock {
   prefix: string;
 }
 
-/** The etcd connections the cluster file names: leadership's, and run-once's when it has its own. */
+/**
+ * The etcd connections the cluster file names: leadership's, and run-once's (its own block,
+ * or leadership.etcd, which run-once uses when it names none, also in vrrp or static mode).
+ */
 export function etcdBlocks(cluster: Cluster): EtcdBlock[] {
   const blocks: EtcdBlock[] = [];
   const l = cluster.leadership.etcd;
-  if (cluster.leadership.source === 'etcd' && l) blocks.push({ key: 'leadership.etcd', settings: l, prefix: `${l.prefix.replace(/\/+$/, '')}/${cluster.cluster}/` });
+  const base = l && `${l.prefix.replace(/\/+$/, '')}/${cluster.cluster}/`;
+  if (cluster.leadership.source === 'etcd' && l) blocks.push({ key: 'leadership.etcd', settings: l, prefix: base! });
   const r = cluster.gateway.runOnce;
   if (r.enabled && r.etcd) blocks.push({ key: 'gateway.runOnce.etcd', settings: r.etcd, prefix: `${r.etcd.prefix.replace(/\/+$/, '')}/` });
+  else if (r.enabled && l && cluster.leadership.source !== 'etcd') blocks.push({ key: 'leadership.etcd', settings: l, prefix: `${base!}run-once/` });
   return blocks;
 }
 

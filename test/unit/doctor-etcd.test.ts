@@ -42,6 +42,23 @@ describe('doctor: how etcd is protected', () => {
     expect(etcdPostureRows(block!)[1]!.detail).toBe('user execgate, password in /etc/execgate/etcd/password');
   });
 
+  it("run-once in vrrp mode uses leadership.etcd: checked, under the cluster's run-once prefix", () => {
+    const c = parseCluster(
+      {
+        cluster: 'prod',
+        vip: { address: '198.18.0.100' },
+        leadership: { source: 'vrrp', etcd: { endpoints: ['https://198.18.0.11:2379'], auth: {} } },
+        gateway: { hostKeys: ['/k'], authorizedKeys: '/ak', audit: { path: '/a' }, runOnce: { enabled: true } },
+        nodes: [
+          { name: 'gw1', address: '198.18.0.11', priority: 150 },
+          { name: 'gw2', address: '198.18.0.12', priority: 140 },
+        ],
+      },
+      'test',
+    );
+    expect(etcdBlocks(c).map((b) => [b.key, b.prefix])).toEqual([['leadership.etcd', '/execgate/prod/run-once/']]);
+  });
+
   it('https without auth: transport ok, auth fails', () => {
     const [block] = etcdBlocks(cluster({ endpoints: ['https://198.18.0.11:2379'] }));
     expect(etcdPostureRows(block!).map((r) => r.verdict)).toEqual(['ok', 'fail']);
