@@ -6,7 +6,13 @@
 #   more options: --authorized-keys FILE [--ssh-user NAME] (the keys that may log in as the
 #   SSH user NAME, default rundeck; installed as gateway.authorizedKeys with %u = NAME, by
 #   default /etc/execgate/authorized_keys/NAME), --etcd-member (this gateway also runs the
-#   etcd member named by leadership.etcd.endpoints), --sshd-not-on ADDR (sshd keeps port 22
+#   etcd member named by leadership.etcd.endpoints), --etcd-certs DIR (what "execgate certs
+#   --cluster FILE --dir DIR" made: this node's etcd client certificate, the CA and the etcd
+#   password; required when the etcd endpoints are https), --token-file FILE (the cluster's
+#   token, the same file on every node: installed as /etc/execgate/http-token; without it the
+#   first install writes a random one, copy it to the others), --etcd-setup (after this node,
+#   run "execgate etcd-setup --apply" with DIR/etcd-root-password, retried while etcd forms its
+#   quorum: give it on the last node installed), --sshd-not-on ADDR (sshd keeps port 22
 #   on every other address, so execgate or haproxy can bind ADDR:22), --apt-update
 #   (apt-get update first, e.g. on a fresh VM), --source DIR (the checkout; default: this one)
 #
@@ -17,7 +23,11 @@
 # key checking must survive a failover), the authorized keys, the run-as accounts the cluster
 # names (created when missing), the rendered keepalived.conf, systemd unit and audit
 # logrotate config, and the etcd member config. Load balancer nodes get haproxy and the
-# haproxy.cfg the package's runtime renders (unpacked, not installed). Works in a root
+# haproxy.cfg the package's runtime renders (unpacked, not installed). With --etcd-certs the
+# node's etcd TLS files and password go to /etc/execgate/etcd/ (and, with --etcd-member, the
+# member's certificate to /etc/etcd/execgate/; the member then serves only mutual TLS); run
+# "execgate etcd-setup --cluster FILE --apply" once for the cluster afterwards
+# (docs/etcd-security.md). Works in a root
 # without a running systemd (chroot, image build): systemctl steps are then skipped with a
 # line saying so. --dry-run prints every step instead.
 set -euo pipefail
@@ -32,13 +42,18 @@ dry_run=0
 authorized_keys=""
 ssh_user=rundeck
 etcd_member=0
+etcd_certs=""
+token_file=""
+etcd_setup=0
 sshd_not_on=""
 apt_update=0
 package=""
 prefix=/opt/execgate
 etc=/etc/execgate
+member_dir=/etc/etcd/execgate
+etcd_mode=none
 
-usage() { sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+usage() { sed -n '2,35p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -52,6 +67,9 @@ while [ $# -gt 0 ]; do
     --authorized-keys) authorized_keys=$2; shift 2 ;;
     --ssh-user) ssh_user=$2; shift 2 ;;
     --etcd-member) etcd_member=1; shift ;;
+    --etcd-certs) etcd_certs=$2; shift 2 ;;
+    --token-file) token_file=$2; shift 2 ;;
+    --etcd-setup) etcd_setup=1; shift ;;
     --sshd-not-on) sshd_not_on=$2; shift 2 ;;
     --apt-update) apt_update=1; shift ;;
     -h|--help) usage 0 ;;
@@ -65,10 +83,11 @@ die() { echo "install.sh: $*" >&2; exit 2; }
 case "$role" in
   gateway) [ -n "$node" ] || die "--node NAME is required for a gateway"
            [ -n "$host_keys" ] || die "--host-keys DIR is required (make it once: execgate keygen --cluster $cluster)" ;;
-  lb) if [ "$etcd_member" -eq 1 ] || [ -n "$authorized_keys" ]; then die "--etcd-member and --authorized-keys are for gateways"; fi ;;
+  lb) if [ "$etcd_member" -eq 1 ] || [ -n "$authorized_keys" ] || [ -n "$etcd_certs" ]; then die "--etcd-member, --etcd-certs and --authorized-keys are for gateways"; fi ;;
   *) die "--role is gateway or lb" ;;
 esac
 [ -z "$authorized_keys" ] || [ -r "$authorized_keys" ] || die "cannot read $authorized_keys"
+[ -z "$token_file" ] || [ -r "$token_file" ] || die "cannot read --token-file $token_file"
 case "$ssh_user" in
   ''|-*|.|..|*/*|*:*|*[[:space:]]*) die "--ssh-user $ssh_user is not an account name" ;;
 esac
@@ -147,10 +166,13 @@ sysd() {
   fi
 }
 # etcd_env: /etc/default/etcd for this node's member (its address is in leadership.etcd.endpoints).
+# https endpoints: mutual TLS for clients and peers with the files of $member_dir (the loopback
+# listener is dropped: the member's certificate need not name 127.0.0.1, and every client needs
+# a certificate anyway); http endpoints (insecure: true): the plain configuration.
 # shellcheck disable=SC2016 # JavaScript template literals, not shell expansions
 etcd_env() {
   "$node_bin" --input-type=module -e '
-    const [lib, file, name] = process.argv.slice(1);
+    const [lib, file, name, dir] = process.argv.slice(1);
     const { loadClusterFile } = await import(lib);
     const c = loadClusterFile(file);
     const urls = (c.leadership.etcd?.endpoints ?? []).map((u) => new URL(u));
@@ -161,19 +183,45 @@ etcd_env() {
       console.error(`install.sh: node ${name} has no etcd endpoint in leadership.etcd.endpoints`);
       process.exit(2);
     }
-    const peer = (n) => `http://${n.address}:2380`;
+    const tls = client.protocol === "https:";
+    const scheme = tls ? "https" : "http";
+    const peer = (n) => `${scheme}://${n.address}:2380`;
     console.log([
       `ETCD_NAME=${me.name}`,
       "ETCD_DATA_DIR=/var/lib/etcd/execgate",
       `ETCD_LISTEN_PEER_URLS=${peer(me)}`,
       `ETCD_INITIAL_ADVERTISE_PEER_URLS=${peer(me)}`,
-      `ETCD_LISTEN_CLIENT_URLS=${client.origin},http://127.0.0.1:${client.port || 2379}`,
+      `ETCD_LISTEN_CLIENT_URLS=${client.origin}${tls ? "" : `,http://127.0.0.1:${client.port || 2379}`}`,
       `ETCD_ADVERTISE_CLIENT_URLS=${client.origin}`,
       `ETCD_INITIAL_CLUSTER=${members.map((n) => `${n.name}=${peer(n)}`).join(",")}`,
       "ETCD_INITIAL_CLUSTER_STATE=new",
       `ETCD_INITIAL_CLUSTER_TOKEN=${c.cluster}`,
+      ...(tls
+        ? [
+            `ETCD_CERT_FILE=${dir}/server.pem`,
+            `ETCD_KEY_FILE=${dir}/server-key.pem`,
+            `ETCD_TRUSTED_CA_FILE=${dir}/ca.pem`,
+            "ETCD_CLIENT_CERT_AUTH=true",
+            `ETCD_PEER_CERT_FILE=${dir}/server.pem`,
+            `ETCD_PEER_KEY_FILE=${dir}/server-key.pem`,
+            `ETCD_PEER_TRUSTED_CA_FILE=${dir}/ca.pem`,
+            "ETCD_PEER_CLIENT_CERT_AUTH=true",
+          ]
+        : []),
     ].join("\n"));
-  ' "$app/dist/src/config/clusterLoad.js" "$cluster" "$node"
+  ' "$app/dist/src/config/clusterLoad.js" "$cluster" "$node" "${member_dir:-/etc/etcd/execgate}"
+}
+# etcd_transport: "https", "http" (insecure: true) or "none": how the cluster's gateways reach
+# etcd (leadership.etcd in etcd mode, and run-once's: gateway.runOnce.etcd, else leadership.etcd).
+etcd_transport() {
+  "$node_bin" --input-type=module -e '
+    const { loadClusterFile } = await import(process.argv[1]);
+    const c = loadClusterFile(process.argv[2]);
+    const runOnce = c.gateway.runOnce.enabled ? (c.gateway.runOnce.etcd ?? c.leadership.etcd) : undefined;
+    const blocks = [c.leadership.source === "etcd" ? c.leadership.etcd : undefined, runOnce].filter(Boolean);
+    const urls = blocks.flatMap((b) => b.endpoints);
+    console.log(urls.length === 0 ? "none" : urls.some((u) => u.startsWith("https:")) ? "https" : "http");
+  ' "$app/dist/src/config/clusterLoad.js" "$cluster"
 }
 # keys_target: "per-user|shared|home" and the file --authorized-keys goes to: the cluster's
 # gateway.authorizedKeys with %u = --ssh-user (one file per SSH user by default).
@@ -234,6 +282,22 @@ if [ "$role" = gateway ]; then
   render systemd --node "$node" > /dev/null
   render logrotate > /dev/null
   [ "$etcd_member" -eq 0 ] || etcd_env > /dev/null
+  etcd_mode=$(etcd_transport)
+  if [ "$etcd_mode" = https ]; then
+    [ -n "$etcd_certs" ] || die "the cluster's etcd endpoints are https: give --etcd-certs DIR, the directory \"execgate certs --cluster $cluster --dir DIR\" made (once, for the whole cluster; docs/etcd-security.md)"
+    for f in ca.pem "gateways/$node.pem" "gateways/$node-key.pem" etcd-password; do
+      [ -r "$etcd_certs/$f" ] || die "no $etcd_certs/$f: --etcd-certs is the directory execgate certs --cluster $cluster --dir DIR made (is $node in the cluster file it was made from?)"
+    done
+    if [ "$etcd_member" -eq 1 ]; then
+      for f in "etcd/$node.pem" "etcd/$node-key.pem"; do
+        [ -r "$etcd_certs/$f" ] || die "no $etcd_certs/$f: the etcd member certificate of $node (execgate certs names each member after the node whose address is its endpoint)"
+      done
+    fi
+    if [ "$etcd_setup" -eq 1 ] && [ ! -r "$etcd_certs/etcd-root-password" ]; then die "--etcd-setup needs $etcd_certs/etcd-root-password (execgate certs writes it)"; fi
+  elif [ -n "$etcd_certs" ]; then
+    echo "install.sh: the cluster's etcd endpoints are not https ($etcd_mode): --etcd-certs is not used"
+    etcd_certs=""
+  fi
 else
   render haproxy > /dev/null
 fi
@@ -309,10 +373,24 @@ case "$keys_kind" in
       [ -e "$keys_file" ] || run install -m 0644 /dev/null "$keys_file"
     fi ;;
 esac
-# The bearer token for /admin/* and command lines (gateway.http.tokenFile: /etc/execgate/http-token
-# in the cluster file); kept across reinstalls, readable by root only.
-if [ ! -e "$etc/http-token" ]; then
+# The cluster's token (gateway.http.tokenFile: /etc/execgate/http-token in the cluster file):
+# admin calls and command lines need it, and peers send it to each other, so every node has the
+# same one: --token-file FILE, else kept across reinstalls, else a random one to copy to the others.
+token_made=0
+if [ -n "$token_file" ]; then
+  run install -m 0600 "$token_file" "$etc/http-token"
+elif [ ! -e "$etc/http-token" ]; then
   od -An -tx1 -N32 /dev/urandom | tr -d ' \n' | write "$etc/http-token" 0600
+  token_made=1
+fi
+# etcd: this node's client certificate (no CN), the CA and the etcd user's password, at the
+# paths leadership.etcd.tls and auth default to; the key and password readable by root only.
+if [ -n "$etcd_certs" ]; then
+  run install -d -m 0700 "$etc/etcd"
+  run install -m 0644 "$etcd_certs/ca.pem" "$etc/etcd/ca.pem"
+  run install -m 0644 "$etcd_certs/gateways/$node.pem" "$etc/etcd/client.pem"
+  run install -m 0600 "$etcd_certs/gateways/$node-key.pem" "$etc/etcd/client-key.pem"
+  run install -m 0600 "$etcd_certs/etcd-password" "$etc/etcd/password"
 fi
 # /run/execgate (tmpfiles), net.ipv4.ip_nonlocal_bind (sysctl.d) and /etc/logrotate.d come
 # with the package; the unit, keepalived.conf and logrotate config are this cluster's.
@@ -333,6 +411,13 @@ fi
 if [ "$etcd_member" -eq 1 ]; then
   # A fresh data dir of its own: the package's first start made a one-member cluster.
   apt_install etcd-server
+  if [ -n "$etcd_certs" ]; then
+    # The member's server and peer certificate: readable by the etcd account (the package made it).
+    run install -d -m 0750 -o root -g etcd "$member_dir"
+    run install -m 0644 "$etcd_certs/ca.pem" "$member_dir/ca.pem"
+    run install -m 0644 "$etcd_certs/etcd/$node.pem" "$member_dir/server.pem"
+    run install -m 0640 -o root -g etcd "$etcd_certs/etcd/$node-key.pem" "$member_dir/server-key.pem"
+  fi
   etcd_env | write /etc/default/etcd 0644
   sysd enable etcd.service
   # --no-block: the member waits for its peers, which may not be installed yet.
@@ -346,3 +431,23 @@ if [ "$dry_run" -eq 0 ] && [ ! -d /run/systemd/system ]; then
   echo "install.sh: not started (no systemd here); on the booted host: systemctl enable --now ${units[*]}"
 fi
 echo "install.sh: $node installed; check the whole cluster with: execgate doctor --cluster $etc/cluster.yaml --node $node"
+if [ "$etcd_mode" = https ] && [ "$etcd_setup" -eq 1 ]; then
+  # The members start together: retry while they form a quorum (up to about a minute).
+  setup=(execgate etcd-setup --cluster "$etc/cluster.yaml" --apply --root-password-file "$etcd_certs/etcd-root-password")
+  printf '+ %s\n' "${setup[*]}"
+  if [ "$dry_run" -eq 0 ]; then
+    tries=0
+    until "${setup[@]}"; do
+      tries=$((tries + 1))
+      [ "$tries" -lt 30 ] || die "execgate etcd-setup kept failing; run it by hand once every etcd member is up: ${setup[*]}"
+      sleep 2
+    done
+  fi
+  etcd_mode=set-up
+fi
+if [ "$token_made" -eq 1 ]; then
+  echo "install.sh: wrote a new cluster token to $etc/http-token: every node needs the same one (peers refuse each other otherwise); install the others with --token-file pointing to a copy of it"
+fi
+if [ "$etcd_mode" = https ]; then
+  echo "install.sh: once every etcd member is installed, run once for the cluster (it makes the etcd user and role and turns authentication on): execgate etcd-setup --cluster $etc/cluster.yaml --apply --root-password-file $etcd_certs/etcd-root-password"
+fi

@@ -33,6 +33,8 @@ import { processStarter } from './command/processStarter.js';
 import { followLeadership } from './command/leadershipPolicy.js';
 import { prepareProcess } from './gateway/processSetup.js';
 import { reportLeadership } from './gateway/leadershipMetrics.js';
+import { resolveServerToken } from './config/tokenFile.js';
+import type { EtcdConnectionSettings } from './config/etcdConnection.js';
 
 export interface Gateway {
   node: string;
@@ -82,9 +84,13 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
   await recoverPreviousRun(audit, log);
   const registry = new CommandRegistry();
 
+  // The cluster's token: every request to a peer carries it (vrrp's peer poll, dispatch-script copies).
+  const clusterToken = cluster ? resolveServerToken(config.http) : undefined;
+
   // 3. Leadership: the drain controller reads the SSH server (built in 4) through a port bound there.
   const sshConnections = new LateSshConnections();
-  const { leadership, leaderChecks, successorTraffic } = createDrainControl(runtime, { source: createLeadership({ node, cluster, log }), registry, ssh: sshConnections, audit, log });
+  const source = createLeadership({ node, cluster, log, peerToken: clusterToken });
+  const { leadership, leaderChecks, successorTraffic } = createDrainControl(runtime, { source, registry, ssh: sshConnections, audit, log });
   const reflect = reportLeadership(leadership, metrics, log);
   // keepalived follows the leader through its track_file (100 leader, 0 standby, -254 stepping down).
   const track = runtime.trackFile ? new TrackFileWriter({ path: runtime.trackFile, node, log }) : null;
@@ -99,7 +105,7 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
   const posture = new AlgorithmPosture({ path: runtime.posturePath, legacyOffered: auth.allowSshRsaSha1, log });
   posture.start();
   // Rundeck's script uploads go to the other nodes too, so a failover between upload and exec does not fail the step.
-  const scriptReplication = createScriptReplication({ config, cluster, node, log, metrics });
+  const scriptReplication = createScriptReplication({ config, cluster, node, token: clusterToken, log, metrics });
   const scriptReplica = scriptReplication ? { scriptReplica: scriptReplication.port } : {};
   const { exec } = config;
   const pipeline = new ExecutionPipeline({
@@ -144,7 +150,8 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
   // 5. HTTP, health and housekeeping.
   const health = new HealthMonitor({ ssh, audit });
   const handover = leaderChecks ? { leaderChecks, successorTraffic, handoverAnnounceMs: runtime.handoverAnnounceMs } : {};
-  const http = await startHttp({ config, node, log, leadership, registry, metrics, ssh, audit, hostKeys, listen, health, posture, scriptReceiver: scriptReplication?.receiver, ...handover });
+  const etcd = etcdInUse(config, cluster);
+  const http = await startHttp({ config, node, log, leadership, registry, metrics, ssh, audit, hostKeys, listen, health, posture, scriptReceiver: scriptReplication?.receiver, etcd, ...handover });
   // In a cluster an unhealthy leader hands over (a single node has nobody to hand over to).
   const stepDown = runtime.stepsDownWhenUnhealthy ? new HealthStepDown({ check: () => health.check(), leadership, track, terminate: (why) => registry.terminateAll(why), log }) : null;
   stepDown?.start();
@@ -194,4 +201,10 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
   const httpAddress = http ? { host: http.host, port: http.port } : null;
   const reopenAudit = () => audit.reopen();
   return { node, log, hostKeys, leadership, registry, metrics, ssh, address, httpAddress, stop, reopenAudit };
+}
+
+/** How this node reaches etcd, for /status: leadership's connection, else run-once.s (undefined: no etcd). */
+function etcdInUse(config: Config, cluster: Cluster | undefined): EtcdConnectionSettings | undefined {
+  if (cluster?.leadership.source === 'etcd' && cluster.leadership.etcd) return cluster.leadership.etcd;
+  return config.runOnce.enabled ? config.runOnce.etcd : undefined;
 }

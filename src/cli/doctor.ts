@@ -8,7 +8,10 @@ export const doctor: Verb = {
   summary: 'check a cluster: files, generated configs, peers, host keys, clocks, leaders, etcd',
   usage: `execgate doctor --cluster FILE [--node NAME] [--token TOKEN] [--json]
                                             exits 1 when any check fails; --node also compares
-                                            this node's installed keepalived.conf and unit`,
+                                            this node's installed keepalived.conf and unit and
+                                            checks its etcd TLS files, certificates and login;
+                                            peers are asked with --token, else the cluster's
+                                            token (gateway.http.tokenFile)`,
   options: { cluster: { type: 'string' }, node: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean' } },
   async run(flags) {
     const clusterPath = requireFlag(flags, 'cluster', 'doctor');

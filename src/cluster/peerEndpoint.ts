@@ -1,9 +1,9 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { Router, type Request, type Response } from 'express';
 import type { Logger } from '../log.js';
 import { ReplicaRefused, type ScriptReceiver } from './scriptReceiver.js';
+import { PEER_FROM_HEADER, PEER_PREFIX } from './peerAuth.js';
 
-export const PEER_SCRIPT_PATH = '/peer/dispatch-script';
+export const PEER_SCRIPT_PATH = `${PEER_PREFIX}/dispatch-script`;
 
 /** Request headers of a copy (the body is the file's bytes). */
 export const PEER_HEADERS = {
@@ -11,16 +11,8 @@ export const PEER_HEADERS = {
   mode: 'x-execgate-mode',
   uid: 'x-execgate-uid',
   gid: 'x-execgate-gid',
-  from: 'x-execgate-from',
+  from: PEER_FROM_HEADER,
 } as const;
-
-const digest = (s: string) => createHash('sha256').update(s).digest();
-
-/** Exactly the cluster's shared token; never the loopback "owner" trust of the admin endpoints. */
-function hasToken(req: Request, token: string | undefined): boolean {
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-  return token !== undefined && m !== null && timingSafeEqual(digest(m[1]!), digest(token));
-}
 
 function header(req: Request, name: string): string | undefined {
   const v = req.headers[name];
@@ -74,21 +66,13 @@ function readBody(req: Request, max: number): Promise<Buffer | null> {
 /**
  * PUT /peer/dispatch-script: a peer's copy of a Rundeck dispatch script (headers: path,
  * mode in octal, uid, gid; body: the bytes). DELETE: Rundeck's rm reached a peer (path,
- * uid). Both need the cluster's shared token (http.token/http.tokenFile) and nothing else.
+ * uid). Mounted behind peerTokenGuard (src/cluster/peerAuth.ts): only a request carrying the
+ * cluster's token reaches it.
  */
-export function peerScriptRouter(deps: { receiver: ScriptReceiver; token: string | undefined; log?: Logger }): Router {
-  const { receiver, token, log } = deps;
+export function peerScriptRouter(deps: { receiver: ScriptReceiver; log?: Logger }): Router {
+  const { receiver, log } = deps;
   const router = Router();
   const refuse = (res: Response, status: number, error: string) => res.status(status).json({ error });
-
-  const authenticated = (req: Request, res: Response): boolean => {
-    if (hasToken(req, token)) return true;
-    const why = token === undefined ? 'this node has no http.token or http.tokenFile' : req.headers.authorization ? 'wrong bearer token' : 'no bearer token';
-    log?.warn({ peer: req.socket.remoteAddress, from: header(req, PEER_HEADERS.from) ?? null, method: req.method, why }, 'refused a dispatch-script request from a peer without the cluster token');
-    res.set('WWW-Authenticate', 'Bearer');
-    refuse(res, 401, `${why}: peers send the cluster's shared token (gateway.http.tokenFile, the same file on every node) as "Authorization: Bearer <token>"`);
-    return false;
-  };
 
   const answerError = (req: Request, res: Response, path: string, err: unknown) => {
     const status = err instanceof ReplicaRefused ? err.status : 500;
@@ -100,7 +84,6 @@ export function peerScriptRouter(deps: { receiver: ScriptReceiver; token: string
   };
 
   router.put(PEER_SCRIPT_PATH, async (req, res) => {
-    if (!authenticated(req, res)) return;
     const path = pathHeader(req);
     const mode = integer(header(req, PEER_HEADERS.mode), 8);
     const uid = integer(header(req, PEER_HEADERS.uid));
@@ -126,7 +109,6 @@ export function peerScriptRouter(deps: { receiver: ScriptReceiver; token: string
   });
 
   router.delete(PEER_SCRIPT_PATH, async (req, res) => {
-    if (!authenticated(req, res)) return;
     const path = pathHeader(req);
     const uid = integer(header(req, PEER_HEADERS.uid));
     if (!path || Number.isNaN(uid)) return void refuse(res, 400, `send the headers ${PEER_HEADERS.path} and ${PEER_HEADERS.uid}`);

@@ -3,7 +3,6 @@ import type { Config } from '../config/schema.js';
 import type { Cluster } from '../config/cluster.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { resolveServerToken } from '../http/token.js';
 import { ScriptReceiver } from './scriptReceiver.js';
 import { ScriptReplicator, type ScriptReplicaPort } from './scriptReplica.js';
 
@@ -17,19 +16,22 @@ export interface ScriptReplication {
 
 const DISABLED_WHY = 'leadership.scriptReplication.enabled is false in the cluster file, so an upload stays on the node that received it';
 
-/** Dispatch-script replication of one cluster node (leadership.scriptReplication); null for a single gateway. */
-export function createScriptReplication(deps: { config: Config; cluster: Cluster | undefined; node: string; log: Logger; metrics: Metrics }): ScriptReplication | null {
-  const { config, cluster, node, log, metrics } = deps;
+/**
+ * Dispatch-script replication of one cluster node (leadership.scriptReplication); null for a
+ * single gateway. `token` is the cluster's token (gateway.http.tokenFile), read by the caller.
+ */
+export function createScriptReplication(deps: { config: Config; cluster: Cluster | undefined; node: string; token: string | undefined; log: Logger; metrics: Metrics }): ScriptReplication | null {
+  const { config, cluster, node, token, log, metrics } = deps;
   if (!cluster || cluster.nodes.length < 2) return null;
   const settings = cluster.leadership.scriptReplication;
   if (!settings.enabled) {
     const noop = async () => {};
     return { port: { afterUpload: noop, afterRemove: noop, whyMissing: () => DISABLED_WHY }, stop: () => {} };
   }
-  const token = resolveServerToken(config.http);
   if (token === undefined) {
     log.warn(
-      'leadership.scriptReplication is on but there is no gateway.http.tokenFile (or http.token): dispatch scripts are neither sent to nor accepted from peers; set the same token file on every node',
+      { nodes: cluster.nodes.length, fix: 'set gateway.http.tokenFile in the cluster file (install.sh writes /etc/execgate/http-token: copy the same file to every node) and restart each gateway' },
+      "NO CLUSTER TOKEN: leadership.scriptReplication is on in a cluster of several nodes but gateway.http.tokenFile (or http.token) is not set, so Rundeck's dispatch scripts are neither sent to nor accepted from peers and a failover between upload and exec fails the step. Fix: put the cluster's token in gateway.http.tokenFile, the same file on every node",
     );
   }
   if (!config.http.enabled) {

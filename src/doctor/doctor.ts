@@ -5,7 +5,9 @@ import { renderKeepalived } from '../render/keepalived.js';
 import { renderHaproxy } from '../render/haproxy.js';
 import { renderSystemd } from '../render/systemd.js';
 import { renderProblems } from '../render/validate.js';
-import { askPeer, etcdHealth, type PeerAnswer } from './peers.js';
+import { askPeer, type PeerAnswer } from './peers.js';
+import { etcdRows } from './etcdChecks.js';
+import { clusterTokenRow } from './clusterToken.js';
 import { haproxyCheck, keepalivedCheck, vipHoldCheck } from './tools.js';
 import { cryptoRow } from './crypto.js';
 import type { Row } from './report.js';
@@ -170,8 +172,10 @@ export async function runDoctor(cluster: Cluster, opts: DoctorOptions): Promise<
     if (text) rows.push(driftRow('systemd unit', `/etc/systemd/system/${cluster.systemd.unit}.service`, text, `execgate render systemd --cluster ${file} --node ${here.name}`));
   }
 
-  // Every peer's own view.
-  const answers: PeerAnswer[] = await Promise.all(cluster.nodes.map((n) => askPeer(n, opts.timeoutMs ?? 3000, opts.token)));
+  // Every peer's own view, asked with the cluster's token (--token, else gateway.http.tokenFile).
+  const { token, row: tokenRow } = clusterTokenRow(cluster, opts.token);
+  if (tokenRow) rows.push(tokenRow);
+  const answers: PeerAnswer[] = await Promise.all(cluster.nodes.map((n) => askPeer(n, opts.timeoutMs ?? 3000, token)));
   for (const a of answers) {
     if (a.error !== undefined) {
       rows.push({
@@ -266,16 +270,6 @@ export async function runDoctor(cluster: Cluster, opts: DoctorOptions): Promise<
     }
   }
 
-  if (cluster.leadership.source === 'etcd' && cluster.leadership.etcd) {
-    for (const h of await Promise.all(cluster.leadership.etcd.endpoints.map((e) => etcdHealth(e, opts.timeoutMs ?? 3000)))) {
-      rows.push({
-        check: 'etcd health',
-        target: h.endpoint,
-        verdict: h.ok ? 'ok' : 'fail',
-        detail: h.detail,
-        ...(h.ok ? {} : { fix: 'on that member: systemctl status etcd; etcdctl endpoint health --cluster (a majority must be up for any leader)' }),
-      });
-    }
-  }
+  rows.push(...(await etcdRows(cluster, here, opts.timeoutMs ?? 3000)));
   return rows;
 }

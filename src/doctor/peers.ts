@@ -1,5 +1,6 @@
 import type { PostureReport } from '../ssh/postureReport.js';
 import type { ClusterNode } from '../config/cluster.js';
+import { describeTlsFailure, tlsFetch, type EtcdTlsMaterial } from '../etcd/tls.js';
 
 /** The part of a node's /status the doctor reads. */
 export interface PeerStatus {
@@ -57,11 +58,16 @@ export interface EtcdHealth {
   detail: string;
 }
 
-/** etcd's own GET /health: {"health":"true"} on a member that has a leader and quorum. */
-export async function etcdHealth(endpoint: string, timeoutMs = 3000): Promise<EtcdHealth> {
+/**
+ * etcd's own GET /health: {"health":"true"} on a member that has a leader and quorum. A
+ * member with --client-cert-auth answers it only over mutual TLS: pass this node's TLS files.
+ */
+export async function etcdHealth(endpoint: string, timeoutMs = 3000, tls?: EtcdTlsMaterial): Promise<EtcdHealth> {
   const url = `${endpoint.replace(/\/+$/, '')}/health`;
+  const transport = tls ? tlsFetch(tls) : null;
   try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    const signal = AbortSignal.timeout(timeoutMs);
+    const res = transport ? await transport.fetch(url, { method: 'GET', headers: {}, body: '', signal }) : await fetch(url, { signal });
     const text = await res.text();
     let healthy = false;
     try {
@@ -72,7 +78,10 @@ export async function etcdHealth(endpoint: string, timeoutMs = 3000): Promise<Et
       return { endpoint, ok: false, detail: `HTTP ${res.status}: ${text.slice(0, 120)}` };
     }
   } catch (err) {
-    const e = err as Error & { cause?: { code?: string } };
-    return { endpoint, ok: false, detail: e.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (e.cause?.code ?? e.message) };
+    const e = err as Error & { cause?: { code?: string }; code?: string };
+    const words = tls ? describeTlsFailure(err, tls) : null;
+    return { endpoint, ok: false, detail: e.name === 'TimeoutError' || e.name === 'AbortError' ? `no answer within ${timeoutMs} ms` : (words ?? e.cause?.code ?? e.code ?? e.message) };
+  } finally {
+    transport?.close();
   }
 }

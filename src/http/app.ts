@@ -9,6 +9,7 @@ import { resolveServerToken } from './token.js';
 import { leaderCheckStatus } from './leaderCheck.js';
 import type { LeadershipState } from '../leadership/types.js';
 import { peerScriptRouter } from '../cluster/peerEndpoint.js';
+import { PEER_PREFIX, peerTokenGuard } from '../cluster/peerAuth.js';
 import type { ScriptReceiver } from '../cluster/scriptReceiver.js';
 import { isoTime } from '../time.js';
 
@@ -166,7 +167,9 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   app.post('/admin/drain', admin('drain'));
   app.post('/admin/undrain', admin('undrain'));
 
-  if (deps.scriptReceiver) app.use(peerScriptRouter({ receiver: deps.scriptReceiver, token, log: deps.log }));
+  // Peer-only endpoints: the cluster's token or a logged 401, also where nothing is served there.
+  app.use(PEER_PREFIX, peerTokenGuard({ token, log: deps.log }));
+  if (deps.scriptReceiver) app.use(peerScriptRouter({ receiver: deps.scriptReceiver, log: deps.log }));
 
   app.use((req, res) => {
     res.status(404).json({ error: `no such endpoint: ${req.method} ${req.path}` });

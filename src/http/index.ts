@@ -29,6 +29,7 @@ export interface HttpDeps {
   successorTraffic?: HttpAppDeps['successorTraffic'];
   handoverAnnounceMs?: number;
   scriptReceiver?: HttpAppDeps['scriptReceiver'];
+  etcd?: StatusSources['etcd'];
 }
 
 /** Starts the HTTP surface when http.enabled; logs "http listening" with its address. */

@@ -31,6 +31,17 @@ function postureSection(p: PostureReport | null): string {
 ${rows ? `<table id="algorithms"><thead><tr><th>algorithm</th><th>for</th><th>tier</th><th>handshakes</th><th>last</th><th>clients</th></tr></thead>\n<tbody>\n${rows}\n</tbody></table>\n` : ''}`;
 }
 
+/** A warning while etcd is reachable without TLS or without authentication (docs/etcd-security.md). */
+function etcdBanner(v: StatusView): string {
+  const etcd = v.etcd;
+  if (!etcd || (etcd.tls && etcd.auth)) return '';
+  const problems = [
+    ...(etcd.insecure ? ['plain HTTP (insecure: true): anyone who reaches it can delete the election key, take the lead or forge run-once claims; use https endpoints with tls (execgate certs)'] : []),
+    ...(etcd.auth ? [] : ['no authentication: any client that gets through may write every key; run execgate etcd-setup --apply and set auth']),
+  ];
+  return `<p id="etcd-insecure" class="banner bad" data-tls="${etcd.tls}" data-auth="${etcd.auth}" data-insecure="${etcd.insecure}">etcd is not protected: ${e(problems.join('; '))} (docs/etcd-security.md).</p>\n`;
+}
+
 /** How often the page reloads itself (seconds). */
 export const PAGE_REFRESH_SECONDS = 2;
 
@@ -76,7 +87,7 @@ th{font-weight:600;color:#5a6270}.mono,.cmd{font-family:ui-monospace,monospace}.
 <body>
 <h1>execgate on ${e(v.node)} <span id="role" class="role" data-role="${e(v.role)}">${e(v.role)}</span></h1>
 ${drain}
-<dl>
+${etcdBanner(v)}<dl>
 <dt>Leader</dt><dd id="leader">${e(v.leader)}</dd>
 <dt>Fencing token</dt><dd id="token" class="mono">${e(v.token)}</dd>
 <dt>Role since</dt><dd>${e(time(v.since))}${v.reason ? ` (${e(v.reason)})` : ''}</dd>

@@ -6,6 +6,7 @@ import type { HealthReport } from './health.js';
 import { VERSION } from '../version.js';
 import { isoTime } from '../time.js';
 import type { PostureReport } from '../ssh/postureReport.js';
+import type { EtcdConnectionSettings } from '../config/etcdConnection.js';
 
 /** The leadership source as the HTTP surface sees it: the drain overlay. */
 export interface DrainableLeadership {
@@ -27,6 +28,23 @@ export interface StatusSources {
   startedAt: number;
   /** Legacy algorithms negotiated in the last 24 h (src/ssh/algorithmPosture.ts). */
   posture?: { report(): PostureReport };
+  /** How this node reaches etcd (leadership.etcd, else runOnce.etcd); absent without etcd. */
+  etcd?: EtcdConnectionSettings;
+}
+
+/** How the node reaches etcd, for /status and the page: what docs/etcd-security.md asks for is tls and auth. */
+export interface EtcdView {
+  /** https endpoints with mutual TLS. */
+  tls: boolean;
+  /** etcd's own authentication (an auth block: a user limited to the cluster's keys). */
+  auth: boolean;
+  /** Plain-HTTP endpoints accepted with insecure: true: anyone who reaches etcd can take or break the lead. */
+  insecure: boolean;
+}
+
+export function etcdView(s: EtcdConnectionSettings): EtcdView {
+  const https = s.endpoints.every((e) => e.startsWith('https:'));
+  return { tls: https, auth: s.auth !== undefined, insecure: !https };
 }
 
 const tokenText = (t: bigint | null) => (t === null ? null : t.toString());
@@ -71,6 +89,8 @@ export interface StatusView {
   limits: Config['limits'] & { killGraceSeconds: number; closeGraceMs: number };
   /** Which legacy SSH algorithms clients negotiated in the last 24 h; null when not recorded. */
   algorithms: PostureReport | null;
+  /** How this node reaches etcd; null when it uses none. */
+  etcd: EtcdView | null;
 }
 
 /** /status and the page: state, not secrets (command lines only when allowed). */
@@ -124,5 +144,6 @@ export function statusView(src: StatusSources, health: HealthReport, showCommand
     hostKeys: src.hostKeys.map((k) => ({ type: k.type, fingerprint: k.fingerprint })),
     limits: { ...src.config.limits, killGraceSeconds: src.config.exec.killGraceSeconds, closeGraceMs: src.config.exec.closeGraceMs },
     algorithms: src.posture?.report() ?? null,
+    etcd: src.etcd ? etcdView(src.etcd) : null,
   };
 }

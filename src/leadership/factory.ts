@@ -10,10 +10,12 @@ export interface LeadershipDeps {
   node: string;
   cluster?: Cluster;
   log: Logger;
+  /** The cluster's token (gateway.http.tokenFile): vrrp's peer poll sends it. */
+  peerToken?: string;
 }
 
 /** Picks the leadership source: static for a single node, else the cluster file's. */
-export function createLeadership({ node, cluster, log }: LeadershipDeps): Leadership {
+export function createLeadership({ node, cluster, log, peerToken }: LeadershipDeps): Leadership {
   const source = cluster?.leadership.source ?? 'static';
   switch (source) {
     case 'static':
@@ -25,7 +27,7 @@ export function createLeadership({ node, cluster, log }: LeadershipDeps): Leader
     }
     case 'vrrp': {
       if (!cluster) throw errors.leadershipVrrpNeedsCluster();
-      return new VrrpLeadership({ node, cluster, log });
+      return new VrrpLeadership({ node, cluster, log, peerToken });
     }
     default:
       throw errors.leadershipSourceUnavailable(source);

@@ -92,6 +92,8 @@ export interface VrrpLeadershipOptions {
   inferAfterMs?: number;
   /** Read the notify FIFO (tests may feed events with notify()). */
   readFifo?: boolean;
+  /** The cluster's token (gateway.http.tokenFile), sent to the peers' GET /leader as a bearer token. */
+  peerToken?: string;
 }
 
 export class VrrpLeadership implements Leadership {
@@ -258,12 +260,13 @@ export class VrrpLeadership implements Leadership {
 
   private async pollPeers(intervalMs: number): Promise<void> {
     const timeout = Math.min(Math.max(intervalMs - 50, 100), 1000);
+    const headers: Record<string, string> = this.opts.peerToken === undefined ? {} : { authorization: `Bearer ${this.opts.peerToken}` };
     await Promise.all(
       this.opts.cluster.nodes
         .filter((n) => n.name !== this.opts.node)
         .map(async (peer) => {
           try {
-            const res = await fetch(`http://${peer.address}:${peer.httpPort}/leader`, { signal: AbortSignal.timeout(timeout) });
+            const res = await fetch(`http://${peer.address}:${peer.httpPort}/leader`, { headers, signal: AbortSignal.timeout(timeout) });
             const body = (await res.json()) as { node?: unknown; token?: unknown };
             const token = typeof body.token === 'string' || typeof body.token === 'number' ? BigInt(body.token) : null;
             if (token !== null) {

@@ -53,7 +53,7 @@ describe('execgate doctor against running gateways', () => {
       cluster: 'doctor-test',
       vip: { address: '127.0.0.100', prefixLength: 8, interface: IFACE },
       vrrp: { scriptUser: 'nobody' },
-      leadership: { source: 'etcd', etcd: { endpoints: [`http://127.0.0.1:${etcdDead}`] } },
+      leadership: { source: 'etcd', etcd: { endpoints: [`http://127.0.0.1:${etcdDead}`], insecure: true } },
       gateway: { hostKeys: ['/nonexistent/k'], authorizedKeys: '/nonexistent/ak', audit: { path: '/nonexistent/audit.jsonl' } },
       nodes: [
         { name: 'gw-a', address: '127.0.0.1', priority: 150, sshPort: a.port, httpPort: a.httpPort },
@@ -73,6 +73,11 @@ describe('execgate doctor against running gateways', () => {
     expect(table.stdout).toMatch(/fix:\s+copy the host keys of gw-\w to gw-\w/);
     expect(table.stdout).toMatch(/^leaders\s+cluster\s+FAIL\s+2 leaders/m);
     expect(table.stdout).toMatch(/^etcd health\s+http:\/\/127\.0\.0\.1:\d+\s+FAIL/m);
+    // Plain HTTP and no etcd user: each a failure with its fix (docs/etcd-security.md).
+    expect(table.stdout).toMatch(/^etcd transport\s+leadership\.etcd\s+FAIL\s+plain HTTP etcd \(leadership\.etcd\.insecure: true\): anyone who reaches/m);
+    expect(table.stdout).toMatch(/^etcd auth\s+leadership\.etcd\s+FAIL\s+etcd without authentication/m);
+    expect(table.stdout).toMatch(/fix:\s+add leadership\.etcd\.auth .*execgate etcd-setup --cluster FILE --apply/);
+    expect(table.stdout).toMatch(/^cluster token\s+gateway\.http\.tokenFile\s+FAIL\s+no cluster token/m);
     expect(table.stdout).toMatch(/^clock skew\s+gw-a\s+OK/m);
     expect(table.stdout).toMatch(/^keepalived\.conf\s+gw-a\s+OK/m);
     expect(table.stdout).toMatch(/^haproxy\.cfg\s+load balancers\s+OK/m);

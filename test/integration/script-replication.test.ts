@@ -258,4 +258,28 @@ describe.skipIf(why !== null)('dispatch-script replication between two gateways 
     expect(chmodStart).toBeDefined();
     expect(Date.parse(received!.time)).toBeLessThanOrEqual(Date.parse(chmodStart!.start!));
   });
+
+  it('a PUT /peer/dispatch-script without the cluster token, or with a wrong one, is refused by gw2 with a warning naming the caller and the path; nothing is written', async () => {
+    const path = scriptPath();
+    const url = `http://${gw2.address}:${gw2.httpPort}/peer/dispatch-script`;
+    const headers = { 'x-execgate-path': encodeURIComponent(path), 'x-execgate-mode': '755', 'x-execgate-uid': '0', 'x-execgate-gid': '0', 'x-execgate-from': 'intruder' };
+    const none = await fetch(url, { method: 'PUT', headers, body: '#!/bin/sh\necho owned\n' });
+    expect(none.status).toBe(401);
+    expect(((await none.json()) as { error: string }).error).toMatch(/no bearer token.*cluster's token \(gateway\.http\.tokenFile/);
+    const wrong = await fetch(url, { method: 'PUT', headers: { ...headers, authorization: 'Bearer not-the-cluster-token-at-all' }, body: '#!/bin/sh\n' });
+    expect(wrong.status).toBe(401);
+    // Any other peer-only path too, not only the one a receiver serves.
+    expect((await fetch(`http://${gw2.address}:${gw2.httpPort}/peer/anything-else`)).status).toBe(401);
+    expect(inGw2(gw2, ['test', '-e', path]).status).toBe(1);
+    const refusals = gw2
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('refused a peer request without the cluster token'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(refusals.slice(-3)).toMatchObject([
+      { level: 40, peer: '127.0.0.1', from: 'intruder', method: 'PUT', path: '/peer/dispatch-script', why: 'no bearer token' },
+      { level: 40, peer: '127.0.0.1', method: 'PUT', why: 'wrong bearer token' },
+      { level: 40, method: 'GET', path: '/peer/anything-else' },
+    ]);
+  });
 });

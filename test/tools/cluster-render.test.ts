@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { spawnSync, execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync, rmSync, existsSync, readdirSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync, existsSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -82,6 +82,15 @@ for (const n of [2, 3]) {
       ]);
     }
   }
+}
+
+/** The layout `execgate certs --dir DIR` writes, with placeholder files (install.sh copies, it does not parse). */
+function fakeEtcdCerts(dir: string): string {
+  const certs = join(dir, 'etcd-certs');
+  for (const sub of ['gateways', 'etcd']) mkdirSync(join(certs, sub), { recursive: true });
+  const files = ['ca.pem', 'ca-key.pem', 'etcd-password', 'etcd-root-password', ...['gw1', 'gw2'].flatMap((n) => [`gateways/${n}.pem`, `gateways/${n}-key.pem`, `etcd/${n}.pem`, `etcd/${n}-key.pem`])];
+  for (const f of files) writeFileSync(join(certs, f), `placeholder ${f}\n`, { mode: 0o600 });
+  return certs;
 }
 
 describe('keepalived renderer', () => {
@@ -352,19 +361,50 @@ describe('deploy kit', () => {
     const dir = mkdtempSync(join(tmpdir(), 'execgate-install-'));
     try {
       execFileSync(process.execPath, [CLI, 'keygen', '--dir', join(dir, 'keys')]);
-      const gw = spawnSync('bash', [join(ROOT, 'deploy/install.sh'), '--cluster', join(ROOT, 'deploy/example-cluster.yaml'), '--node', 'gw1', '--host-keys', join(dir, 'keys'), '--dry-run'], {
-        encoding: 'utf8',
-      });
+      const certs = fakeEtcdCerts(dir);
+      const example = join(ROOT, 'deploy/example-cluster.yaml');
+      const install = (...args: string[]) => spawnSync('bash', [join(ROOT, 'deploy/install.sh'), '--cluster', example, ...args, '--dry-run'], { encoding: 'utf8' });
+      const gw = install('--node', 'gw1', '--host-keys', join(dir, 'keys'), '--etcd-certs', certs);
       expect(gw.status, gw.stderr).toBe(0);
       expect(gw.stdout).toMatch(/\+ apt-get install -y --no-install-recommends \/\S+\/execgate_\S+\.deb keepalived curl logrotate$/m);
       expect(gw.stdout).toMatch(/\+ install -m 0600 .*ssh_host_ed25519_key \/etc\/execgate\/host-keys\//);
       expect(gw.stdout).toMatch(/\+ write \/etc\/keepalived\/keepalived\.conf/);
       expect(gw.stdout).toMatch(/\+ write \/etc\/systemd\/system\/execgate\.service/);
       expect(gw.stdout).toMatch(/\+ systemctl enable --now execgate\.service keepalived\.service/);
-      const lb = spawnSync('bash', [join(ROOT, 'deploy/install.sh'), '--cluster', join(ROOT, 'deploy/example-cluster.yaml'), '--role', 'lb', '--dry-run'], { encoding: 'utf8' });
+      // etcd: this node's client certificate, the CA and the password, at the defaults of leadership.etcd.tls/auth.
+      expect(gw.stdout).toContain('+ install -d -m 0700 /etc/execgate/etcd\n');
+      expect(gw.stdout).toContain(`+ install -m 0644 ${certs}/ca.pem /etc/execgate/etcd/ca.pem\n`);
+      expect(gw.stdout).toContain(`+ install -m 0644 ${certs}/gateways/gw1.pem /etc/execgate/etcd/client.pem\n`);
+      expect(gw.stdout).toContain(`+ install -m 0600 ${certs}/gateways/gw1-key.pem /etc/execgate/etcd/client-key.pem\n`);
+      expect(gw.stdout).toContain(`+ install -m 0600 ${certs}/etcd-password /etc/execgate/etcd/password\n`);
+      expect(gw.stdout).not.toContain('/etc/etcd/execgate');
+      expect(gw.stdout).toMatch(
+        /once every etcd member is installed, run once for the cluster .*: execgate etcd-setup --cluster \/etc\/execgate\/cluster\.yaml --apply --root-password-file \S+\/etcd-root-password$/m,
+      );
+      expect(gw.stdout).toMatch(/wrote a new cluster token to \/etc\/execgate\/http-token: every node needs the same one/);
+      // The member: its certificate readable by etcd, and mutual TLS in /etc/default/etcd; the cluster's token from a file.
+      writeFileSync(join(dir, 'token'), 'the-cluster-token-0123456789\n', { mode: 0o600 });
+      const member = install('--node', 'gw2', '--host-keys', join(dir, 'keys'), '--etcd-certs', certs, '--etcd-member', '--token-file', join(dir, 'token'), '--etcd-setup');
+      expect(member.status, member.stderr).toBe(0);
+      expect(member.stdout).toContain('+ install -d -m 0750 -o root -g etcd /etc/etcd/execgate\n');
+      expect(member.stdout).toContain(`+ install -m 0644 ${certs}/etcd/gw2.pem /etc/etcd/execgate/server.pem\n`);
+      expect(member.stdout).toContain(`+ install -m 0640 -o root -g etcd ${certs}/etcd/gw2-key.pem /etc/etcd/execgate/server-key.pem\n`);
+      expect(member.stdout.indexOf('etcd-server')).toBeLessThan(member.stdout.indexOf('/etc/etcd/execgate/server.pem'));
+      expect(member.stdout).toContain(`+ install -m 0600 ${join(dir, 'token')} /etc/execgate/http-token\n`);
+      expect(member.stdout).not.toContain('wrote a new cluster token');
+      expect(member.stdout).toMatch(/^\+ execgate etcd-setup --cluster \/etc\/execgate\/cluster\.yaml --apply --root-password-file \S+\/etcd-root-password$/m);
+      // https endpoints without --etcd-certs: stops before anything, naming the fix.
+      const noCerts = install('--node', 'gw1', '--host-keys', join(dir, 'keys'));
+      expect(noCerts.status).toBe(2);
+      expect(noCerts.stderr).toMatch(/the cluster's etcd endpoints are https: give --etcd-certs DIR, the directory "execgate certs --cluster \S+ --dir DIR" made/);
+      expect(noCerts.stdout).not.toMatch(/^\+ /m);
+      const wrongNode = install('--node', 'gw3', '--host-keys', join(dir, 'keys'), '--etcd-certs', certs);
+      expect(wrongNode.status).toBe(2);
+      expect(wrongNode.stderr).toMatch(/no \S+\/gateways\/gw3\.pem: --etcd-certs is the directory execgate certs/);
+      const lb = install('--role', 'lb');
       expect(lb.status, lb.stderr).toBe(0);
       expect(lb.stdout).toMatch(/\+ write \/etc\/haproxy\/haproxy\.cfg/);
-      const missing = spawnSync('bash', [join(ROOT, 'deploy/install.sh'), '--cluster', join(ROOT, 'deploy/example-cluster.yaml'), '--node', 'gw1', '--dry-run'], { encoding: 'utf8' });
+      const missing = install('--node', 'gw1');
       expect(missing.status).toBe(2);
       expect(missing.stderr).toMatch(/--host-keys DIR is required/);
     } finally {

@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync, rmSync, existsSync, statSync, readdirSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync, existsSync, statSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -257,6 +257,9 @@ describe('Vagrantfile', () => {
           expect(flag('--cluster')).toBe(`${GUEST_LAB}/cluster.yaml`);
           expect(flag('--host-keys')).toBe(`${GUEST_LAB}/host-keys`);
           expect(args).toContain('--etcd-member');
+          expect(flag('--etcd-certs')).toBe(`${GUEST_LAB}/etcd-certs`);
+          // etcd-setup once, on the last gateway (the members form their quorum meanwhile).
+          expect(args.includes('--etcd-setup')).toBe(node.name === c.nodes.at(-1)!.name);
           expect(flag('--sshd-not-on')).toBe(c.vip.address);
         } else if (m.name === 'lb') {
           expect(path).toBe('deploy/install.sh');
@@ -279,8 +282,14 @@ describe('Vagrantfile', () => {
   labIt('the trigger writes the lab cluster (example + 3 overrides), one host key set and a Rundeck key the gateways accept; install.sh --dry-run takes them', missingRuby, async () => {
     expect(existsSync(join(ROOT, 'dist/src/cli.js')), 'npm run build first').toBe(true);
     const dot = join(work, 'prepared');
-    const p = plan({ EXECGATE_LAB_LB: '1', VAGRANT_DOTFILE_PATH: dot }, true);
     const lab = join(dot, 'execgate-lab');
+    // What `execgate certs --dir` writes (the trigger runs it only when ca.pem is missing): placeholders, install.sh copies them.
+    const certs = join(lab, 'etcd-certs');
+    for (const sub of ['gateways', 'etcd']) mkdirSync(join(certs, sub), { recursive: true });
+    for (const f of ['ca.pem', 'etcd-password', 'etcd-root-password', ...['gw1', 'gw2', 'gw3'].flatMap((n) => [`gateways/${n}.pem`, `gateways/${n}-key.pem`, `etcd/${n}.pem`, `etcd/${n}-key.pem`])]) {
+      writeFileSync(join(certs, f), `placeholder ${f}\n`, { mode: 0o600 });
+    }
+    const p = plan({ EXECGATE_LAB_LB: '1', VAGRANT_DOTFILE_PATH: dot }, true);
     expect(p.global.synced).toContainEqual(expect.objectContaining({ host: lab, guest: GUEST_LAB }));
 
     const example = parseYaml(readFileSync(EXAMPLE, 'utf8')) as Record<string, Record<string, unknown>>;
@@ -291,7 +300,7 @@ describe('Vagrantfile', () => {
     expect(derived.haproxy!.bind).toBe((example.loadBalancers as unknown as string[])[0]);
     const undo = structuredClone(derived);
     undo.vip!.interface = example.vip!.interface;
-    delete (undo.gateway as Record<string, unknown>).http;
+    (undo.gateway as Record<string, unknown>).http = example.gateway!.http; // the inline token replaces tokenFile
     delete undo.haproxy!.bind;
     expect(undo).toEqual(example);
     const c = loadClusterFile(join(lab, 'cluster.yaml'));
@@ -329,6 +338,8 @@ describe('Vagrantfile', () => {
         expect(r.stdout).toMatch(/^\+ apt-get install -y --no-install-recommends etcd-server$/m);
         expect(r.stdout).toMatch(/^\+ write \/etc\/default\/etcd/m);
         expect(r.stdout).toMatch(/^\+ systemctl restart --no-block etcd\.service$/m);
+        expect(r.stdout).toContain(`+ install -m 0600 ${certs}/gateways/${m.name}-key.pem /etc/execgate/etcd/client-key.pem`);
+        expect(r.stdout).toContain(`+ install -m 0640 -o root -g etcd ${certs}/etcd/${m.name}-key.pem /etc/etcd/execgate/server-key.pem`);
         expect(r.stdout.indexOf('etcd.service')).toBeLessThan(r.stdout.indexOf('enable --now execgate.service'));
       }
     }
@@ -347,13 +358,21 @@ describe('install.sh additions for the lab', () => {
       [
         'ETCD_NAME=gw2',
         'ETCD_DATA_DIR=/var/lib/etcd/execgate',
-        'ETCD_LISTEN_PEER_URLS=http://198.18.0.12:2380',
-        'ETCD_INITIAL_ADVERTISE_PEER_URLS=http://198.18.0.12:2380',
-        'ETCD_LISTEN_CLIENT_URLS=http://198.18.0.12:2379,http://127.0.0.1:2379',
-        'ETCD_ADVERTISE_CLIENT_URLS=http://198.18.0.12:2379',
-        'ETCD_INITIAL_CLUSTER=gw1=http://198.18.0.11:2380,gw2=http://198.18.0.12:2380,gw3=http://198.18.0.13:2380',
+        'ETCD_LISTEN_PEER_URLS=https://198.18.0.12:2380',
+        'ETCD_INITIAL_ADVERTISE_PEER_URLS=https://198.18.0.12:2380',
+        'ETCD_LISTEN_CLIENT_URLS=https://198.18.0.12:2379',
+        'ETCD_ADVERTISE_CLIENT_URLS=https://198.18.0.12:2379',
+        'ETCD_INITIAL_CLUSTER=gw1=https://198.18.0.11:2380,gw2=https://198.18.0.12:2380,gw3=https://198.18.0.13:2380',
         'ETCD_INITIAL_CLUSTER_STATE=new',
         'ETCD_INITIAL_CLUSTER_TOKEN=prod-exec',
+        'ETCD_CERT_FILE=/etc/etcd/execgate/server.pem',
+        'ETCD_KEY_FILE=/etc/etcd/execgate/server-key.pem',
+        'ETCD_TRUSTED_CA_FILE=/etc/etcd/execgate/ca.pem',
+        'ETCD_CLIENT_CERT_AUTH=true',
+        'ETCD_PEER_CERT_FILE=/etc/etcd/execgate/server.pem',
+        'ETCD_PEER_KEY_FILE=/etc/etcd/execgate/server-key.pem',
+        'ETCD_PEER_TRUSTED_CA_FILE=/etc/etcd/execgate/ca.pem',
+        'ETCD_PEER_CLIENT_CERT_AUTH=true',
         '',
       ].join('\n'),
     );
@@ -365,7 +384,7 @@ describe('install.sh additions for the lab', () => {
   it('refuses gateway-only options on a load balancer, and an unreadable --authorized-keys', () => {
     const lb = spawnSync('bash', [join(ROOT, 'deploy/install.sh'), '--cluster', EXAMPLE, '--role', 'lb', '--etcd-member', '--dry-run'], { encoding: 'utf8' });
     expect(lb.status).toBe(2);
-    expect(lb.stderr).toMatch(/--etcd-member and --authorized-keys are for gateways/);
+    expect(lb.stderr).toMatch(/--etcd-member, --etcd-certs and --authorized-keys are for gateways/);
     const ak = spawnSync('bash', [join(ROOT, 'deploy/install.sh'), '--cluster', EXAMPLE, '--node', 'gw1', '--host-keys', work, '--authorized-keys', join(work, 'none'), '--dry-run'], {
       encoding: 'utf8',
     });

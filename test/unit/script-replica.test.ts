@@ -18,6 +18,8 @@ import { dispatchScriptMessage, dispatchScriptTransfer } from '../../src/exec/di
 import { scriptReplicationSchema } from '../../src/config/cluster.js';
 import { ScpAckGate } from '../../src/cluster/scpAckGate.js';
 import { PassThrough } from 'node:stream';
+import { createScriptReplication } from '../../src/cluster/replication.js';
+import { parseCluster } from '../../src/config/clusterLoad.js';
 
 const TOKEN = 'the-cluster-shared-token-0123456789';
 const isRoot = process.geteuid?.() === 0;
@@ -511,6 +513,37 @@ describe('ScpAckGate: the last scp acknowledgement waits for the peer copies', (
       await t.sink([0]);
       expect(t.calls()).toBe(0);
       expect(t.seen).toEqual([0]);
+    }
+  });
+});
+
+describe('createScriptReplication without the cluster token', () => {
+  it('says so loudly at start, naming the fix', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'execgate-notoken-'));
+    try {
+      const { log, lines } = memoryLog();
+      const cluster = parseCluster(
+        {
+          cluster: 'c',
+          vip: { address: '198.18.0.100' },
+          leadership: { source: 'static' },
+          stateDir: dir,
+          gateway: { hostKeys: ['/k'], authorizedKeys: '/ak', audit: { path: join(dir, 'audit.jsonl') } },
+          nodes: [
+            { name: 'gw1', address: '198.18.0.11', priority: 150 },
+            { name: 'gw2', address: '198.18.0.12', priority: 140 },
+          ],
+        },
+        'test',
+      );
+      const config = parseConfig({ hostKeys: ['k'], authorizedKeys: 'ak', audit: { path: join(dir, 'audit.jsonl') } }, 'test.yaml', dir);
+      const r = createScriptReplication({ config, cluster, node: 'gw1', token: undefined, log, metrics: createMetrics('gw1') });
+      r?.stop();
+      const warning = lines.find((l) => String(l.msg).startsWith('NO CLUSTER TOKEN'));
+      expect(warning).toMatchObject({ level: 40, nodes: 2, fix: expect.stringMatching(/gateway\.http\.tokenFile.*same file to every node/) });
+      expect(String(warning!.msg)).toMatch(/Fix: put the cluster's token in gateway\.http\.tokenFile, the same file on every node$/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -1,5 +1,7 @@
 import { describe, it, expect, afterEach } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -89,5 +91,52 @@ describe('VrrpLeadership with fake probes', () => {
     again.notify({ kind: 'INSTANCE', name: 'VI_1', state: 'MASTER', priority: 150 });
     expect(again.current().token!).toBeGreaterThan(v.current().token ?? second.token!);
     await again.stop();
+  });
+});
+
+describe("vrrp's peer poll", () => {
+  let dir = '';
+  afterEach(() => dir && rmSync(dir, { recursive: true, force: true }));
+
+  it("sends the cluster's token to a peer's GET /leader and learns the leader from it", async () => {
+    dir = mkdtempSync(join(tmpdir(), 'eg-vrrp-poll-'));
+    const seen: Array<{ url: string | undefined; headers: IncomingHttpHeaders }> = [];
+    const peer = createServer((req, res) => {
+      seen.push({ url: req.url, headers: req.headers });
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ node: 'gw2', token: '160', since: new Date().toISOString() }));
+    });
+    await new Promise<void>((r) => peer.listen(0, '127.0.0.1', r));
+    const port = (peer.address() as AddressInfo).port;
+    const cluster = parseCluster(
+      {
+        cluster: 'c',
+        vip: { address: '127.0.0.100' },
+        leadership: { source: 'vrrp' },
+        stateDir: dir,
+        notifyFifo: join(dir, 'fifo'),
+        vrrp: { peerPollIntervalMs: 100 },
+        gateway: { hostKeys: ['k'], authorizedKeys: 'ak', audit: { path: 'a' } },
+        nodes: [
+          { name: 'gw1', address: '127.0.0.11', priority: 150 },
+          { name: 'gw2', address: '127.0.0.1', priority: 100, httpPort: port },
+        ],
+      },
+      'test',
+    );
+    const probes: VrrpProbes = { vipLocal: () => false, keepalivedPid: () => 42, processAgeMs: () => 0 };
+    const log = pino({ level: 'silent' }) as unknown as Logger;
+    const v = new VrrpLeadership({ node: 'gw1', cluster, log, probes, readFifo: false, peerToken: 'the-cluster-token-0123456789' });
+    try {
+      await v.start();
+      const deadline = Date.now() + 5000;
+      while (v.current().leader !== 'gw2' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(v.current()).toMatchObject({ role: 'standby', leader: 'gw2', token: 160n });
+      expect(seen.length).toBeGreaterThan(0);
+      expect(seen[0]!.url).toBe('/leader');
+      expect(seen[0]!.headers.authorization).toBe('Bearer the-cluster-token-0123456789');
+    } finally {
+      await v.stop();
+      await new Promise((r) => peer.close(r));
+    }
   });
 });
