@@ -40,9 +40,9 @@ export function certPaths(dir: string): CertPaths {
 
 /** Where install.sh puts an etcd member's files (the member's --trusted-ca-file, --cert-file, --key-file and their --peer-* twins). */
 export const ETCD_MEMBER_INSTALL = {
-  ca: '/etc/etcd/pki/ca.pem',
-  cert: '/etc/etcd/pki/member.pem',
-  key: '/etc/etcd/pki/member-key.pem',
+  ca: '/etc/etcd/execgate/ca.pem',
+  cert: '/etc/etcd/execgate/server.pem',
+  key: '/etc/etcd/execgate/server-key.pem',
 } as const;
 
 /** Where install.sh puts a gateway's files: the defaults of leadership.etcd.tls and .auth. */
