@@ -6,6 +6,7 @@ import type { Handover, Topology } from './topology.js';
 import { sleep, until } from './wait.js';
 import { DRAIN_LOADS, type DrainLoad, Workload, commandBody, newExecId, waitedForLead, type Execution, type WorkloadOptions } from './workload.js';
 import { runChecks, splitBrainMs, type Check } from './checks.js';
+import { etcdEndpoint } from './etcdAccess.js';
 
 export interface ScenarioResult {
   topology: Topology;
@@ -236,10 +237,10 @@ export const SCENARIOS: Scenario[] = [
       // keepalives fail, which with a 2 s TTL can fence the gateway leader (measured).
       let victim = others(lab, leader)[0]!;
       for (const g of others(lab, leader)) {
-        const r = await lab.request({ op: 'http', url: `http://${g.address}:2379/v3/maintenance/status`, method: 'POST', body: '{}', timeoutMs: 2000 });
+        const r = await lab.etcdCall('/v3/maintenance/status', {}, { endpoints: [etcdEndpoint(g.address)] });
         try {
-          const st = JSON.parse(String(r.body)) as { header: { member_id: string }; leader: string };
-          if (st.leader !== st.header.member_id) {
+          const st = r.result as { header: { member_id: string }; leader: string };
+          if (r.ok && st.leader !== st.header.member_id) {
             victim = g;
             break;
           }
