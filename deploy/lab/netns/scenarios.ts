@@ -7,6 +7,7 @@ import { sleep, until } from './wait.js';
 import { DRAIN_LOADS, type DrainLoad, Workload, commandBody, newExecId, waitedForLead, type Execution, type WorkloadOptions } from './workload.js';
 import { runChecks, splitBrainMs, type Check } from './checks.js';
 import { etcdEndpoint } from './etcdAccess.js';
+import { intruderAttacks } from './intruder.js';
 
 export interface ScenarioResult {
   topology: Topology;
@@ -275,6 +276,21 @@ export const SCENARIOS: Scenario[] = [
       ctx.faulted = null;
       await recovered(ctx, restore, null, 20_000);
       await sleep(1500);
+    },
+  },
+  {
+    // Someone on the network without the cluster's credentials tries to take or break the
+    // lead through etcd and to plant a dispatch script (intruder.ts): every attempt is
+    // refused, and the leader keeps its key and token.
+    name: 'intruder',
+    only: ['vrrp-etcd', 'haproxy-etcd'],
+    noFailover: true,
+    async run(ctx) {
+      ctx.faulted = null;
+      const { checks, notes } = await intruderAttacks(ctx.lab);
+      ctx.extraChecks.push(...checks);
+      ctx.notes.push(...notes);
+      await sleep(1000);
     },
   },
   {
