@@ -32,7 +32,7 @@ interface Credentials {
   expect: 'handshake' | RegExp;
 }
 
-interface Answer {
+export interface Answer {
   status: number;
   body?: string;
   error?: string;
@@ -42,7 +42,7 @@ interface Answer {
 const short = (s: string) => s.replace(/\s+/g, ' ').trim().slice(0, 140);
 
 /** A handshake the server broke off (an alert, or the connection closed during it); not "nobody there". */
-function handshakeRefusal(a: Answer): string | null {
+export function handshakeRefusal(a: Answer): string | null {
   if (a.status !== 0) return null;
   const text = `${a.code ?? ''} ${a.error ?? ''}`;
   if (/ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|timed out/i.test(text)) return null;
@@ -50,7 +50,7 @@ function handshakeRefusal(a: Answer): string | null {
 }
 
 /** etcd's error message in an answer, or null when it accepted the request. */
-function etcdRefusal(a: Answer): string | null {
+export function etcdRefusal(a: Answer): string | null {
   if (a.status === 0) return null;
   try {
     const o = JSON.parse((a.body ?? '').split('\n')[0] ?? '') as { error?: unknown; message?: unknown };
