@@ -4,6 +4,8 @@ import { EXIT_FAILURE, EXIT_USAGE } from './exitCodes.js';
 import type { Verb } from './cli/common.js';
 import { serve } from './cli/serve.js';
 import { keygen } from './cli/keygen.js';
+import { certs } from './cli/certs.js';
+import { etcdSetup } from './cli/etcdSetup.js';
 import { render } from './cli/render.js';
 import { doctor } from './cli/doctor.js';
 import { status } from './cli/status.js';
@@ -14,7 +16,7 @@ import { HEADING, helpVerb } from './cli/help.js';
 import { overview, parseVerbArgs, UsageError, verbUsage } from './cli/usage.js';
 
 /** Each verb lives in src/cli/<verb>.ts with its own options; register it here. */
-const verbs: Record<string, Verb> = { serve, keygen, status, drain, undrain, render, doctor, help: helpVerb(() => verbs), version };
+const verbs: Record<string, Verb> = { serve, keygen, certs, 'etcd-setup': etcdSetup, status, drain, undrain, render, doctor, help: helpVerb(() => verbs), version };
 
 function fail(message: string, code = EXIT_USAGE): never {
   process.stderr.write(`execgate: ${message}\n`);

@@ -67,6 +67,19 @@ export const errors = {
     new ExecgateError('EG_CLUSTER_NODE', `node "${node}" is not in ${source}${advice ? ` (${advice})` : ''}${nodes ? `; its nodes are: ${nodes.join(', ')}` : ''}`),
   renderRefused: (target: string, source: string, problems: string[]) => new ExecgateError('EG_RENDER_REFUSED', `cannot render ${target} from ${source}: ${problems.join('; ')}`),
   etcdTlsFile: (key: string, path: string, problem: string) => new ExecgateError('EG_ETCD_TLS_FILE', `${key}: ${path} ${problem}`),
+  etcdSetupNoEtcd: () => new ExecgateError('EG_ETCD_SETUP', 'the cluster file has no leadership.etcd: etcd-setup prepares the etcd that leadership.etcd names'),
+  etcdSetupRootLogin: (message: string) =>
+    new ExecgateError(
+      'EG_ETCD_SETUP',
+      `etcd refused the root login (${message}); pass the root password file that the first etcd-setup --apply used (--root-password-file, execgate certs wrote etcd-root-password)`,
+    ),
+  etcdSetupNotLimited: (user: string, key: string) =>
+    new ExecgateError(
+      'EG_ETCD_SETUP',
+      `etcd user "${user}" could write ${key}, outside the cluster's prefix: authentication is not in force or the user has another role; check with etcdctl user get ${user}`,
+    ),
+  etcdSetupUnknownNode: (node: string, nodes: string[]) => new ExecgateError('EG_USAGE', `--node ${node} is not in the cluster file (one of: ${nodes.join(', ')})`),
+  etcdSetupNeedsRootPassword: () => new ExecgateError('EG_USAGE', 'etcd-setup --apply needs --root-password-file FILE (execgate certs wrote DIR/etcd-root-password)'),
   opensslMissing: (bin: string) => new ExecgateError('EG_OPENSSL', `${bin} not found: install openssl (apt-get install openssl), or set EXECGATE_OPENSSL to its path`),
   opensslFailed: (what: string, stderr: string) => new ExecgateError('EG_OPENSSL', `openssl ${what} failed: ${stderr}`),
   certsCaKeyMissing: (ca: string, key: string) =>

@@ -4,7 +4,7 @@ import { CLI } from '../helpers/gateway.js';
 import { EXIT_CHECK_FAILED, EXIT_OK, EXIT_TEMPFAIL, EXIT_USAGE } from '../../src/exitCodes.js';
 
 /** Every verb src/cli.ts dispatches; the overview test below fails when one is added without being listed here. */
-const VERBS = ['serve', 'keygen', 'status', 'drain', 'undrain', 'render', 'doctor', 'help', 'version'];
+const VERBS = ['serve', 'keygen', 'certs', 'etcd-setup', 'status', 'drain', 'undrain', 'render', 'doctor', 'help', 'version'];
 
 interface Result {
   code: number | null;
