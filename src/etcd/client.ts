@@ -165,11 +165,7 @@ export class EtcdClient extends EtcdApiWithHelpers {
         this.preferred = index;
         const code = typeof obj.code === 'number' ? obj.code : null;
         if (code === 7 && this.options.auth && path !== '/v3/auth/authenticate') {
-          throw new EtcdResponseError(
-            response.status,
-            code,
-            `${message}: etcd user "${this.options.auth.user}" has no role for these keys; grant it with execgate etcd-setup --cluster FILE --apply`,
-          );
+          throw new EtcdResponseError(response.status, code, `${message}: etcd user "${this.options.auth.user}" has no role for these keys; grant it with execgate etcd-setup --cluster FILE --apply`);
         }
         if (!this.options.auth && /user name is empty|permission denied/i.test(message)) {
           throw new EtcdResponseError(response.status, code, `${message}: etcd has authentication on; set the etcd user in auth (user, passwordFile) of this etcd block`);

@@ -27,7 +27,10 @@ export interface EtcdTlsMaterial extends EtcdTlsFiles {
 }
 
 /** The subset of fetch the etcd client uses (global fetch satisfies it). */
-export type EtcdFetch = (url: string, init: { method: string; headers: Record<string, string>; body: string; signal: AbortSignal }) => Promise<{ status: number; ok: boolean; text(): Promise<string> }>;
+export type EtcdFetch = (
+  url: string,
+  init: { method: string; headers: Record<string, string>; body: string; signal: AbortSignal },
+) => Promise<{ status: number; ok: boolean; text(): Promise<string> }>;
 
 function readPublicFile(path: string, key: string): Buffer {
   try {
@@ -142,7 +145,10 @@ export function describeTlsFailure(err: unknown, tls: Pick<EtcdTlsMaterial, 'key
   if (HANDSHAKE_CODES.has(code)) {
     return `TLS: the member's certificate is not signed by the CA in ${tls.key}.caFile (${tls.caFile}) (${code}); install the CA that signed the etcd members' certificates there`;
   }
-  if (/alert (bad certificate|unknown ca|certificate required|certificate unknown|certificate expired)|tlsv13 alert certificate required/i.test(message) || code === 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED') {
+  if (
+    /alert (bad certificate|unknown ca|certificate required|certificate unknown|certificate expired)|tlsv13 alert certificate required/i.test(message) ||
+    code === 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED'
+  ) {
     return `TLS: the member refused this node's client certificate ${tls.key}.certFile (${tls.certFile}) (${message.trim()}); it must be signed by the CA the members trust (--trusted-ca-file)`;
   }
   if (code === 'EPROTO' || /wrong version number|packet length too long|ssl/i.test(message)) {

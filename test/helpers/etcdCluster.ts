@@ -6,6 +6,13 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { CLI, makeClientKeys, waitForOutput, type ClientKeys } from './gateway.js';
 import { run, sshArgs } from './clients.js';
+import { clusterSchema, type Cluster } from '../../src/config/cluster.js';
+import { makeClusterCerts } from '../../src/certs/make.js';
+import { certPaths, type CertPaths } from '../../src/certs/paths.js';
+import { connectEtcd } from '../../src/etcd/connect.js';
+import type { EtcdClient } from '../../src/etcd/client.js';
+import { applyEtcdSetupPlan } from '../../src/etcd/setup.js';
+import { loadEtcdTls, tlsFetch } from '../../src/etcd/tls.js';
 
 export const ETCD_BIN = '/usr/bin/etcd';
 
@@ -55,34 +62,94 @@ export interface EtcdMember {
   output: () => string;
 }
 
+/**
+ * Where a test etcd lets the execgate user read and write: the prefixes the tests use
+ * (cluster files' `/execgate-test/<cluster>/`, the contract test's `/contract-*`, run-once's
+ * own prefixes, the announce test's, and the key the contract test reads only for the store's
+ * revision). Everything else is refused to it.
+ */
+export const TEST_ETCD_PREFIXES = ['/execgate-test/', '/contract-', '/execgate-runonce-test-', '/announce-test-', '\u0000never-a-key'];
+export const TEST_ETCD_ROLE = 'execgate-test';
+
+/** An etcd block for cluster and config files (leadership.etcd, runOnce.etcd). */
+export interface EtcdConnectionBlock {
+  endpoints: string[];
+  tls: { caFile: string; certFile: string; keyFile: string };
+  auth: { user: string; passwordFile: string };
+}
+
 export interface EtcdCluster {
   dir: string;
   members: EtcdMember[];
+  /** https:// client URLs. */
   endpoints: string[];
+  /** The certificates (execgate certs' layout) and passwords of this etcd. */
+  certs: CertPaths;
+  /** Logged in as the execgate user over mutual TLS; use as leadership.etcd / runOnce.etcd. */
+  connection: EtcdConnectionBlock;
+  /** An EtcdClient as the execgate user (connectEtcd with `connection`, endpoints overridable). */
+  client(opts?: { endpoints?: string[]; requestTimeoutMs?: number }): EtcdClient;
+  /** etcd's root user's password (for tests of the setup itself). */
+  rootPassword(): string;
   stop(): Promise<void>;
 }
 
-/** A real N-member etcd cluster on loopback, each member with its own ports and data dir. */
-export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
+/** The synthetic cluster whose certificates a test etcd uses: its members all on 127.0.0.1. */
+function syntheticCluster(endpoints: string[]): Cluster {
+  return clusterSchema.parse({
+    cluster: 'etcd-test',
+    vip: { address: '127.0.0.100' },
+    leadership: { source: 'etcd', etcd: { endpoints, prefix: '/execgate-test' } },
+    gateway: { hostKeys: ['/nonexistent/k'], audit: { path: '/nonexistent/audit.jsonl' } },
+    nodes: [{ name: 'gateway', address: '127.0.0.2', priority: 100 }],
+  });
+}
+
+/**
+ * A real N-member etcd cluster on loopback, each member with its own ports and data dir,
+ * the way production runs it: client and peer traffic over mutual TLS (certificates from
+ * makeClusterCerts), authentication on, and the execgate user limited to the test prefixes.
+ */
+export async function startEtcdCluster(size = 3, opts: { prefixes?: string[] } = {}): Promise<EtcdCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'execgate-etcd-'));
   const ports = await freePorts(size * 2);
   const names = Array.from({ length: size }, (_, i) => `m${i + 1}`);
-  const peer = (i: number) => `http://127.0.0.1:${ports[size + i]}`;
+  const peer = (i: number) => `https://127.0.0.1:${ports[size + i]}`;
   const initialCluster = names.map((n, i) => `${n}=${peer(i)}`).join(',');
   const token = `execgate-test-${process.pid}-${Date.now()}`;
+  const endpoints = names.map((_, i) => `https://127.0.0.1:${ports[i]}`);
+  const certs = certPaths(join(dir, 'certs'));
+  const report = makeClusterCerts(syntheticCluster(endpoints), certs.dir);
+  const member = certs.member(report.members[0]!.name);
+  const gateway = certs.gateway('gateway');
+  const connection: EtcdConnectionBlock = {
+    endpoints,
+    tls: { caFile: certs.ca, certFile: gateway.cert, keyFile: gateway.key },
+    auth: { user: 'execgate', passwordFile: certs.password },
+  };
+  const clients: EtcdClient[] = [];
   const members: EtcdMember[] = [];
   const cluster: EtcdCluster = {
     dir,
     members,
-    endpoints: [],
+    endpoints,
+    certs,
+    connection,
+    client(o = {}) {
+      const c = connectEtcd({ ...connection, endpoints: o.endpoints ?? endpoints, insecure: false }, { node: 'gateway', key: 'test.etcd', requestTimeoutMs: o.requestTimeoutMs ?? 5000 });
+      clients.push(c);
+      return c;
+    },
+    rootPassword: () => readFileSync(certs.rootPassword, 'utf8').trim(),
     async stop() {
+      for (const c of clients) c.close();
       await Promise.all(members.map((m) => stopProcess(m.proc)));
       rmSync(dir, { recursive: true, force: true });
     },
   };
   try {
     names.forEach((name, i) => {
-      const clientUrl = `http://127.0.0.1:${ports[i]}`;
+      const clientUrl = endpoints[i]!;
       const proc = spawn(
         ETCD_BIN,
         [
@@ -104,6 +171,20 @@ export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
           'new',
           '--initial-cluster-token',
           token,
+          '--cert-file',
+          member.cert,
+          '--key-file',
+          member.key,
+          '--trusted-ca-file',
+          certs.ca,
+          '--client-cert-auth',
+          '--peer-cert-file',
+          member.cert,
+          '--peer-key-file',
+          member.key,
+          '--peer-trusted-ca-file',
+          certs.ca,
+          '--peer-client-cert-auth',
           '--heartbeat-interval',
           '100',
           '--election-timeout',
@@ -118,23 +199,39 @@ export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
       proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
       members.push({ name, clientUrl, clientPort: ports[i]!, proc, output: () => out });
     });
-    cluster.endpoints = members.map((m) => m.clientUrl);
-    // Healthy = every member answers /health with quorum.
-    const deadline = Date.now() + 30_000;
-    for (const m of members) {
-      for (;;) {
-        if (m.proc.exitCode !== null) throw new Error(`etcd ${m.name} exited:\n${m.output()}`);
-        try {
-          const r = await fetch(`${m.clientUrl}/health`, { signal: AbortSignal.timeout(1000) });
-          const body = (await r.json()) as { health?: string };
-          if (body.health === 'true') break;
-        } catch {
-          // not yet
+    // Healthy = every member answers /health with quorum (over mutual TLS, with the gateway's certificate).
+    const transport = tlsFetch(loadEtcdTls(connection.tls, 'gateway', 'test.etcd.tls'));
+    try {
+      const deadline = Date.now() + 30_000;
+      for (const m of members) {
+        for (;;) {
+          if (m.proc.exitCode !== null) throw new Error(`etcd ${m.name} exited:\n${m.output()}`);
+          try {
+            const r = await transport.fetch(`${m.clientUrl}/health`, { method: 'GET', headers: {}, body: '', signal: AbortSignal.timeout(1000) });
+            const body = JSON.parse(await r.text()) as { health?: string };
+            if (body.health === 'true') break;
+          } catch {
+            // not yet
+          }
+          if (Date.now() > deadline) throw new Error(`etcd ${m.name} not healthy in time:\n${m.output()}`);
+          await new Promise((r) => setTimeout(r, 100));
         }
-        if (Date.now() > deadline) throw new Error(`etcd ${m.name} not healthy in time:\n${m.output()}`);
-        await new Promise((r) => setTimeout(r, 100));
       }
+    } finally {
+      transport.close();
     }
+    // Authentication on, the execgate user limited to the test prefixes (what etcd-setup --apply does).
+    await applyEtcdSetupPlan(
+      {
+        cluster: 'etcd-test',
+        role: TEST_ETCD_ROLE,
+        user: connection.auth.user,
+        prefixes: opts.prefixes ?? TEST_ETCD_PREFIXES,
+        passwordFile: connection.auth.passwordFile,
+        connection: { ...connection, insecure: false },
+      },
+      { node: 'gateway', rootPassword: cluster.rootPassword(), log: () => {} },
+    );
     return cluster;
   } catch (err) {
     await cluster.stop();
@@ -188,7 +285,8 @@ export async function startClusterGateway(
   fixture: ClusterFixture,
   nodes: ClusterNodeSpec[],
   nodeName: string,
-  etcd: { endpoints: string[]; ttlSeconds: number; marginSeconds: number },
+  /** The etcd block: the cluster's `connection` (endpoints may be replaced, e.g. by relays) plus the lease timing. */
+  etcd: EtcdConnectionBlock & { ttlSeconds: number; marginSeconds: number },
   options: { waitListening?: boolean } = {},
 ): Promise<ClusterGateway> {
   const me = nodes.find((n) => n.name === nodeName)!;

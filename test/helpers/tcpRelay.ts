@@ -51,7 +51,7 @@ export async function startTcpRelay(targetHost: string, targetPort: number): Pro
   const port = await listen(0);
   return {
     port,
-    url: `http://127.0.0.1:${port}`,
+    url: `https://127.0.0.1:${port}`,
     get isCut() {
       return cut;
     },

@@ -6,6 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { CLI, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { makeClusterCerts } from '../../src/certs/make.js';
+import { certPaths } from '../../src/certs/paths.js';
+import { clusterSchema } from '../../src/config/cluster.js';
 
 const IFACE = readdirSync('/sys/class/net').find((i) => i !== 'lo' && existsSync(`/sys/class/net/${i}/address`)) ?? 'eth0';
 
@@ -49,11 +52,19 @@ describe('execgate doctor against running gateways', () => {
     expect(b.httpPort).not.toBeNull();
     const dead = await deadPort('127.0.0.3');
     const etcdDead = await deadPort('127.0.0.1');
+    // etcd as production reaches it: https with each node's client certificate and the execgate user.
+    const endpoints = [`https://127.0.0.1:${etcdDead}`];
+    const certs = certPaths(join(dir, 'etcd-certs'));
+    const etcdBlock = {
+      endpoints,
+      tls: { caFile: certs.ca, certFile: certs.gateway('%n').cert, keyFile: certs.gateway('%n').key },
+      auth: { user: 'execgate', passwordFile: certs.password },
+    };
     const cluster = {
       cluster: 'doctor-test',
       vip: { address: '127.0.0.100', prefixLength: 8, interface: IFACE },
       vrrp: { scriptUser: 'nobody' },
-      leadership: { source: 'etcd', etcd: { endpoints: [`http://127.0.0.1:${etcdDead}`] } },
+      leadership: { source: 'etcd', etcd: etcdBlock },
       gateway: { hostKeys: ['/nonexistent/k'], authorizedKeys: '/nonexistent/ak', audit: { path: '/nonexistent/audit.jsonl' } },
       nodes: [
         { name: 'gw-a', address: '127.0.0.1', priority: 150, sshPort: a.port, httpPort: a.httpPort },
@@ -63,6 +74,7 @@ describe('execgate doctor against running gateways', () => {
     };
     const file = join(dir, 'cluster.yaml');
     writeFileSync(file, stringify(cluster));
+    makeClusterCerts(clusterSchema.parse(cluster), certs.dir);
 
     const table = await run(['doctor', '--cluster', file]);
     expect(table.stderr).toBe('');
@@ -72,7 +84,7 @@ describe('execgate doctor against running gateways', () => {
     expect(table.stdout).toMatch(/^host keys\s+gw-\w\s+FAIL\s+fingerprints differ/m);
     expect(table.stdout).toMatch(/fix:\s+copy the host keys of gw-\w to gw-\w/);
     expect(table.stdout).toMatch(/^leaders\s+cluster\s+FAIL\s+2 leaders/m);
-    expect(table.stdout).toMatch(/^etcd health\s+http:\/\/127\.0\.0\.1:\d+\s+FAIL/m);
+    expect(table.stdout).toMatch(/^etcd health\s+https:\/\/127\.0\.0\.1:\d+\s+FAIL/m);
     expect(table.stdout).toMatch(/^clock skew\s+gw-a\s+OK/m);
     expect(table.stdout).toMatch(/^keepalived\.conf\s+gw-a\s+OK/m);
     expect(table.stdout).toMatch(/^haproxy\.cfg\s+load balancers\s+OK/m);

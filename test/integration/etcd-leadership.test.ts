@@ -15,7 +15,6 @@ import {
 import { startTcpRelay, type TcpRelay } from '../helpers/tcpRelay.js';
 import { sleep } from '../helpers/proc.js';
 import { until } from '../helpers/until.js';
-import { EtcdClient } from '../../src/etcd/client.js';
 
 /**
  * etcd leadership against a real 3-member etcd cluster on loopback and two real
@@ -40,7 +39,7 @@ let seq = 0;
 
 beforeAll(async () => {
   etcd = await startEtcdCluster(3);
-  deadEndpoint = `http://127.0.0.1:${(await freePorts(1))[0]}`;
+  deadEndpoint = `https://127.0.0.1:${(await freePorts(1))[0]}`;
 }, 60_000);
 
 afterAll(async () => {
@@ -88,7 +87,7 @@ async function makePair(): Promise<Pair> {
     relays,
     gws,
     async start(name, waitListening = true) {
-      const gw = await startClusterGateway(fixture, nodes, name, { endpoints: [deadEndpoint, relays[name]!.url], ttlSeconds: TTL, marginSeconds: MARGIN }, { waitListening });
+      const gw = await startClusterGateway(fixture, nodes, name, { ...etcd.connection, endpoints: [deadEndpoint, relays[name]!.url], ttlSeconds: TTL, marginSeconds: MARGIN }, { waitListening });
       gws[name] = gw;
       cleanups.push(async () => {
         try {
@@ -341,7 +340,7 @@ describe('etcd leadership (real 3-member etcd, two gateways, relays)', () => {
 
 describe('the handover announce against real etcd', () => {
   it('putIfCreated rewrites the election value only for the key created at that revision, keeping lease and token', async () => {
-    const client = new EtcdClient({ endpoints: [`http://127.0.0.1:${etcd.members[0]!.clientPort}`], requestTimeoutMs: 2000 });
+    const client = etcd.client({ endpoints: [etcd.members[0]!.clientUrl], requestTimeoutMs: 2000 });
     const prefix = `/announce-test-${process.pid}/leader/`;
     const lease = await client.grantLease(5);
     const put = await client.putIfAbsent(`${prefix}gw1`, 'gw1', lease.id);

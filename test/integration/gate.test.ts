@@ -20,7 +20,7 @@ describe('the leader gate on a standby', () => {
       { name: 'gw1', address: '127.0.0.21', sshPort: ports[0]!, httpPort: ports[1]!, priority: 150 },
       { name: 'gw2', address: '127.0.0.22', sshPort: ports[2]!, httpPort: ports[3]!, priority: 100 },
     ];
-    const settings = { endpoints: etcd.endpoints, ttlSeconds: 2, marginSeconds: 0.5 };
+    const settings = { ...etcd.connection, ttlSeconds: 2, marginSeconds: 0.5 };
     gws.push(await startClusterGateway(fixture, nodes, 'gw1', settings));
     await waitForRole(gws[0]!, 'leader');
     gws.push(await startClusterGateway(fixture, nodes, 'gw2', settings));

@@ -2,7 +2,6 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { EtcdClaimStore } from '../../src/runonce/etcdClaimStore.js';
-import { EtcdClient } from '../../src/etcd/client.js';
 import { pino } from 'pino';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcdCluster.js';
@@ -23,7 +22,7 @@ describe('run-once: dispatch to every gateway, execute exactly once', () => {
     prefix = `/execgate-runonce-test-${Date.now()}`;
     // Liveness 5 s (the default): a burst of 100 starts per gateway blocks each event loop for about
     // 1-2 s on a 2-core machine (fork from node takes ~9 ms), which a 2 s lease did not survive.
-    const runOnce = { enabled: true, etcd: { endpoints: etcd.endpoints, prefix }, livenessTtlSeconds: 5, pollMs: 100 };
+    const runOnce = { enabled: true, etcd: { ...etcd.connection, prefix }, livenessTtlSeconds: 5, pollMs: 100 };
     for (const node of ['gw1', 'gw2', 'gw3']) gws.push(await startTestGateway({ node, runOnce }));
     skipFastGw = await startTestGateway({ node: 'gw4', runOnce: { ...runOnce, skipFast: true } });
   }, 60_000);
@@ -139,7 +138,7 @@ describe('run-once: dispatch to every gateway, execute exactly once', () => {
   });
 
   it("an unconfirmed claim is abandoned in etcd only while it is still this node's", async () => {
-    const store = new EtcdClaimStore(new EtcdClient({ endpoints: etcd.endpoints, requestTimeoutMs: 5000 }), 600, 5, pino({ level: 'silent' }));
+    const store = new EtcdClaimStore(etcd.client(), 600, 5, pino({ level: 'silent' }));
     try {
       const mine = { node: 'gw1', start: new Date().toISOString() };
       const key = `${prefix}/abandon-test`;

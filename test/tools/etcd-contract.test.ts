@@ -361,7 +361,7 @@ describe('etcd contract: a real etcd through EtcdClient', () => {
   beforeAll(async () => {
     if (etcdMissing) return;
     etcd = await startEtcdCluster(1);
-    api = new EtcdClient({ endpoints: etcd.endpoints, requestTimeoutMs: 5000 });
+    api = etcd.client();
   }, 60_000);
   afterAll(async () => {
     await etcd?.stop();
