@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import { ETCD_PREFIX, etcdConnection } from './etcdAccess.js';
 import { CLI } from './paths.js';
 import { HTTP_PORT, LAB_DEFAULT_TTL_SECONDS, LB, SSH_PORT, VIP, type Handover, type NodeSpec, type Topology } from './topology.js';
 
@@ -32,13 +33,16 @@ export interface ClusterFileOptions {
   nodes: NodeSpec[];
   /** gateway.http.token. */
   token: string;
-  /** The cluster's name (default failoverlab). */
+  /** The cluster's name (default LAB_CLUSTER). */
   name?: string;
   /** etcd topologies: the lease (default LAB_DEFAULT_TTL_SECONDS, margin 0.5 s) and leadership.handover. */
   ttlSeconds?: number;
   marginSeconds?: number;
   handover?: Handover | null;
 }
+
+/** The lab cluster's name (the etcd keys are under <prefix>/<name>/). */
+export const LAB_CLUSTER = 'failoverlab';
 
 export const clusterFilePath = (dir: string): string => join(dir, 'cluster.yaml');
 export const renderedKeepalived = (dir: string, node: string): string => join(dir, 'render', `${node}-keepalived.conf`);
@@ -50,7 +54,7 @@ export function writeClusterFile(o: ClusterFileOptions): string {
   const h = o.hostDir;
   const etcd = o.topology !== 'vrrp';
   const cluster = {
-    cluster: o.name ?? 'failoverlab',
+    cluster: o.name ?? LAB_CLUSTER,
     vip: { address: VIP, prefixLength: 24, interface: 'eth0', sshPort: 22, bind: 'nonlocal' },
     vrrp: {
       version: 3,
@@ -67,10 +71,11 @@ export function writeClusterFile(o: ClusterFileOptions): string {
       ...(etcd
         ? {
             etcd: {
-              endpoints: o.nodes.map((g) => `http://${g.address}:2379`),
+              // https with each gateway's own client certificate (%n) and the execgate user (etcdAccess.ts).
+              ...etcdConnection(o.dir, o.nodes),
               ttlSeconds: o.ttlSeconds ?? LAB_DEFAULT_TTL_SECONDS,
               marginSeconds: o.marginSeconds ?? 0.5,
-              prefix: '/execgate-lab',
+              prefix: ETCD_PREFIX,
             },
           }
         : {}),

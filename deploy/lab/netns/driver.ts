@@ -7,16 +7,25 @@
  *
  *   {"id":1,"op":"exec","host":"198.18.0.100","port":22,"command":"...","env":{..},"timeoutMs":30000}
  *   {"id":2,"op":"scp","host":..,"port":..,"path":"/tmp/..","content":"..."}        scp -t sink upload
- *   {"id":3,"op":"http","url":"http://..","method":"GET","token":"..","timeoutMs":2000}
+ *   {"id":3,"op":"http","url":"http://..","method":"GET","token":"..","headers":{..},"body":"..","timeoutMs":2000}
+ *   {"id":4,"op":"https","url":"https://..","method":"POST","ca":FILE,"cert":FILE,"key":FILE,"headers":{..},"body":".."}
+ *        raw HTTPS with exactly the credentials given (none: no client certificate)
+ *   {"id":5,"op":"etcd","settings":{endpoints,tls,auth,insecure},"node":"gw1","call":"/v3/..","request":{..}}
+ *   {"id":6,"op":"etcd","settings":..,"node":..,"range":"/prefix/"}
+ *        execgate's own etcd client (connectEtcd: mutual TLS, login) with those settings
  * answers {"id":1,"code":0,"stdout":"..","stderr":"..","error":null,"t0":ms,"t1":ms}
  */
 import { readFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { createInterface } from 'node:readline';
 import { Client } from 'ssh2';
+import type { EtcdConnectionSettings } from '../../../src/config/etcdConnection.js';
+import type { EtcdClient } from '../../../src/etcd/client.js';
+import { connectEtcd } from '../../../src/etcd/connect.js';
 
 interface Request {
   id: number;
-  op: 'exec' | 'scp' | 'http';
+  op: 'exec' | 'scp' | 'http' | 'https' | 'etcd';
   host?: string;
   port?: number;
   command?: string;
@@ -29,7 +38,19 @@ interface Request {
   url?: string;
   method?: string;
   token?: string;
+  headers?: Record<string, string>;
   body?: string;
+  /** https: PEM files (absent: not sent; without ca the server is not verified). */
+  ca?: string;
+  cert?: string;
+  key?: string;
+  /** etcd: the connection block and the node whose %n paths it uses. */
+  settings?: EtcdConnectionSettings;
+  node?: string;
+  /** etcd: the JSON gateway path to POST with `request` as its body, or a prefix to range. */
+  call?: string;
+  request?: unknown;
+  range?: string;
 }
 
 const key = readFileSync(process.argv[2] ?? '', 'utf8');
@@ -139,7 +160,7 @@ async function http(r: Request): Promise<Record<string, unknown>> {
   try {
     const res = await fetch(r.url!, {
       method: r.method ?? 'GET',
-      headers: r.token ? { authorization: `Bearer ${r.token}` } : {},
+      headers: { ...(r.headers ?? {}), ...(r.token ? { authorization: `Bearer ${r.token}` } : {}) },
       ...(r.body !== undefined ? { body: r.body } : {}),
       signal: AbortSignal.timeout(r.timeoutMs ?? 2000),
     });
@@ -149,10 +170,65 @@ async function http(r: Request): Promise<Record<string, unknown>> {
   }
 }
 
+/** One HTTPS request with exactly the credentials asked for; a refused handshake comes back as error and code. */
+function https(r: Request): Promise<Record<string, unknown>> {
+  return new Promise((resolve) => {
+    const body = r.body ?? '';
+    const req = httpsRequest(
+      r.url!,
+      {
+        method: r.method ?? 'POST',
+        headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), ...(r.headers ?? {}) },
+        agent: false,
+        ...(r.ca ? { ca: readFileSync(r.ca) } : { rejectUnauthorized: false }),
+        ...(r.cert ? { cert: readFileSync(r.cert) } : {}),
+        ...(r.key ? { key: readFileSync(r.key) } : {}),
+        timeout: r.timeoutMs ?? 3000,
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () => resolve({ id: r.id, status: res.statusCode, body: text }));
+        res.on('error', (err: NodeJS.ErrnoException) => resolve({ id: r.id, status: 0, error: err.message, code: err.code ?? null }));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', (err: NodeJS.ErrnoException) => resolve({ id: r.id, status: 0, error: err.message, code: err.code ?? null }));
+    req.end(body);
+  });
+}
+
+const etcdClients = new Map<string, EtcdClient>();
+
+/** execgate's etcd client with the given settings (one per settings and node, kept). */
+async function etcd(r: Request): Promise<Record<string, unknown>> {
+  try {
+    const k = JSON.stringify([r.settings, r.node]);
+    let c = etcdClients.get(k);
+    if (!c) {
+      c = connectEtcd(r.settings!, { node: r.node ?? '', key: 'lab', requestTimeoutMs: r.timeoutMs ?? 2000 });
+      etcdClients.set(k, c);
+    }
+    if (r.range !== undefined) {
+      const { kvs, revision } = await c.rangePrefix(r.range);
+      return {
+        id: r.id,
+        ok: true,
+        result: { revision: String(revision), kvs: kvs.map((kv) => ({ ...kv, createRevision: String(kv.createRevision), modRevision: String(kv.modRevision), version: String(kv.version) })) },
+      };
+    }
+    return { id: r.id, ok: true, result: await c.call(r.call!, r.request ?? {}) };
+  } catch (err) {
+    return { id: r.id, ok: false, error: (err as Error).message };
+  }
+}
+
+const OPS = { exec, scp, http, https, etcd } as const;
+
 createInterface({ input: process.stdin }).on('line', (line) => {
   if (!line.trim()) return;
   const r = JSON.parse(line) as Request;
-  const p = r.op === 'exec' ? exec(r) : r.op === 'scp' ? scp(r) : http(r);
+  const p = (OPS[r.op] ?? http)(r);
   void p.then(write, (err: Error) => write({ id: r.id, error: err.message }));
 });
 process.stdin.on('end', () => process.exit(0));

@@ -8,16 +8,30 @@
  * builds them into one lab, observes it and tears it down.
  */
 import { randomBytes } from 'node:crypto';
+import { makeClusterCerts } from '../../../src/certs/make.js';
+import type { EtcdConnectionSettings } from '../../../src/config/etcdConnection.js';
+import { loadClusterFile } from '../../../src/config/clusterLoad.js';
 import { LabClient, type HttpAnswer } from './client.js';
-import { renderConfigs, renderedHaproxy, writeClusterFile, writeKeys } from './clusterFile.js';
+import { clusterFilePath, renderConfigs, renderedHaproxy, writeClusterFile, writeKeys } from './clusterFile.js';
+import { INTRUDER_USER, etcdConnection, etcdEndpoint, labCerts, pkiDir, rootConnection } from './etcdAccess.js';
 import { LabHosts } from './hosts.js';
 import { uniquePrefix, type NetnsLab } from './namespaces.js';
-import { HAPROXY } from './paths.js';
+import { CLI, HAPROXY } from './paths.js';
 import type { Proc } from './processes.js';
 import { copyHostRecords, dumpTail, logsDir, writeLogs } from './records.js';
 import { Supervisor, newGateway, type Gateway } from './supervisor.js';
 import { CLIENT, GATEWAYS, HTTP_PORT, LAB_DEFAULT_TTL_SECONDS, LB, VIP, targetOf, type Handover, type Target, type Topology } from './topology.js';
 import { until } from './wait.js';
+
+/** A key as the driver returns it (revisions and version as decimal strings). */
+export interface EtcdKv {
+  key: string;
+  value: string;
+  createRevision: string;
+  modRevision: string;
+  version: string;
+  lease: string;
+}
 
 export interface LabOptions {
   topology: Topology;
@@ -37,6 +51,8 @@ export class FailoverLab {
   /** Same path on every host: a tmpfs in each host's own mount namespace. */
   readonly hostDir: string;
   readonly token = randomBytes(16).toString('hex');
+  /** The etcd user without a role that the intruder scenario logs in as (made during the build). */
+  readonly intruderPassword = randomBytes(16).toString('hex');
   readonly ttlSeconds: number;
   readonly marginSeconds: number;
   /** null in the vrrp topology, which has no handover setting. */
@@ -116,6 +132,8 @@ export class FailoverLab {
       handover: this.handover,
     });
     renderConfigs(this.dir, this.topology, GATEWAYS);
+    // The CA, each member's and each gateway's certificate and key, the etcd passwords.
+    if (this.etcd) makeClusterCerts(loadClusterFile(clusterFilePath(this.dir)), pkiDir(this.dir));
 
     this.hosts.up();
     const client = this.hosts.addHost(CLIENT.name, CLIENT.address);
@@ -135,15 +153,14 @@ export class FailoverLab {
       await until(
         'etcd healthy',
         async () => {
-          for (const g of this.gateways) {
-            const r = await this.client.http(`http://${g.address}:2379/health`);
-            if (r.status !== 200 || !String(r.body).includes('"true"')) return false;
-          }
+          for (const g of this.gateways) if (!(await this.etcdHealthy(g))) return false;
           return true;
         },
         30_000,
         200,
       );
+      this.setUpEtcdAuth();
+      await this.addIntruderUser();
     }
     for (const g of this.gateways) this.supervisor.startExecgate(g);
     for (const g of this.gateways) await until(`${g.name} listening`, () => g.listening.length > 0, 30_000);
@@ -158,6 +175,48 @@ export class FailoverLab {
     }
     await this.waitSteady(30_000);
     this.log(`lab ${this.topology} (${this.prefix}) up in ${Date.now() - t0} ms; leader ${this.leaders().join(',')}`);
+  }
+
+  // ---- etcd: TLS and authentication (etcdAccess.ts) ----------------------------------
+
+  /** GET /health of one member over mutual TLS (gw1's client certificate). */
+  async etcdHealthy(g: Gateway): Promise<boolean> {
+    const f = labCerts(this.dir);
+    const r = (await this.request({ op: 'https', url: `${etcdEndpoint(g.address)}/health`, method: 'GET', ca: f.ca, ...f.gateway('gw1'), timeoutMs: 2000 })) as unknown as HttpAnswer;
+    return r.status === 200 && String(r.body).includes('"true"');
+  }
+
+  /** `execgate etcd-setup --apply` once, on gw1, as an operator would: root, the cluster's role and user, auth on. */
+  private setUpEtcdAuth(): void {
+    const argv = [process.execPath, CLI, 'etcd-setup', '--cluster', clusterFilePath(this.dir), '--node', 'gw1', '--apply', '--root-password-file', labCerts(this.dir).rootPassword];
+    const r = this.hosts.run('gw1', argv);
+    this.log(`etcd-setup (${r.status}): ${`${r.stdout}${r.stderr}`.trim().split('\n').slice(-4).join(' | ')}`);
+    if (r.status !== 0) throw new Error(`execgate etcd-setup failed (${r.status}): ${r.stdout}${r.stderr}`);
+  }
+
+  /** A user without any role, for the intruder scenario to log in as. */
+  private async addIntruderUser(): Promise<void> {
+    const r = await this.etcdCall('/v3/auth/user/add', { name: INTRUDER_USER, password: this.intruderPassword }, { as: 'root' });
+    if (!r.ok) throw new Error(`could not add etcd user ${INTRUDER_USER}: ${r.error}`);
+  }
+
+  /**
+   * One call through execgate's own etcd client (mutual TLS, login) from the client host: as
+   * the execgate user with gw1's certificate (what the lab observes with), or as root.
+   */
+  async etcdCall(path: string, body: unknown, o: { as?: 'execgate' | 'root'; endpoints?: string[]; timeoutMs?: number } = {}): Promise<{ ok: boolean; result?: unknown; error?: string }> {
+    const base = o.as === 'root' ? rootConnection(this.dir, GATEWAYS) : etcdConnection(this.dir, GATEWAYS);
+    const settings: EtcdConnectionSettings = o.endpoints ? { ...base, endpoints: o.endpoints } : base;
+    return (await this.request({ op: 'etcd', settings, node: 'gw1', call: path, request: body, timeoutMs: o.timeoutMs ?? 2000 })) as { ok: boolean; result?: unknown; error?: string };
+  }
+
+  /** Every key under a prefix, read as the execgate user (revisions as decimal strings). */
+  async etcdRange(prefix: string): Promise<{ ok: boolean; result?: { revision: string; kvs: EtcdKv[] }; error?: string }> {
+    return (await this.request({ op: 'etcd', settings: etcdConnection(this.dir, GATEWAYS), node: 'gw1', range: prefix, timeoutMs: 2000 })) as {
+      ok: boolean;
+      result?: { revision: string; kvs: EtcdKv[] };
+      error?: string;
+    };
   }
 
   // ---- processes (supervisor.ts) ---------------------------------------------------

@@ -6,6 +6,8 @@ import type { Handover, Topology } from './topology.js';
 import { sleep, until } from './wait.js';
 import { DRAIN_LOADS, type DrainLoad, Workload, commandBody, newExecId, waitedForLead, type Execution, type WorkloadOptions } from './workload.js';
 import { runChecks, splitBrainMs, type Check } from './checks.js';
+import { etcdEndpoint } from './etcdAccess.js';
+import { intruderAttacks } from './intruder.js';
 
 export interface ScenarioResult {
   topology: Topology;
@@ -236,10 +238,10 @@ export const SCENARIOS: Scenario[] = [
       // keepalives fail, which with a 2 s TTL can fence the gateway leader (measured).
       let victim = others(lab, leader)[0]!;
       for (const g of others(lab, leader)) {
-        const r = await lab.request({ op: 'http', url: `http://${g.address}:2379/v3/maintenance/status`, method: 'POST', body: '{}', timeoutMs: 2000 });
+        const r = await lab.etcdCall('/v3/maintenance/status', {}, { endpoints: [etcdEndpoint(g.address)] });
         try {
-          const st = JSON.parse(String(r.body)) as { header: { member_id: string }; leader: string };
-          if (st.leader !== st.header.member_id) {
+          const st = r.result as { header: { member_id: string }; leader: string };
+          if (r.ok && st.leader !== st.header.member_id) {
             victim = g;
             break;
           }
@@ -274,6 +276,21 @@ export const SCENARIOS: Scenario[] = [
       ctx.faulted = null;
       await recovered(ctx, restore, null, 20_000);
       await sleep(1500);
+    },
+  },
+  {
+    // Someone on the network without the cluster's credentials tries to take or break the
+    // lead through etcd and to plant a dispatch script (intruder.ts): every attempt is
+    // refused, and the leader keeps its key and token.
+    name: 'intruder',
+    only: ['vrrp-etcd', 'haproxy-etcd'],
+    noFailover: true,
+    async run(ctx) {
+      ctx.faulted = null;
+      const { checks, notes } = await intruderAttacks(ctx.lab);
+      ctx.extraChecks.push(...checks);
+      ctx.notes.push(...notes);
+      await sleep(1000);
     },
   },
   {

@@ -7,6 +7,7 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { clusterFilePath, renderedKeepalived } from './clusterFile.js';
+import { ETCD_CLIENT_PORT, ETCD_PEER_PORT, memberTlsFlags } from './etcdAccess.js';
 import type { LabHosts } from './hosts.js';
 import { CLI, ETCD, KEEPALIVED } from './paths.js';
 import { stopProc, type Proc } from './processes.js';
@@ -68,10 +69,13 @@ export class Supervisor {
     if (check.status !== 0) throw new Error(`keepalived -t rejected ${conf} (${check.status}): ${check.stderr}`);
   }
 
+  /** An etcd member with mutual TLS on its client and peer ports (the run's certificates, etcdAccess.ts). */
   startEtcd(g: Gateway, state: 'new' | 'existing' = 'existing'): void {
     const etcd = this.o.etcd;
     if (!etcd) throw new Error('this lab runs no etcd');
-    const peer = (x: { name: string; address: string }) => `${x.name}=http://${x.address}:2380`;
+    const client = `https://${g.address}:${ETCD_CLIENT_PORT}`;
+    const peerUrl = `https://${g.address}:${ETCD_PEER_PORT}`;
+    const peer = (x: { name: string; address: string }) => `${x.name}=https://${x.address}:${ETCD_PEER_PORT}`;
     g.etcd = this.hosts.spawn(g.name, [
       ETCD,
       '--name',
@@ -79,13 +83,14 @@ export class Supervisor {
       '--data-dir',
       join(this.hosts.hostDir, 'etcd'),
       '--listen-client-urls',
-      `http://${g.address}:2379`,
+      client,
       '--advertise-client-urls',
-      `http://${g.address}:2379`,
+      client,
       '--listen-peer-urls',
-      `http://${g.address}:2380`,
+      peerUrl,
       '--initial-advertise-peer-urls',
-      `http://${g.address}:2380`,
+      peerUrl,
+      ...memberTlsFlags(this.o.dir, g.name),
       '--initial-cluster',
       etcd.members.map(peer).join(','),
       '--initial-cluster-state',
