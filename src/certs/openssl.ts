@@ -49,24 +49,16 @@ function serial(): string {
   return `0x${b.toString('hex')}`;
 }
 
+/** An openssl config of our own (not the system's openssl.cnf): the subject comes from -subj, the extensions from `section`. */
+function writeExtensionsConfig(path: string, section: string, extensions: string[]): void {
+  writeFileSync(path, ['[req]', 'distinguished_name = dn', 'prompt = no', '[dn]', `[${section}]`, ...extensions, ''].join('\n'));
+}
+
 /** A self-signed CA certificate for `keyPath`. */
 export function makeCaCert(keyPath: string, certPath: string, cluster: string, days: number): void {
   withTemp((tmp) => {
     const conf = join(tmp, 'ca.cnf');
-    writeFileSync(
-      conf,
-      [
-        '[req]',
-        'distinguished_name = dn',
-        'prompt = no',
-        '[dn]',
-        '[v3_ca]',
-        'basicConstraints = critical, CA:TRUE, pathlen:0',
-        'keyUsage = critical, keyCertSign, cRLSign',
-        'subjectKeyIdentifier = hash',
-        '',
-      ].join('\n'),
-    );
+    writeExtensionsConfig(conf, 'v3_ca', ['basicConstraints = critical, CA:TRUE, pathlen:0', 'keyUsage = critical, keyCertSign, cRLSign', 'subjectKeyIdentifier = hash']);
     const subject = `${subjectOf(cluster)}/CN=execgate ${cluster} etcd CA`;
     openssl(['req', '-x509', '-new', '-config', conf, '-extensions', 'v3_ca', '-key', keyPath, '-sha256', '-days', String(days), '-set_serial', serial(), '-subj', subject, '-out', certPath]);
   });
@@ -85,23 +77,14 @@ export function makeLeafCert(keyPath: string, certPath: string, ca: { cert: stri
   withTemp((tmp) => {
     const conf = join(tmp, 'leaf.cnf');
     const csr = join(tmp, 'leaf.csr');
-    writeFileSync(
-      conf,
-      [
-        '[req]',
-        'distinguished_name = dn',
-        'prompt = no',
-        '[dn]',
-        '[v3_leaf]',
-        'basicConstraints = critical, CA:FALSE',
-        'keyUsage = critical, digitalSignature',
-        `extendedKeyUsage = ${spec.extendedKeyUsage.join(', ')}`,
-        `subjectAltName = ${spec.sans.join(', ')}`,
-        'subjectKeyIdentifier = hash',
-        'authorityKeyIdentifier = keyid',
-        '',
-      ].join('\n'),
-    );
+    writeExtensionsConfig(conf, 'v3_leaf', [
+      'basicConstraints = critical, CA:FALSE',
+      'keyUsage = critical, digitalSignature',
+      `extendedKeyUsage = ${spec.extendedKeyUsage.join(', ')}`,
+      `subjectAltName = ${spec.sans.join(', ')}`,
+      'subjectKeyIdentifier = hash',
+      'authorityKeyIdentifier = keyid',
+    ]);
     openssl(['req', '-new', '-config', conf, '-key', keyPath, '-subj', spec.subject, '-out', csr]);
     openssl([
       'x509',

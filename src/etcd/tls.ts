@@ -100,7 +100,11 @@ function createPrivateKeyOrThrow(pem: Buffer, path: string, key: string) {
  * its round trips to every lease keepalive).
  */
 export function tlsFetch(tls: EtcdTlsMaterial): { fetch: EtcdFetch; close(): void } {
-  const agent = new Agent({ ca: tls.ca, cert: tls.cert, key: tls.privateKey, keepAlive: true, maxSockets: 64 });
+  return httpsFetch(new Agent({ ca: tls.ca, cert: tls.cert, key: tls.privateKey, keepAlive: true, maxSockets: 64 }));
+}
+
+/** A fetch through one https Agent (its CA, client certificate and connection reuse). */
+export function httpsFetch(agent: Agent): { fetch: EtcdFetch; close(): void } {
   const fetchImpl: EtcdFetch = (url, init) =>
     new Promise((resolve, reject) => {
       const req = request(url, { method: init.method, headers: init.headers, agent, signal: init.signal }, (res) => {

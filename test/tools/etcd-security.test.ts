@@ -1,14 +1,13 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { Agent, request } from 'node:https';
+import { Agent } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { certPaths } from '../../src/certs/paths.js';
 import { EtcdClient, EtcdResponseError } from '../../src/etcd/client.js';
-import type { EtcdFetch } from '../../src/etcd/tls.js';
-import { loadEtcdTls } from '../../src/etcd/tls.js';
+import { httpsFetch, loadEtcdTls } from '../../src/etcd/tls.js';
 import { b64 } from '../../src/etcd/wire.js';
 import { ETCD_BIN, startEtcdCluster, type EtcdCluster } from '../helpers/etcdCluster.js';
 import { CLI } from '../helpers/gateway.js';
@@ -116,25 +115,7 @@ describe('execgate certs: the files, their names and modes', () => {
 });
 
 /** A fetch over TLS that trusts the CA but presents no client certificate. */
-function noCertFetch(ca: Buffer): { fetch: EtcdFetch; close(): void } {
-  const agent = new Agent({ ca, keepAlive: false });
-  const fetchImpl: EtcdFetch = (url, init) =>
-    new Promise((resolve, reject) => {
-      const req = request(url, { method: init.method, headers: init.headers, agent, signal: init.signal }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', reject);
-        res.on('end', () => {
-          const status = res.statusCode ?? 0;
-          const body = Buffer.concat(chunks).toString('utf8');
-          resolve({ status, ok: status >= 200 && status < 300, text: async () => body });
-        });
-      });
-      req.on('error', reject);
-      req.end(init.body);
-    });
-  return { fetch: fetchImpl, close: () => agent.destroy() };
-}
+const noCertFetch = (ca: Buffer) => httpsFetch(new Agent({ ca, keepAlive: false }));
 
 describe('etcd with TLS and authentication lets no one but the execgate user in', () => {
   let etcd: EtcdCluster | undefined;
