@@ -203,7 +203,7 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
   return { node, log, hostKeys, leadership, registry, metrics, ssh, address, httpAddress, stop, reopenAudit };
 }
 
-/** How this node reaches etcd, for /status: leadership's connection, else run-once.s (undefined: no etcd). */
+/** How this node reaches etcd, for /status: leadership's connection, else run-once's (undefined: no etcd). */
 function etcdInUse(config: Config, cluster: Cluster | undefined): EtcdConnectionSettings | undefined {
   if (cluster?.leadership.source === 'etcd' && cluster.leadership.etcd) return cluster.leadership.etcd;
   return config.runOnce.enabled ? config.runOnce.etcd : undefined;
