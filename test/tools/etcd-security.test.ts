@@ -223,7 +223,8 @@ describe('etcd with TLS and authentication lets no one but the execgate user in'
     expect(r.stdout).toContain(`etcdctl user grant-role 'execgate' execgate-${CLUSTER}`);
     expect(r.stdout).toContain(`export ETCDCTL_CERT='${etcd!.connection.tls.certFile}'`);
     expect(r.stdout).toContain('etcdctl auth enable');
-    expect(r.stdout).toContain('$(cat "$PASSWORD_FILE")');
+    expect(r.stdout).toContain('cat "$PASSWORD_FILE" | etcdctl user add');
+    expect(r.stdout).not.toContain('--new-user-password');
     for (const secret of [readFileSync(etcd!.certs.password, 'utf8').trim(), etcd!.rootPassword()]) expect(r.stdout).not.toContain(secret);
     if (existsSync('/bin/sh')) execFileSync('/bin/sh', ['-n'], { input: r.stdout }); // it parses
   });
