@@ -4,7 +4,8 @@
  * Files are read once at start and checked like host keys; a handshake failure is told in
  * words naming the file to look at and the endpoint.
  */
-import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { readPrivateFile } from './privateFile.js';
 import { Agent, request } from 'node:https';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { errors } from '../errors.js';
@@ -32,31 +33,13 @@ export type EtcdFetch = (
   init: { method: string; headers: Record<string, string>; body: string; signal: AbortSignal },
 ) => Promise<{ status: number; ok: boolean; text(): Promise<string> }>;
 
+const MISSING = 'does not exist (make it with: execgate certs --cluster FILE --dir DIR)';
+
 function readPublicFile(path: string, key: string): Buffer {
   try {
     return readFileSync(path);
   } catch (err) {
-    throw errors.etcdTlsFile(key, path, (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist (make it with: execgate certs --cluster FILE --dir DIR)' : (err as Error).message);
-  }
-}
-
-/** A private key file: regular, owned by root or us, no group/other access (like a host key). */
-function readPrivateFile(path: string, key: string): Buffer {
-  let fd: number;
-  try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch (err) {
-    throw errors.etcdTlsFile(key, path, (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist (make it with: execgate certs --cluster FILE --dir DIR)' : (err as Error).message);
-  }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw errors.etcdTlsFile(key, path, 'is not a regular file');
-    if ((st.mode & 0o077) !== 0) throw errors.etcdTlsFile(key, path, `has mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}, readable by group or others: run "chmod 600 ${path}"`);
-    const self = process.geteuid?.() ?? 0;
-    if (st.uid !== 0 && st.uid !== self) throw errors.etcdTlsFile(key, path, `is owned by uid ${st.uid}, not root or the gateway's account (uid ${self}): run "chown root ${path}"`);
-    return readFileSync(fd);
-  } finally {
-    closeSync(fd);
+    throw errors.etcdTlsFile(key, path, (err as NodeJS.ErrnoException).code === 'ENOENT' ? MISSING : (err as Error).message);
   }
 }
 
@@ -77,7 +60,7 @@ export function loadEtcdTls(files: EtcdTlsFiles, node: string, key: string): Etc
   parseCertificate(ca, caFile, `${key}.caFile`);
   const cert = readPublicFile(certFile, `${key}.certFile`);
   const x509 = parseCertificate(cert, certFile, `${key}.certFile`);
-  const privateKey = readPrivateFile(keyFile, `${key}.keyFile`);
+  const privateKey = readPrivateFile(keyFile, (problem) => errors.etcdTlsFile(`${key}.keyFile`, keyFile, problem), MISSING);
   if (!x509.checkPrivateKey(createPrivateKeyOrThrow(privateKey, keyFile, `${key}.keyFile`))) {
     throw errors.etcdTlsFile(`${key}.keyFile`, keyFile, `is not the key of ${certFile}; install the pair made together by execgate certs`);
   }
