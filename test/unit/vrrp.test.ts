@@ -34,28 +34,33 @@ describe('vrrpDecision', () => {
   });
 });
 
+/** A vrrp-mode cluster file with its state and FIFO in `dir`. */
+function vrrpCluster(dir: string, vip: string, peerPollIntervalMs: number, nodes: Array<{ name: string; address: string; priority: number; httpPort?: number }>) {
+  return parseCluster(
+    {
+      cluster: 'c',
+      vip: { address: vip },
+      leadership: { source: 'vrrp' },
+      stateDir: dir,
+      notifyFifo: join(dir, 'fifo'),
+      vrrp: { peerPollIntervalMs },
+      gateway: { hostKeys: ['k'], authorizedKeys: 'ak', audit: { path: 'a' } },
+      nodes,
+    },
+    'test',
+  );
+}
+
 describe('VrrpLeadership with fake probes', () => {
   let dir = '';
   afterEach(() => dir && rmSync(dir, { recursive: true, force: true }));
 
   it('flips roles at the moment current() is called, tokens increase', async () => {
     dir = mkdtempSync(join(tmpdir(), 'eg-vrrp-'));
-    const cluster = parseCluster(
-      {
-        cluster: 'c',
-        vip: { address: '198.18.0.100' },
-        leadership: { source: 'vrrp' },
-        stateDir: dir,
-        notifyFifo: join(dir, 'fifo'),
-        vrrp: { peerPollIntervalMs: 0 },
-        gateway: { hostKeys: ['k'], authorizedKeys: 'ak', audit: { path: 'a' } },
-        nodes: [
-          { name: 'gw1', address: '198.18.0.11', priority: 150 },
-          { name: 'gw2', address: '198.18.0.12', priority: 100 },
-        ],
-      },
-      'test',
-    );
+    const cluster = vrrpCluster(dir, '198.18.0.100', 0, [
+      { name: 'gw1', address: '198.18.0.11', priority: 150 },
+      { name: 'gw2', address: '198.18.0.12', priority: 100 },
+    ]);
     const host = { vip: false, pid: 42 as number | null };
     const probes: VrrpProbes = { vipLocal: () => host.vip, keepalivedPid: () => host.pid, processAgeMs: () => 0 };
     const log = pino({ level: 'silent' }) as unknown as Logger;
@@ -107,22 +112,10 @@ describe("vrrp's peer poll", () => {
     });
     await new Promise<void>((r) => peer.listen(0, '127.0.0.1', r));
     const port = (peer.address() as AddressInfo).port;
-    const cluster = parseCluster(
-      {
-        cluster: 'c',
-        vip: { address: '127.0.0.100' },
-        leadership: { source: 'vrrp' },
-        stateDir: dir,
-        notifyFifo: join(dir, 'fifo'),
-        vrrp: { peerPollIntervalMs: 100 },
-        gateway: { hostKeys: ['k'], authorizedKeys: 'ak', audit: { path: 'a' } },
-        nodes: [
-          { name: 'gw1', address: '127.0.0.11', priority: 150 },
-          { name: 'gw2', address: '127.0.0.1', priority: 100, httpPort: port },
-        ],
-      },
-      'test',
-    );
+    const cluster = vrrpCluster(dir, '127.0.0.100', 100, [
+      { name: 'gw1', address: '127.0.0.11', priority: 150 },
+      { name: 'gw2', address: '127.0.0.1', priority: 100, httpPort: port },
+    ]);
     const probes: VrrpProbes = { vipLocal: () => false, keepalivedPid: () => 42, processAgeMs: () => 0 };
     const log = pino({ level: 'silent' }) as unknown as Logger;
     const v = new VrrpLeadership({ node: 'gw1', cluster, log, probes, readFifo: false, peerToken: 'the-cluster-token-0123456789' });
