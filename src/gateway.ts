@@ -56,7 +56,7 @@ export interface Gateway {
 export async function startGateway(config: Config, cluster?: Cluster): Promise<Gateway> {
   // 1. The process: checks and start-up lines before anything is built.
   const node = config.node ?? hostname();
-  const log = prepareProcess(config, node);
+  const { log, ssh2Crypto } = prepareProcess(config, node);
   const runtime = nodeRuntime(config, node, cluster);
 
   // 2. Who may connect and what is on record.
@@ -66,7 +66,7 @@ export async function startGateway(config: Config, cluster?: Cluster): Promise<G
   if (runAs.permitRoot) {
     log.warn(`runAs.permitRoot is true: commands may run as root (${runAs.describe()}); map usernames to unprivileged accounts for production`);
   }
-  const metrics = createMetrics(node);
+  const metrics = createMetrics(node, ssh2Crypto);
   const { auth, limits } = config;
   const failures = new AuthFailureLimiter(limits.authFailures);
   const authenticator = new PublicKeyAuthenticator({

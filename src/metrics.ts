@@ -1,12 +1,12 @@
 import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client';
 import { VERSION } from './version.js';
-import { sshCryptoBackend } from './ssh/cryptoBackend.js';
 
 /**
  * Every metric execgate exports, on a dedicated registry (never prom-client's global
  * one). Labels are low-cardinality only: never a job, execution id or user.
+ * `ssh2Crypto` is the backend ssh2 runs (src/ssh/cryptoBackend.ts), for execgate_build_info.
  */
-export function createMetrics(node: string) {
+export function createMetrics(node: string, ssh2Crypto: 'native' | 'javascript') {
   const registry = new Registry();
   registry.setDefaultLabels({ node });
   collectDefaultMetrics({ register: registry, prefix: 'execgate_' });
@@ -150,7 +150,7 @@ export function createMetrics(node: string) {
       registers: [registry],
     }),
   };
-  m.buildInfo.set({ version: VERSION, ssh2_crypto: sshCryptoBackend().backend }, 1);
+  m.buildInfo.set({ version: VERSION, ssh2_crypto: ssh2Crypto }, 1);
   // Both series exist from the start, so rate() and absent() work before the first rekey.
   for (const type of ['initial', 'rekey']) m.sshHandshakes.inc({ type }, 0);
   for (const result of ['relayed', 'broken', 'unreachable']) m.forwardedConnections.inc({ result }, 0);

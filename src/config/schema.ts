@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { authorizedKeysPathProblem } from '../ssh/keysPath.js';
+import { authorizedKeysPathProblem } from './authorizedKeysPath.js';
 import { etcdConnectionShape } from './etcdConnection.js';
 
 /** authorizedKeys: a path, with only the tokens %u, %h and %%. */

@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs';
 import type { AuthContext, PublicKeyAuthContext } from 'ssh2';
 import { keyStrengthProblem, readAuthorizedKeys, strictModesProblem, type AuthorizedKey, type FileOwner } from './authorizedKeys.js';
-import { authorizedKeysPathProblem, expandAuthorizedKeysPath, isPerUserPath } from './keysPath.js';
+import { authorizedKeysPathProblem, expandAuthorizedKeysPath, isPerUserPath } from '../config/authorizedKeysPath.js';
 import { addressMatchesFrom } from './keyOptions.js';
 import { fingerprintOf } from './hostKeys.js';
 import type { AuthFailureLimiter } from './limits.js';

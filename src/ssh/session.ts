@@ -1,21 +1,13 @@
 import type { Session, ServerChannel } from 'ssh2';
-import type { Config } from '../config/schema.js';
-import type { Logger } from '../log.js';
-import type { Metrics } from '../metrics.js';
 import type { AuthenticatedIdentity } from './auth.js';
 import type { ClientEnvironment } from '../command/clientEnvironment.js';
 import type { CommandChannel, CommandControl, CommandKind, CommandPipeline, ConnectionActivity, PtySize } from '../command/request.js';
+import type { Logger } from '../log.js';
+import type { ServerServices } from './serverServices.js';
 import { endChannel, refuseOnChannel, writeLineAndEnd } from './channelEnd.js';
 
-/**
- * What the SSH server is given: its own settings (connection limits, PROXY protocol,
- * algorithms read the config) and, for every session channel, the command pipeline.
- */
-export interface SessionServices {
-  node: string;
-  config: Config;
-  log: Logger;
-  metrics: Metrics;
+/** What the SSH server is given: its own settings and services and, for every session channel, the command pipeline. */
+export interface SessionServices extends ServerServices {
   /** Admits, plans, runs and records each command (src/command/). */
   pipeline: CommandPipeline;
 }

@@ -97,7 +97,7 @@ export interface Fakes {
 
 export function makePipeline(options: { runOnce?: RunOnceDecider; gateWaitMs?: number; maxCommands?: number; maxCommandsPerUser?: number } = {}): Fakes {
   const log = pino({ level: 'silent' });
-  const metrics = createMetrics('gw1');
+  const metrics = createMetrics('gw1', 'native');
   const registry = new CommandRegistry();
   const leadership = new FakeLeadership('gw1');
   const slots = new KeyedCounter(options.maxCommands ?? 10, options.maxCommandsPerUser ?? 10);

@@ -435,7 +435,7 @@ describe('deploy kit', () => {
   });
 
   it('rules and dashboard reference only metrics execgate exports', async () => {
-    const metrics = createMetrics('test');
+    const metrics = createMetrics('test', 'native');
     const exported = new Set<string>();
     for (const m of await metrics.registry.getMetricsAsJSON()) {
       exported.add(m.name);

@@ -46,7 +46,7 @@ describe('the HTTP app without a token: only the owner on loopback', () => {
       leadership: drain,
       registry,
       health,
-      metrics: createMetrics('gw1'),
+      metrics: createMetrics('gw1', 'native'),
       hostKeys: [],
       listen: () => ['127.0.0.1:2222'],
       startedAt: Date.now(),

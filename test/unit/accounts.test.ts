@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { AccountCache, plausibleAccountName, type Account } from '../../src/account/account.js';
 import { RunAsPolicy } from '../../src/account/runAs.js';
 import { parseKeyOptions } from '../../src/ssh/keyOptions.js';
-import { authorizedKeysPathProblem, expandAuthorizedKeysPath, isPerUserPath } from '../../src/ssh/keysPath.js';
+import { authorizedKeysPathProblem, expandAuthorizedKeysPath, isPerUserPath } from '../../src/config/authorizedKeysPath.js';
 import { strictModesProblem } from '../../src/ssh/authorizedKeys.js';
 import { parseConfig } from '../../src/config/load.js';
 import { loadClusterFile, nodeConfigFromCluster, parseCluster } from '../../src/config/clusterLoad.js';

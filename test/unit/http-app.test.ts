@@ -36,7 +36,7 @@ describe('the HTTP app against a fake Leadership that flips roles', () => {
   let server: HttpListener;
   let port: number;
   let running = 0;
-  const metrics = createMetrics('gw1');
+  const metrics = createMetrics('gw1', 'native');
 
   const addCommand = (id: string, command: string) => {
     registry.add({ execId: id, user: 'rundeck', command, client: '198.51.100.7:40000', startedAt: Date.now() - 1500, pid: 4242, token: '7' }, {} as RunningCommand);

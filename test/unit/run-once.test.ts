@@ -38,7 +38,7 @@ describe('run-once coordinator (in-memory claims)', () => {
   const log = pino({ level: 'silent' });
   const make = (node: string, data: Map<string, { token: bigint; record: ClaimRecord; alive: boolean }>, skipFast = false) => {
     const store = new MemoryClaimStore(data);
-    return { store, c: new RunOnceCoordinator({ node, prefix: '/t', store, skipFast, retentionMs: 60_000, pollMs: 5, log, metrics: createMetrics(node) }) };
+    return { store, c: new RunOnceCoordinator({ node, prefix: '/t', store, skipFast, retentionMs: 60_000, pollMs: 5, log, metrics: createMetrics(node, 'native') }) };
   };
   const env = new Map([['RD_JOB_EXECID', '77']]);
 

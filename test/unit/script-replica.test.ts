@@ -236,7 +236,7 @@ async function startPeerApp(dir: string, opts: { token?: string; maxBytes?: numb
     leadership: {} as HttpAppDeps['leadership'],
     registry: new CommandRegistry(),
     health: { check: async () => ({ ok: true, reason: null, checks: {} }) } as unknown as HttpAppDeps['health'],
-    metrics: createMetrics('gw2'),
+    metrics: createMetrics('gw2', 'native'),
     hostKeys: [],
     listen: () => [],
     startedAt: Date.now(),
@@ -377,7 +377,7 @@ describe('ScriptReplicator against real peers', () => {
 
   const replicator = (peers: Array<{ name: string; url: string }>, extra: { token?: string; maxBytes?: number } = {}) => {
     const { log, lines } = memoryLog();
-    const metrics = createMetrics('gw1');
+    const metrics = createMetrics('gw1', 'native');
     const r = new ScriptReplicator({
       node: 'gw1',
       peers,
@@ -537,7 +537,7 @@ describe('createScriptReplication without the cluster token', () => {
         'test',
       );
       const config = parseConfig({ hostKeys: ['k'], authorizedKeys: 'ak', audit: { path: join(dir, 'audit.jsonl') } }, 'test.yaml', dir);
-      const r = createScriptReplication({ config, cluster, node: 'gw1', token: undefined, log, metrics: createMetrics('gw1') });
+      const r = createScriptReplication({ config, cluster, node: 'gw1', token: undefined, log, metrics: createMetrics('gw1', 'native') });
       r?.stop();
       const warning = lines.find((l) => String(l.msg).startsWith('NO CLUSTER TOKEN'));
       expect(warning).toMatchObject({ level: 40, nodes: 2, fix: expect.stringMatching(/gateway\.http\.tokenFile.*same file to every node/) });

@@ -1,4 +1,4 @@
-// authorizedKeys path tokens; no dependencies, so the config schema can use them.
+// authorizedKeys path tokens (%u, %h, %%): the config checks them, the authenticator expands them.
 
 /**
  * authorizedKeys may name one file per SSH user, like sshd's AuthorizedKeysFile:
