@@ -234,7 +234,7 @@ keys_target() {
     const pattern = loadClusterFile(file).gateway.authorizedKeys;
     const kind = pattern.startsWith("%h/") ? "home" : isPerUserPath(pattern) ? "per-user" : "shared";
     console.log(`${kind}|${expandAuthorizedKeysPath(pattern, { user, home: "" })}`);
-  ' "$app/dist/src/config/clusterLoad.js" "$app/dist/src/ssh/keysPath.js" "$cluster" "$ssh_user"
+  ' "$app/dist/src/config/clusterLoad.js" "$app/dist/src/config/authorizedKeysPath.js" "$cluster" "$ssh_user"
 }
 # shellcheck disable=SC2016 # JavaScript template literals, not shell expansions
 # run_as_accounts: the local accounts commands run as, one a line: runAs.user, the
