@@ -9,11 +9,12 @@ import { renderLogrotate } from '../../src/render/logrotate.js';
 import { renderSystemd } from '../../src/render/systemd.js';
 import { AuditLog } from '../../src/audit/auditLog.js';
 import { endFields } from '../helpers/auditFixtures.js';
+import { labIt } from '../helpers/lab.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const CLI = join(ROOT, 'dist/src/cli.js');
 const EXAMPLE = join(ROOT, 'deploy/example-cluster.yaml');
-const hasLogrotate = spawnSync('logrotate', ['--version']).status === 0;
+const logrotateMissing = spawnSync('logrotate', ['--version']).status === 0 ? null : 'logrotate is not installed (apt-get install logrotate)';
 
 function cluster(auditPath: string, nodes = 2, over: Partial<ClusterInput> = {}) {
   return parseCluster(
@@ -51,7 +52,7 @@ describe('logrotate renderer', () => {
     expect(renderSystemd(cluster('/var/log/eg/audit.jsonl'), 'gw1')).toMatch(/^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
   });
 
-  it.skipIf(!hasLogrotate)('real logrotate: accepted, and after its rotation the next audit line lands in the new file', async () => {
+  labIt('real logrotate: accepted, and after its rotation the next audit line lands in the new file', logrotateMissing, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'execgate-logrotate-'));
     try {
       const path = join(dir, 'audit.jsonl');
