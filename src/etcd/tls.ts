@@ -5,11 +5,11 @@
  * words naming the file to look at and the endpoint.
  */
 import { readFileSync } from 'node:fs';
-import { readPrivateFile } from './privateFile.js';
 import { Agent, request } from 'node:https';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { errors } from '../errors.js';
 import { expandNodePath } from '../config/etcdConnection.js';
+import { readPrivateFile } from './privateFile.js';
 
 export interface EtcdTlsFiles {
   caFile: string;
